@@ -1,0 +1,84 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+// Module layout (dependencies point one way: protocol → core → app):
+//   SIPMessage      bytes ⇄ SIP messages, URIs, header values. No I/O.
+//   SDP             bytes ⇄ SDP session descriptions. No I/O.
+//   SIPTransaction  RFC 3261 §17 transaction state machines. No I/O, no clocks.
+//   SIPAuth         RFC 7616/8760/2617 digest, server and client side.
+//   CResolv         C shim over glibc libresolv (res_nquery + ns_parserr).
+//   SIPResolver     RFC 3263 target selection (SRV, A/AAAA) over CResolv.
+//   SIPTransport    SwiftNIO UDP/TCP listeners and connections, framing.
+//   SIPStack        transport + transactions + resolver: an endpoint that
+//                   sends requests and answers them.
+//   SwitchboardCLI  the `switchboard` binary.
+let strictSwift: [SwiftSetting] = [
+    .swiftLanguageMode(.v6),
+]
+
+let package = Package(
+    name: "Switchboard",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "switchboard", targets: ["SwitchboardCLI"]),
+        .library(name: "SIPMessage", targets: ["SIPMessage"]),
+        .library(name: "SIPStack", targets: ["SIPStack"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-crypto.git", from: "3.12.3"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+    ],
+    targets: [
+        .target(name: "SIPMessage", swiftSettings: strictSwift),
+        .target(name: "SDP", swiftSettings: strictSwift),
+        .target(name: "SIPTransaction", dependencies: ["SIPMessage"], swiftSettings: strictSwift),
+        .target(
+            name: "SIPAuth",
+            dependencies: ["SIPMessage", .product(name: "Crypto", package: "swift-crypto")],
+            swiftSettings: strictSwift
+        ),
+        .target(name: "CResolv", linkerSettings: [.linkedLibrary("resolv")]),
+        .target(name: "SIPResolver", dependencies: ["CResolv"], swiftSettings: strictSwift),
+        .target(
+            name: "SIPTransport",
+            dependencies: [
+                "SIPMessage",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strictSwift
+        ),
+        .target(
+            name: "SIPStack",
+            dependencies: [
+                "SIPMessage", "SIPTransaction", "SIPTransport", "SIPResolver", "SIPAuth",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strictSwift
+        ),
+        .executableTarget(
+            name: "SwitchboardCLI",
+            dependencies: [
+                "SIPMessage", "SDP", "SIPStack", "SIPResolver",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strictSwift
+        ),
+        .testTarget(name: "SIPMessageTests", dependencies: ["SIPMessage"], swiftSettings: strictSwift),
+        .testTarget(name: "SDPTests", dependencies: ["SDP"], swiftSettings: strictSwift),
+        .testTarget(name: "SIPTransactionTests", dependencies: ["SIPTransaction", "SIPMessage"], swiftSettings: strictSwift),
+        .testTarget(name: "SIPAuthTests", dependencies: ["SIPAuth", "SIPMessage"], swiftSettings: strictSwift),
+        .testTarget(name: "SIPResolverTests", dependencies: ["SIPResolver"], swiftSettings: strictSwift),
+        .testTarget(
+            name: "SIPStackTests",
+            dependencies: ["SIPStack", "SIPMessage", "SIPTransport"],
+            swiftSettings: strictSwift
+        ),
+    ]
+)

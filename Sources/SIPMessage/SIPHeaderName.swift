@@ -1,0 +1,213 @@
+/// A header field name. Known names compare by identity whatever their case or
+/// compact form (RFC 3261 §7.3.1, §7.3.3); other names compare case-insensitively.
+public struct SIPHeaderName: Hashable, Sendable, CustomStringConvertible, ExpressibleByStringLiteral {
+    @usableFromInline let known: KnownHeader
+    /// Lower-cased name, only for `known == .other`.
+    @usableFromInline let custom: String
+    /// The spelling used when this name is written out.
+    public let canonical: String
+
+    private init(known: KnownHeader, custom: String, canonical: String) {
+        self.known = known
+        self.custom = custom
+        self.canonical = canonical
+    }
+
+    init(known: KnownHeader) {
+        self.init(known: known, custom: "", canonical: known.canonicalName)
+    }
+
+    public init(_ name: String) {
+        let k = KnownHeader.lookup(Array(name.utf8)[...])
+        if k == .other {
+            self.init(known: .other, custom: name.lowercased(), canonical: name)
+        } else {
+            self.init(known: k)
+        }
+    }
+
+    public init(stringLiteral value: String) { self.init(value) }
+
+    public var description: String { canonical }
+
+    public static func == (a: SIPHeaderName, b: SIPHeaderName) -> Bool {
+        a.known == b.known && a.custom == b.custom
+    }
+    public func hash(into h: inout Hasher) { h.combine(known); h.combine(custom) }
+
+    public static let via = SIPHeaderName(known: .via)
+    public static let from = SIPHeaderName(known: .from)
+    public static let to = SIPHeaderName(known: .to)
+    public static let callID = SIPHeaderName(known: .callID)
+    public static let cseq = SIPHeaderName(known: .cseq)
+    public static let contact = SIPHeaderName(known: .contact)
+    public static let maxForwards = SIPHeaderName(known: .maxForwards)
+    public static let contentLength = SIPHeaderName(known: .contentLength)
+    public static let contentType = SIPHeaderName(known: .contentType)
+    public static let contentEncoding = SIPHeaderName(known: .contentEncoding)
+    public static let route = SIPHeaderName(known: .route)
+    public static let recordRoute = SIPHeaderName(known: .recordRoute)
+    public static let expires = SIPHeaderName(known: .expires)
+    public static let minExpires = SIPHeaderName(known: .minExpires)
+    public static let require = SIPHeaderName(known: .require)
+    public static let proxyRequire = SIPHeaderName(known: .proxyRequire)
+    public static let supported = SIPHeaderName(known: .supported)
+    public static let unsupported = SIPHeaderName(known: .unsupported)
+    public static let allow = SIPHeaderName(known: .allow)
+    public static let accept = SIPHeaderName(known: .accept)
+    public static let authorization = SIPHeaderName(known: .authorization)
+    public static let proxyAuthorization = SIPHeaderName(known: .proxyAuthorization)
+    public static let wwwAuthenticate = SIPHeaderName(known: .wwwAuthenticate)
+    public static let proxyAuthenticate = SIPHeaderName(known: .proxyAuthenticate)
+    public static let date = SIPHeaderName(known: .date)
+    public static let retryAfter = SIPHeaderName(known: .retryAfter)
+    public static let warning = SIPHeaderName(known: .warning)
+    public static let reason = SIPHeaderName(known: .reason)
+    public static let subject = SIPHeaderName(known: .subject)
+    public static let event = SIPHeaderName(known: .event)
+    public static let referTo = SIPHeaderName(known: .referTo)
+    public static let referredBy = SIPHeaderName(known: .referredBy)
+    public static let allowEvents = SIPHeaderName(known: .allowEvents)
+    public static let sessionExpires = SIPHeaderName(known: .sessionExpires)
+    public static let identity = SIPHeaderName(known: .identity)
+    public static let identityInfo = SIPHeaderName(known: .identityInfo)
+    public static let acceptContact = SIPHeaderName(known: .acceptContact)
+    public static let rejectContact = SIPHeaderName(known: .rejectContact)
+    public static let requestDisposition = SIPHeaderName(known: .requestDisposition)
+    public static let userAgent = SIPHeaderName(known: .userAgent)
+    public static let server = SIPHeaderName(known: .server)
+    public static let timestamp = SIPHeaderName(known: .timestamp)
+    public static let pAssertedIdentity = SIPHeaderName(known: .pAssertedIdentity)
+    public static let privacy = SIPHeaderName(known: .privacy)
+}
+
+/// The header fields the stack treats specially, with their compact forms.
+@usableFromInline
+enum KnownHeader: UInt8, Sendable, CaseIterable {
+    case other
+    case via, from, to, callID, cseq, contact, maxForwards, contentLength, contentType
+    case contentEncoding, route, recordRoute, expires, minExpires, require, proxyRequire
+    case supported, unsupported, allow, accept, authorization, proxyAuthorization
+    case wwwAuthenticate, proxyAuthenticate, date, retryAfter, warning, reason, subject
+    case event, referTo, referredBy, allowEvents, sessionExpires, identity, identityInfo
+    case acceptContact, rejectContact, requestDisposition, userAgent, server, timestamp
+    case pAssertedIdentity, privacy
+
+    var canonicalName: String {
+        switch self {
+        case .other: return ""
+        case .via: return "Via"
+        case .from: return "From"
+        case .to: return "To"
+        case .callID: return "Call-ID"
+        case .cseq: return "CSeq"
+        case .contact: return "Contact"
+        case .maxForwards: return "Max-Forwards"
+        case .contentLength: return "Content-Length"
+        case .contentType: return "Content-Type"
+        case .contentEncoding: return "Content-Encoding"
+        case .route: return "Route"
+        case .recordRoute: return "Record-Route"
+        case .expires: return "Expires"
+        case .minExpires: return "Min-Expires"
+        case .require: return "Require"
+        case .proxyRequire: return "Proxy-Require"
+        case .supported: return "Supported"
+        case .unsupported: return "Unsupported"
+        case .allow: return "Allow"
+        case .accept: return "Accept"
+        case .authorization: return "Authorization"
+        case .proxyAuthorization: return "Proxy-Authorization"
+        case .wwwAuthenticate: return "WWW-Authenticate"
+        case .proxyAuthenticate: return "Proxy-Authenticate"
+        case .date: return "Date"
+        case .retryAfter: return "Retry-After"
+        case .warning: return "Warning"
+        case .reason: return "Reason"
+        case .subject: return "Subject"
+        case .event: return "Event"
+        case .referTo: return "Refer-To"
+        case .referredBy: return "Referred-By"
+        case .allowEvents: return "Allow-Events"
+        case .sessionExpires: return "Session-Expires"
+        case .identity: return "Identity"
+        case .identityInfo: return "Identity-Info"
+        case .acceptContact: return "Accept-Contact"
+        case .rejectContact: return "Reject-Contact"
+        case .requestDisposition: return "Request-Disposition"
+        case .userAgent: return "User-Agent"
+        case .server: return "Server"
+        case .timestamp: return "Timestamp"
+        case .pAssertedIdentity: return "P-Asserted-Identity"
+        case .privacy: return "Privacy"
+        }
+    }
+
+    /// RFC 3261 §7.3.3 and the registrations that followed it (SPEC.md lists all).
+    var compactForm: UInt8? {
+        switch self {
+        case .acceptContact: return UInt8(ascii: "a")
+        case .referredBy: return UInt8(ascii: "b")
+        case .contentType: return UInt8(ascii: "c")
+        case .requestDisposition: return UInt8(ascii: "d")
+        case .contentEncoding: return UInt8(ascii: "e")
+        case .from: return UInt8(ascii: "f")
+        case .callID: return UInt8(ascii: "i")
+        case .rejectContact: return UInt8(ascii: "j")
+        case .supported: return UInt8(ascii: "k")
+        case .contentLength: return UInt8(ascii: "l")
+        case .contact: return UInt8(ascii: "m")
+        case .identityInfo: return UInt8(ascii: "n")
+        case .event: return UInt8(ascii: "o")
+        case .referTo: return UInt8(ascii: "r")
+        case .subject: return UInt8(ascii: "s")
+        case .to: return UInt8(ascii: "t")
+        case .allowEvents: return UInt8(ascii: "u")
+        case .via: return UInt8(ascii: "v")
+        case .sessionExpires: return UInt8(ascii: "x")
+        case .identity: return UInt8(ascii: "y")
+        default: return nil
+        }
+    }
+
+    /// Single-value headers: a second occurrence makes a request malformed
+    /// (RFC 3261 §7.3.1; RFC 4475 §3.3.9).
+    var isSingleValued: Bool {
+        switch self {
+        case .from, .to, .callID, .cseq, .maxForwards, .contentLength, .contentType, .expires,
+             .minExpires, .date, .retryAfter, .subject, .contentEncoding:
+            return true
+        default:
+            return false
+        }
+    }
+
+    private static let lowercasedNames: [[UInt8]] = allCases.map { Array($0.canonicalName.lowercased().utf8) }
+    private static let byCompact: [KnownHeader] = {
+        var t = [KnownHeader](repeating: .other, count: 128)
+        for k in allCases { if let c = k.compactForm { t[Int(c)] = k; t[Int(c) & ~0x20] = k } }
+        return t
+    }()
+    private static let byLength: [[KnownHeader]] = {
+        var t = [[KnownHeader]](repeating: [], count: 32)
+        for k in allCases where k != .other { t[k.canonicalName.utf8.count].append(k) }
+        return t
+    }()
+
+    @usableFromInline
+    static func lookup(_ name: some Collection<UInt8>) -> KnownHeader {
+        let n = name.count
+        if n == 1, let b = name.first, b < 128 { return byCompact[Int(b)] }
+        guard n < byLength.count else { return .other }
+        candidates: for k in byLength[n] {
+            let lower = lowercasedNames[Int(k.rawValue)]
+            var i = 0
+            for b in name {
+                if b.lowercasedASCII != lower[i] { continue candidates }
+                i += 1
+            }
+            return k
+        }
+        return .other
+    }
+}

@@ -1,0 +1,2 @@
+@main
+struct Switchboard { static func main() {} }
