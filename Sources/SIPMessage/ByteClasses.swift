@@ -1,60 +1,69 @@
-// Character classes of the RFC 3261 §25.1 ABNF, as 256-entry lookup tables so
-// that the hot parsing loops cost one load per byte.
+// Character classes of the RFC 3261 §25.1 ABNF as 256-bit masks. The masks
+// are literals (generated once from the class definitions in the comment of
+// each case), so a membership test is a shift and an AND with no table look-up
+// through a lazily initialised global.
 
 @usableFromInline
-struct ByteClass: OptionSet, Sendable {
-    @usableFromInline let rawValue: UInt16
-    @inlinable init(rawValue: UInt16) { self.rawValue = rawValue }
-
+enum ByteClass: Sendable {
     /// token = 1*(alphanum / "-" / "." / "!" / "%" / "*" / "_" / "+" / "`" / "'" / "~")
-    static let token = ByteClass(rawValue: 1 << 0)
-    /// word adds ( ) < > : \ " / [ ] ? { } to token (Call-ID).
-    static let word = ByteClass(rawValue: 1 << 1)
+    case token
+    /// word: token characters plus ( ) < > : \\ " / [ ] ? { } (Call-ID)
+    case word
     /// unreserved = alphanum / mark
-    static let unreserved = ByteClass(rawValue: 1 << 2)
-    /// user = 1*( unreserved / escaped / user-unreserved )
-    static let user = ByteClass(rawValue: 1 << 3)
-    /// password = *( unreserved / escaped / "&" / "=" / "+" / "$" / "," )
-    static let password = ByteClass(rawValue: 1 << 4)
-    /// paramchar = param-unreserved / unreserved / escaped
-    static let param = ByteClass(rawValue: 1 << 5)
-    /// hname / hvalue characters: hnv-unreserved / unreserved / escaped
-    static let header = ByteClass(rawValue: 1 << 6)
-    /// hostname characters, IPv4 digits and IPv6 reference characters
-    static let host = ByteClass(rawValue: 1 << 7)
-    static let digit = ByteClass(rawValue: 1 << 8)
-    static let alpha = ByteClass(rawValue: 1 << 9)
-    /// URI scheme = ALPHA *( ALPHA / DIGIT / "+" / "-" / "." )
-    static let scheme = ByteClass(rawValue: 1 << 10)
-    /// characters allowed in an absoluteURI's opaque part (RFC 2396 uric + "%")
-    static let uric = ByteClass(rawValue: 1 << 11)
+    case unreserved
+    /// user = unreserved / escaped / user-unreserved ("&" "=" "+" "$" "," ";" "?" "/")
+    case user
+    /// password = unreserved / escaped / "&" / "=" / "+" / "$" / ","
+    case password
+    /// paramchar = param-unreserved ("[" "]" "/" ":" "&" "+" "$") / unreserved / escaped
+    case param
+    /// hname/hvalue = hnv-unreserved ("[" "]" "/" "?" ":" "+" "$") / unreserved / escaped
+    case header
+    /// hostname, IPv4 and bracketed IPv6 characters
+    case host
+    /// DIGIT
+    case digit
+    /// ALPHA
+    case alpha
+    /// scheme = ALPHA *( ALPHA / DIGIT / "+" / "-" / "." )
+    case scheme
+    /// absoluteURI characters (RFC 2396 uric, with "%" escapes)
+    case uric
 
-    @usableFromInline
-    static let table: [ByteClass] = {
-        var t = [ByteClass](repeating: [], count: 256)
-        func add(_ chars: String, _ c: ByteClass) { for b in chars.utf8 { t[Int(b)].insert(c) } }
-        let alnum = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
-        let mark = "-_.!~*'()"
-        add(alnum, [.token, .word, .unreserved, .user, .password, .param, .header, .host, .scheme, .uric])
-        add("0123456789", .digit)
-        add("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ", .alpha)
-        add("-.!%*_+`'~", .token)
-        add("-.!%*_+`'~()<>:\\\"/[]?{}", .word)
-        add(mark, [.unreserved, .user, .password, .param, .header, .uric])
-        add("%", [.user, .password, .param, .header, .uric])
-        add("&=+$,;?/", .user)
-        add("&=+$,", .password)
-        add("[]/:&+$", .param)
-        add("[]/?:+$", .header)
-        add("-.:[]", .host)
-        add("+-.", .scheme)
-        add(";/?:@&=+$,[]#", .uric)
-        return t
-    }()
+    @inlinable @inline(__always)
+    var masks: (UInt64, UInt64, UInt64, UInt64) {
+        switch self {
+        case .token: return (0x03FF6CA200000000, 0x47FFFFFF87FFFFFE, 0x0000000000000000, 0x0000000000000000)
+        case .word: return (0xD7FFEFA600000000, 0x6FFFFFFFBFFFFFFE, 0x0000000000000000, 0x0000000000000000)
+        case .unreserved: return (0x03FF678200000000, 0x47FFFFFE87FFFFFE, 0x0000000000000000, 0x0000000000000000)
+        case .user: return (0xABFFFFF200000000, 0x47FFFFFE87FFFFFE, 0x0000000000000000, 0x0000000000000000)
+        case .password: return (0x23FF7FF200000000, 0x47FFFFFE87FFFFFE, 0x0000000000000000, 0x0000000000000000)
+        case .param: return (0x07FFEFF200000000, 0x47FFFFFEAFFFFFFE, 0x0000000000000000, 0x0000000000000000)
+        case .header: return (0x87FFEFB200000000, 0x47FFFFFEAFFFFFFE, 0x0000000000000000, 0x0000000000000000)
+        case .host: return (0x07FF600000000000, 0x07FFFFFE2FFFFFFE, 0x0000000000000000, 0x0000000000000000)
+        case .digit: return (0x03FF000000000000, 0x0000000000000000, 0x0000000000000000, 0x0000000000000000)
+        case .alpha: return (0x0000000000000000, 0x07FFFFFE07FFFFFE, 0x0000000000000000, 0x0000000000000000)
+        case .scheme: return (0x03FF680000000000, 0x07FFFFFE07FFFFFE, 0x0000000000000000, 0x0000000000000000)
+        case .uric: return (0xAFFFFFFA00000000, 0x47FFFFFEAFFFFFFF, 0x0000000000000000, 0x0000000000000000)
+        }
+    }
+
+    @inlinable @inline(__always)
+    func contains(_ b: UInt8) -> Bool {
+        let m = masks
+        let word: UInt64
+        switch b >> 6 {
+        case 0: word = m.0
+        case 1: word = m.1
+        case 2: word = m.2
+        default: word = m.3
+        }
+        return (word >> UInt64(b & 63)) & 1 == 1
+    }
 }
 
 extension UInt8 {
-    @inlinable func isIn(_ c: ByteClass) -> Bool { ByteClass.table[Int(self)].contains(c) }
+    @inlinable @inline(__always) func isIn(_ c: ByteClass) -> Bool { c.contains(self) }
     @inlinable var isWhitespace: Bool { self == 0x20 || self == 0x09 }
     /// Linear white space inside a header value: folding has left CR LF in place.
     @inlinable var isLWS: Bool { self == 0x20 || self == 0x09 || self == 0x0D || self == 0x0A }

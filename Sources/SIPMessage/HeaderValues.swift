@@ -305,3 +305,21 @@ extension SIPMessage {
     /// The Request-URI parsed; nil for responses.
     public var parsedRequestURI: SIPURI? { requestURI.flatMap { try? SIPURI($0) } }
 }
+
+extension SIPMessage {
+    /// Replaces the top Via value, leaving any other values on that line in place.
+    public mutating func replaceTopVia(with via: SIPVia) {
+        guard let first = values(.via).first else { prepend(.via, via.description); return }
+        var rest: [String] = []
+        var s = first
+        s.withUTF8 { b in
+            var n = 0
+            try? splitTopLevelCommas(b, 0..<b.count) { el throws(GrammarError) in
+                if n > 0 { rest.append(String(decoding: UnsafeBufferPointer(rebasing: b[el]), as: UTF8.self)) }
+                n += 1
+            }
+        }
+        let value = ([via.description] + rest).joined(separator: ", ")
+        if let i = fields.firstIndex(where: { $0.kind == .via }) { fields[i].value = .owned(value) }
+    }
+}

@@ -139,30 +139,42 @@ public enum SIPMessageParser {
         }
         // Request-Line = Method SP Request-URI SP SIP-Version: single spaces, no
         // white space elsewhere (RFC 4475 §3.1.2.6–3.1.2.8).
-        var parts: [Range<Int>] = []
-        var s = r.lowerBound
+        // Split at white space without allocating: up to four pieces matter.
+        var cuts = (r.upperBound, r.upperBound, r.upperBound)
+        var spaces = 0
         for k in r where b[k] == ASCII.sp || b[k] == ASCII.tab {
-            parts.append(s..<k); s = k + 1
-            if parts.count > 3 { break }
+            switch spaces {
+            case 0: cuts.0 = k
+            case 1: cuts.1 = k
+            case 2: cuts.2 = k
+            default: break
+            }
+            spaces += 1
+            if spaces > 3 { break }
         }
-        parts.append(s..<r.upperBound)
-        guard parts.count >= 2, !parts[0].isEmpty else { throw .malformedStartLine("no method") }
-        guard parts.count >= 3 else { throw .malformedStartLine("missing SIP version in request line") }
-        if parts.count > 3 {
-            if parts.dropFirst(3).allSatisfy({ $0.isEmpty }) || parts[3].isEmpty && parts.count == 4 {
+        let methodRange = r.lowerBound..<cuts.0
+        guard !methodRange.isEmpty else { throw .malformedStartLine("no method") }
+        guard spaces >= 2 else { throw .malformedStartLine("missing SIP version in request line") }
+        let uriRange = (cuts.0 + 1)..<cuts.1
+        let versionRange = (cuts.1 + 1)..<cuts.2
+        if spaces > 2 {
+            let fourth = (cuts.2 + 1)..<r.upperBound
+            if !uriRange.isEmpty, !versionRange.isEmpty,
+               (fourth.isEmpty || (fourth.lowerBound..<r.upperBound).allSatisfy({ b[$0].isWhitespace })) {
                 throw .malformedStartLine("white space after the SIP version")
             }
-            if parts[1].isEmpty || parts[2].isEmpty { throw .malformedStartLine("more than one space between elements") }
+            if uriRange.isEmpty || versionRange.isEmpty { throw .malformedStartLine("more than one space between elements") }
             throw .invalidRequestURI("white space inside the Request-URI")
         }
-        guard !parts[1].isEmpty, !parts[2].isEmpty else { throw .malformedStartLine("more than one space between elements") }
-        let method = parts[0]
+        let parts = (methodRange, uriRange, versionRange)
+        guard !parts.1.isEmpty, !parts.2.isEmpty else { throw .malformedStartLine("more than one space between elements") }
+        let method = parts.0
         for k in method where !b[k].isIn(.token) { throw .malformedStartLine("method is not a token") }
-        guard isVersion(b, parts[2], prefixOnly: false) else {
-            throw .malformedStartLine("bad SIP version '\(text(parts[2]))'")
+        guard isVersion(b, parts.2, prefixOnly: false) else {
+            throw .malformedStartLine("bad SIP version '\(text(parts.2))'")
         }
-        guard isSIP20(b, parts[2]) else { throw .unsupportedVersion(text(parts[2])) }
-        let uri = parts[1]
+        guard isSIP20(b, parts.2) else { throw .unsupportedVersion(text(parts.2)) }
+        let uri = parts.1
         let ranges: URIRanges
         do { ranges = try URIGrammar.parse(b, uri) } catch { throw .invalidRequestURI(error.reason) }
         // RFC 3261 §19.1.1 table: headers are not allowed in a Request-URI (RFC 4475 §3.1.2.5).

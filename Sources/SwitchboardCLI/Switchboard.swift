@@ -1,0 +1,18 @@
+import ArgumentParser
+
+@main
+struct Switchboard: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "switchboard",
+        abstract: "Carrier softswitch: SIP trunking with call controls, and SIP2SIM.",
+        subcommands: [Serve.self, SIP.self]
+    )
+}
+
+struct SIP: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "sip",
+        abstract: "SIP message tools.",
+        subcommands: [ParseCommand.self, OptionsCommand.self]
+    )
+}

@@ -1,2 +1,0 @@
-@main
-struct Switchboard { static func main() {} }
