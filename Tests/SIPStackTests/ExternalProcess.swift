@@ -5,8 +5,10 @@ import Testing
 /// test runner's children have SIGTERM blocked (shared/notes/toolchain.md).
 final class ExternalProcess: @unchecked Sendable {
     let process = Process()
-    let output = Pipe()
     let name: String
+    /// Output goes to a file, not a pipe: a peer that prints a lot (SIPp's
+    /// screens) would block on a full pipe.
+    let outputURL: URL
 
     init(_ executable: String, _ arguments: [String], directory: URL? = nil) throws {
         name = (executable as NSString).lastPathComponent
@@ -16,8 +18,11 @@ final class ExternalProcess: @unchecked Sendable {
         process.executableURL = URL(fileURLWithPath: path)
         process.arguments = arguments
         if let directory { process.currentDirectoryURL = directory }
-        process.standardOutput = output
-        process.standardError = output
+        outputURL = FileManager.default.temporaryDirectory.appendingPathComponent("switchboard-\(name)-\(UUID().uuidString).log")
+        _ = FileManager.default.createFile(atPath: outputURL.path, contents: nil)
+        let handle = try FileHandle(forWritingTo: outputURL)
+        process.standardOutput = handle
+        process.standardError = handle
         process.standardInput = FileHandle.nullDevice
         try process.run()
     }
@@ -41,7 +46,8 @@ final class ExternalProcess: @unchecked Sendable {
         let timedOut = process.isRunning
         if timedOut { kill() }
         process.waitUntilExit()
-        let data = output.fileHandleForReading.readDataToEndOfFile()
+        let data = (try? Data(contentsOf: outputURL)) ?? Data()
+        try? FileManager.default.removeItem(at: outputURL)
         return (process.terminationStatus, String(decoding: data, as: UTF8.self), timedOut)
     }
 
