@@ -36,7 +36,7 @@ let package = Package(
         .target(name: "SIPTransaction", dependencies: ["SIPMessage"], swiftSettings: strictSwift),
         .target(
             name: "SIPAuth",
-            dependencies: ["SIPMessage", .product(name: "Crypto", package: "swift-crypto")],
+            dependencies: [.product(name: "Crypto", package: "swift-crypto")],
             swiftSettings: strictSwift
         ),
         .target(name: "CResolv", linkerSettings: [.linkedLibrary("resolv")]),
@@ -47,6 +47,7 @@ let package = Package(
                 "SIPMessage",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strictSwift
@@ -64,7 +65,7 @@ let package = Package(
         .executableTarget(
             name: "SwitchboardCLI",
             dependencies: [
-                "SIPMessage", "SDP", "SIPStack", "SIPResolver",
+                "SIPMessage", "SDP", "SIPStack", "SIPResolver", "SIPTransaction",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -73,11 +74,12 @@ let package = Package(
         .testTarget(name: "SIPMessageTests", dependencies: ["SIPMessage"], swiftSettings: strictSwift),
         .testTarget(name: "SDPTests", dependencies: ["SDP"], swiftSettings: strictSwift),
         .testTarget(name: "SIPTransactionTests", dependencies: ["SIPTransaction", "SIPMessage"], swiftSettings: strictSwift),
-        .testTarget(name: "SIPAuthTests", dependencies: ["SIPAuth", "SIPMessage"], swiftSettings: strictSwift),
+        .testTarget(name: "SIPAuthTests", dependencies: ["SIPAuth"], swiftSettings: strictSwift),
         .testTarget(name: "SIPResolverTests", dependencies: ["SIPResolver"], swiftSettings: strictSwift),
         .testTarget(
             name: "SIPStackTests",
-            dependencies: ["SIPStack", "SIPMessage", "SIPTransport"],
+            dependencies: ["SIPStack", "SIPMessage", "SIPTransport", "SIPResolver",
+                           .product(name: "NIOCore", package: "swift-nio")],
             swiftSettings: strictSwift
         ),
     ]

@@ -13,6 +13,6 @@ struct SIP: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "sip",
         abstract: "SIP message tools.",
-        subcommands: [ParseCommand.self]
+        subcommands: [ParseCommand.self, OptionsCommand.self]
     )
 }

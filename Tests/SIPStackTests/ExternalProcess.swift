@@ -1,30 +1,43 @@
 import Foundation
 import Testing
 
-/// A peer program (SIPp, dnsmasq…) run by a test. Stopped with SIGKILL: the
-/// test runner's children have SIGTERM blocked (shared/notes/toolchain.md).
+/// A peer program (SIPp, dnsmasq, the switchboard binary…) run by a test,
+/// started with posix_spawn and reaped with waitpid so that nothing depends
+/// on Foundation's process monitor. Stopped with SIGKILL: the test runner's
+/// children have SIGTERM blocked (shared/notes/toolchain.md).
 final class ExternalProcess: @unchecked Sendable {
-    let process = Process()
     let name: String
+    let pid: pid_t
     /// Output goes to a file, not a pipe: a peer that prints a lot (SIPp's
     /// screens) would block on a full pipe.
-    let outputURL: URL
+    let outputPath: String
+    private let lock = NSLock()
+    private var exitStatus: Int32?
 
-    init(_ executable: String, _ arguments: [String], directory: URL? = nil) throws {
+    init(_ executable: String, _ arguments: [String]) throws {
         name = (executable as NSString).lastPathComponent
-        guard let path = ExternalProcess.find(executable) else {
-            throw ExternalProcessError.notInstalled(executable)
-        }
-        process.executableURL = URL(fileURLWithPath: path)
-        process.arguments = arguments
-        if let directory { process.currentDirectoryURL = directory }
-        outputURL = FileManager.default.temporaryDirectory.appendingPathComponent("switchboard-\(name)-\(UUID().uuidString).log")
-        _ = FileManager.default.createFile(atPath: outputURL.path, contents: nil)
-        let handle = try FileHandle(forWritingTo: outputURL)
-        process.standardOutput = handle
-        process.standardError = handle
-        process.standardInput = FileHandle.nullDevice
-        try process.run()
+        guard let path = ExternalProcess.find(executable) else { throw ExternalProcessError.notInstalled(executable) }
+        outputPath = NSTemporaryDirectory() + "switchboard-\(name)-\(UUID().uuidString).log"
+        var actions: posix_spawn_file_actions_t = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 1, outputPath, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        posix_spawn_file_actions_adddup2(&actions, 1, 2)
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        // Children start with no blocked signals, whatever the runner blocks.
+        var empty = sigset_t()
+        sigemptyset(&empty)
+        posix_spawnattr_setsigmask(&attributes, &empty)
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK))
+        let argv: [UnsafeMutablePointer<CChar>?] = ([path] + arguments).map { strdup($0) } + [nil]
+        defer { for p in argv { free(p) } }
+        var child: pid_t = 0
+        let rc = posix_spawn(&child, path, &actions, &attributes, argv, environ)
+        guard rc == 0 else { throw ExternalProcessError.spawnFailed(executable, rc) }
+        pid = child
     }
 
     static func find(_ executable: String) -> String? {
@@ -36,33 +49,55 @@ final class ExternalProcess: @unchecked Sendable {
         return nil
     }
 
+    /// Reaps the child if it has exited; returns its exit status.
+    private func poll() -> Int32? {
+        lock.lock(); defer { lock.unlock() }
+        if let exitStatus { return exitStatus }
+        var status: Int32 = 0
+        let r = waitpid(pid, &status, WNOHANG)
+        guard r == pid else { return nil }
+        let exited = (status & 0x7F) == 0
+        exitStatus = exited ? (status >> 8) & 0xFF : 128 + (status & 0x7F)
+        return exitStatus
+    }
+
+    var isRunning: Bool { poll() == nil }
+
     /// Waits up to `timeout` for the process to exit; kills it if it does not.
     /// Returns the exit status and everything it printed.
     func wait(timeout: Duration) async -> (status: Int32, output: String, timedOut: Bool) {
         let deadline = ContinuousClock.now + timeout
-        while process.isRunning, ContinuousClock.now < deadline {
+        while poll() == nil, ContinuousClock.now < deadline {
             try? await Task.sleep(for: .milliseconds(50))
         }
-        let timedOut = process.isRunning
+        let timedOut = poll() == nil
         if timedOut { kill() }
-        process.waitUntilExit()
-        let data = (try? Data(contentsOf: outputURL)) ?? Data()
-        try? FileManager.default.removeItem(at: outputURL)
-        return (process.terminationStatus, String(decoding: data, as: UTF8.self), timedOut)
+        var status = poll()
+        while status == nil { usleep(10_000); status = poll() }
+        let output = (try? String(contentsOfFile: outputPath, encoding: .utf8))
+            ?? String(decoding: (try? Data(contentsOf: URL(fileURLWithPath: outputPath))) ?? Data(), as: UTF8.self)
+        return (status ?? -1, output, timedOut)
     }
 
     func kill() {
-        if process.isRunning { Foundation.kill(process.processIdentifier, SIGKILL) }
+        if poll() == nil { Foundation.kill(pid, SIGKILL) }
     }
 
-    deinit { kill() }
+    deinit {
+        kill()
+        var status: Int32 = 0
+        if exitStatus == nil { _ = waitpid(pid, &status, 0) }
+        unlink(outputPath)
+    }
 }
 
 enum ExternalProcessError: Error, CustomStringConvertible {
     case notInstalled(String)
+    case spawnFailed(String, Int32)
     var description: String {
         switch self {
         case .notInstalled(let p): return "\(p) is not installed: run the README's test command (bash scripts/test.sh), which installs it"
+        case .spawnFailed(let p, let rc): return "could not start \(p): error \(rc)"
         }
     }
 }
@@ -90,10 +125,11 @@ struct SIPpResult {
 
     func counter(_ name: String) -> Int? {
         // Lines look like: "Successful call           |        0                  |       20"
+        var value: Int?
         for line in output.split(separator: "\n") where line.contains(name) {
             let cells = line.split(separator: "|").map { $0.trimmingCharacters(in: .whitespaces) }
-            if let last = cells.last, let n = Int(last) { return n }
+            if let last = cells.last, let n = Int(last) { value = n }
         }
-        return nil
+        return value
     }
 }

@@ -1,0 +1,146 @@
+import Foundation
+import NIOCore
+import SIPMessage
+import SIPStack
+import SIPTransaction
+import SIPTransport
+import Testing
+
+/// The built `switchboard` binary (scripts/test.sh builds it with the tests).
+func switchboardBinary() throws -> String {
+    let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    for p in [".build/debug/switchboard", ".build/x86_64-unknown-linux-gnu/debug/switchboard", ".build/aarch64-unknown-linux-gnu/debug/switchboard"] {
+        let path = root.appendingPathComponent(p).path
+        if FileManager.default.isExecutableFile(atPath: path) { return path }
+    }
+    throw ExternalProcessError.notInstalled("switchboard (run swift build first)")
+}
+
+let corpusFiles: [String] = {
+    let root = URL(fileURLWithPath: fixture("rfc4475"))
+    return ["valid", "invalid"].flatMap { dir in
+        ((try? FileManager.default.contentsOfDirectory(atPath: root.appendingPathComponent(dir).path)) ?? [])
+            .map { root.appendingPathComponent(dir).appendingPathComponent($0).path }
+    }.sorted()
+}()
+
+/// RFC 4475 §3.1.2 messages (and test.dat, which is not from the RFC) must be rejected.
+let mustBeRejected: Set<String> = ["badinv01", "clerr", "ncl", "scalar02", "scalarlg", "quotbal", "ltgtruri", "lwsruri",
+                                   "lwsstart", "trws", "escruri", "baddate", "regbadct", "badaspec", "baddn", "badvers",
+                                   "mismatch01", "mismatch02", "bigcode", "test"]
+
+@Suite("switchboard sip parse")
+struct SIPParseCommandTests {
+    @Test func verdictLinePerFileFollowsRFC4475() async throws {
+        #expect(corpusFiles.count == 50)
+        let p = try ExternalProcess(try switchboardBinary(), ["sip", "parse"] + corpusFiles)
+        let (status, output, _) = await p.wait(timeout: .seconds(30))
+        #expect(status == 1)  // some files are invalid
+        let lines = output.split(separator: "\n").map(String.init)
+        #expect(lines.count == 50)
+        for (file, line) in zip(corpusFiles, lines) {
+            let name = URL(fileURLWithPath: file).deletingPathExtension().lastPathComponent
+            #expect(line.hasPrefix(file + ": "))
+            if mustBeRejected.contains(name) {
+                #expect(line.hasPrefix(file + ": invalid: "), "\(line)")
+            } else {
+                #expect(line.hasPrefix(file + ": ok "), "\(line)")
+            }
+        }
+        #expect(lines.contains { $0.hasSuffix("badvers.dat: invalid: unsupported SIP version SIP/7.0") })
+        #expect(lines.contains { $0.hasSuffix("unkscm.dat: ok OPTIONS (a UAS answers 416 Unsupported URI Scheme)") })
+        #expect(lines.contains { $0.hasSuffix("noreason.dat: ok 100") })
+    }
+
+    @Test func exitsZeroWhenEveryFileParses() async throws {
+        let ok = corpusFiles.filter { !mustBeRejected.contains(URL(fileURLWithPath: $0).deletingPathExtension().lastPathComponent) }
+        let p = try ExternalProcess(try switchboardBinary(), ["sip", "parse"] + ok)
+        let (status, _, _) = await p.wait(timeout: .seconds(30))
+        #expect(status == 0)
+    }
+
+    @Test func jsonShowsTheParsedMessage() async throws {
+        let file = try #require(corpusFiles.first { $0.hasSuffix("/wsinv.dat") })
+        let p = try ExternalProcess(try switchboardBinary(), ["sip", "parse", "--json", file])
+        let (status, output, _) = await p.wait(timeout: .seconds(30))
+        #expect(status == 0)
+        let json = try #require(try JSONSerialization.jsonObject(with: Data(output.utf8)) as? [String: Any])
+        #expect(json["method"] as? String == "INVITE")
+        #expect(json["maxForwards"] as? Int == 68)
+        #expect((json["vias"] as? [Any])?.count == 3)
+        #expect((json["to"] as? [String: Any]).flatMap { ($0["parameters"] as? [[String: Any]])?.first?["value"] as? String } == "1918181833n")
+    }
+}
+
+@Suite("switchboard sip options", .serialized)
+struct SIPOptionsCommandTests {
+    /// RFC 3263 end to end: SRV sends the first attempt to a SIPp that answers
+    /// 503, the tool fails over to the next SRV target, where SIPp answers 200.
+    @Test func resolvesAndFailsOverOn503() async throws {
+        let busyPort = freePort(), okPort = freePort(), dnsPort = freePort()
+        let busy = try ExternalProcess("sipp", ["-sf", fixture("sipp/options_503.xml"), "-i", "127.0.0.1", "-p", "\(busyPort)",
+                                                "-m", "1", "-nostdin"])
+        let ok = try ExternalProcess("sipp", ["-sf", fixture("sipp/options_200.xml"), "-i", "127.0.0.1", "-p", "\(okPort)",
+                                              "-m", "1", "-nostdin"])
+        let dns = try ExternalProcess("dnsmasq", [
+            "--keep-in-foreground", "--no-resolv", "--no-hosts", "--bind-interfaces", "--listen-address=127.0.0.1",
+            "--port=\(dnsPort)", "--user=root", "--pid-file=", "--local=/example.test/",
+            "--srv-host=_sip._udp.pbx.example.test,busy.example.test,\(busyPort),10,10",
+            "--srv-host=_sip._udp.pbx.example.test,ok.example.test,\(okPort),20,10",
+            "--host-record=busy.example.test,127.0.0.1", "--host-record=ok.example.test,127.0.0.1",
+        ])
+        defer { busy.kill(); ok.kill(); dns.kill() }
+        try await Task.sleep(for: .milliseconds(700))
+
+        let tool = try ExternalProcess(try switchboardBinary(), ["sip", "options", "sip:pbx.example.test", "--bind", "127.0.0.1",
+                                                                 "--dns-server", "127.0.0.1:\(dnsPort)", "--timeout", "10"])
+        let (status, output, _) = await tool.wait(timeout: .seconds(30))
+        #expect(status == 0, "\(output)")
+        #expect(output.contains("targets: UDP 127.0.0.1:\(busyPort), UDP 127.0.0.1:\(okPort)"))
+        #expect(output.contains("response from UDP 127.0.0.1:\(okPort)"))
+        #expect(output.contains("SIP/2.0 200 OK"))
+        let (busyStatus, _, _) = await busy.wait(timeout: .seconds(5))
+        #expect(busyStatus == 0)  // SIPp did get the first OPTIONS
+    }
+
+    @Test func unknownHostIsAClearError() async throws {
+        let dnsPort = freePort()
+        let dns = try ExternalProcess("dnsmasq", [
+            "--keep-in-foreground", "--no-resolv", "--no-hosts", "--bind-interfaces", "--listen-address=127.0.0.1",
+            "--port=\(dnsPort)", "--user=root", "--pid-file=", "--local=/example.test/",
+        ])
+        defer { dns.kill() }
+        try await Task.sleep(for: .milliseconds(500))
+        let tool = try ExternalProcess(try switchboardBinary(), ["sip", "options", "sip:nobody.example.test", "--dns-server", "127.0.0.1:\(dnsPort)"])
+        let (status, output, _) = await tool.wait(timeout: .seconds(30))
+        #expect(status != 0)
+        #expect(output.contains("nobody.example.test does not exist in DNS (NXDOMAIN)"), "\(output)")
+    }
+}
+
+@Suite("failover on timeout")
+struct TimeoutFailoverTests {
+    /// RFC 3263 §4.3: a destination that never answers costs one Timer F, then the next is tried.
+    @Test func silentDestinationIsSkippedAfterTimerF() async throws {
+        let (uas, uasPort) = try await startAnsweringUAS(transport: .udp)
+        let client = try await SIPEndpoint.start(configuration: SIPEndpointConfiguration(
+            listen: [SIPListenAddress(host: "127.0.0.1", port: 0, transport: .udp)],
+            timers: TransactionTimers(t1: .milliseconds(50), t2: .milliseconds(400), t4: .milliseconds(500))
+        )) { _ in }
+        let silent = SIPDestination(address: try SocketAddress(ipAddress: "127.0.0.1", port: freePort()), transport: .udp)
+        let live = SIPDestination(address: try SocketAddress(ipAddress: "127.0.0.1", port: uasPort), transport: .udp)
+        var options = SIPMessage(request: .options, uri: "sip:uas@127.0.0.1")
+        options.append(.from, "<sip:probe@127.0.0.1>;tag=1")
+        options.append(.to, "<sip:uas@127.0.0.1>")
+        options.append(.callID, SIPEndpoint.newCallID(host: "127.0.0.1"))
+        options.append(.cseq, "1 OPTIONS")
+        let start = ContinuousClock.now
+        let (response, destination) = try await client.send(options, toFirstAvailable: [silent, live])
+        let elapsed = ContinuousClock.now - start
+        #expect(response.statusCode == 200)
+        #expect(destination == live)
+        #expect(elapsed >= .milliseconds(3200))  // 64·T1 spent on the silent one first
+        await client.shutdown()
+        await uas.shutdown()
+    }
+}
