@@ -29,5 +29,5 @@ swift test --skip-build > .build/test-output.txt 2>&1
 status=$?
 set -e
 # Failures and the summary lines; the whole log is in .build/test-output.txt.
-grep -vE '^(◇|↳|✔ Test .* passed after|Test Case .* (started|passed)|Test Suite .* (started|passed)|\s*Executed 0 tests)' .build/test-output.txt | grep -v '^\s*$' | tail -200
+grep -vE '^(◇|↳|✔ Test [a-zA-Z0-9_]+\(.*passed after|Test Case .* (started|passed)|Test Suite .* (started|passed)|\s*Executed 0 tests)' .build/test-output.txt | grep -v '^\s*$' | tail -200
 exit "$status"
