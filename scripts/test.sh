@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Runs every test. Installs what the tests need on a fresh Debian machine:
-# SIPp (sip-tester) for interop tests, dnsmasq for RFC 3263 resolver tests.
-# The tests start and stop their own SIPp and dnsmasq on loopback ports.
+# SIPp (sip-tester) and Kamailio for interop tests, dnsmasq for RFC 3263
+# resolver tests. The tests start and stop their own SIPp, Kamailio and
+# dnsmasq on loopback ports.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need=()
 command -v sipp >/dev/null 2>&1 || need+=(sip-tester)
 [ -x /usr/sbin/dnsmasq ] || command -v dnsmasq >/dev/null 2>&1 || need+=(dnsmasq-base)
+[ -x /usr/sbin/kamailio ] || command -v kamailio >/dev/null 2>&1 || need+=(kamailio)
 if ((${#need[@]})); then
     echo "== installing ${need[*]}"
     SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"

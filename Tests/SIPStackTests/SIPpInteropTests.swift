@@ -81,6 +81,8 @@ struct StackUAC {
     let endpoint: SIPEndpoint
     let destination: SIPDestination
     let target: String
+    /// A loose-routing proxy to send the INVITE through (pre-loaded Route, RFC 3261 §8.1.2).
+    var outboundProxy: String? = nil
 
     /// One call: INVITE, wait for 200, ACK, BYE, wait for 200. Returns the final codes.
     func call(index: Int) async throws -> (invite: Int, bye: Int) {
@@ -94,17 +96,21 @@ struct StackUAC {
         invite.append(.cseq, "1 INVITE")
         invite.append(.contact, "<sip:uac@\(contactHostPort)>")
         invite.append(.contentType, "application/sdp")
+        if let outboundProxy { invite.append(.route, "<\(outboundProxy);lr>") }
         invite.body = sdpOffer
         let ok: SIPMessage
         do { ok = try await endpoint.send(invite, to: destination) } catch { throw CallFailure(step: "INVITE \(callID)", error: error) }
         guard ok.statusCode == 200, let toHeader = ok.firstValue(.to) else { return (ok.statusCode ?? 0, 0) }
         let remoteTarget = ok.contacts.first?.address?.uri.description ?? target
+        // The dialog's route set: the 2xx's Record-Route in reverse (RFC 3261 §12.1.2).
+        let routeSet = ok.values(.recordRoute).reversed()
 
         var ack = SIPMessage(request: .ack, uri: remoteTarget)
         ack.append(.from, "<sip:uac@127.0.0.1>;tag=\(fromTag)")
         ack.append(.to, toHeader)
         ack.append(.callID, callID)
         ack.append(.cseq, "1 ACK")
+        for r in routeSet { ack.append(.route, r) }
         try await endpoint.sendACK(ack, to: destination)
 
         var bye = SIPMessage(request: .bye, uri: remoteTarget)
@@ -112,6 +118,7 @@ struct StackUAC {
         bye.append(.to, toHeader)
         bye.append(.callID, callID)
         bye.append(.cseq, "2 BYE")
+        for r in routeSet { bye.append(.route, r) }
         let byeResponse: SIPMessage
         do { byeResponse = try await endpoint.send(bye, to: destination) } catch { throw CallFailure(step: "BYE \(callID)", error: error) }
         return (200, byeResponse.statusCode ?? 0)
