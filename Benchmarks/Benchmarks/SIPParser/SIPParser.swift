@@ -72,6 +72,10 @@ let benchmarks: @Sendable () -> Void = {
         maxDuration: .seconds(3),
         maxIterations: 1_000_000
     )
+    // Calibration: what the harness itself costs per iteration.
+    Benchmark("baseline: empty iteration") { benchmark in
+        for _ in benchmark.scaledIterations { blackHole(inviteWithSDP.count) }
+    }
     for (name, bytes) in [("INVITE with SDP", inviteWithSDP), ("REGISTER with Authorization", registerWithAuth), ("200 OK", ok200)] {
         Benchmark("parse \(name)") { benchmark in
             for _ in benchmark.scaledIterations {
