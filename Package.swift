@@ -78,7 +78,7 @@ let package = Package(
         .testTarget(name: "SIPResolverTests", dependencies: ["SIPResolver"], swiftSettings: strictSwift),
         .testTarget(
             name: "SIPStackTests",
-            dependencies: ["SIPStack", "SIPMessage", "SIPTransport", "SIPResolver",
+            dependencies: ["SIPStack", "SIPMessage", "SIPTransport", "SIPResolver", "SIPAuth", "SIPTransaction",
                            .product(name: "NIOCore", package: "swift-nio")],
             swiftSettings: strictSwift
         ),

@@ -134,7 +134,7 @@ public actor SIPEndpoint {
     }
 
     public nonisolated let configuration: SIPEndpointConfiguration
-    let logger: Logger
+    nonisolated let logger: Logger
     let group: any EventLoopGroup
     nonisolated let events: AsyncStream<Event>.Continuation
     let eventStream: AsyncStream<Event>

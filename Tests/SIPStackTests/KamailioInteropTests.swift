@@ -1,5 +1,6 @@
 import Foundation
 import NIOCore
+import SIPAuth
 import SIPMessage
 import SIPStack
 import SIPTransport
@@ -71,6 +72,75 @@ struct KamailioInteropTests {
         let (status, output, _) = await sipp.wait(timeout: .seconds(30))
         #expect(status == 0, "\(output.suffix(2000))")
         #expect(SIPpResult(status: status, output: output).successful == 5)
+        await endpoint.shutdown()
+    }
+}
+
+/// Kamailio as a digest-authenticating registrar (auth_db over db_text).
+final class KamailioRegistrar {
+    let process: ExternalProcess
+    let port: Int
+    let directory: String
+
+    /// Users as (username, password); the realm is the From domain, 127.0.0.1.
+    init(users: [(String, String)]) async throws {
+        port = freePort()
+        directory = NSTemporaryDirectory() + "kamailio-registrar-\(UUID().uuidString)"
+        let db = directory + "/dbtext"
+        try FileManager.default.createDirectory(atPath: db, withIntermediateDirectories: true)
+        try "id(int,auto) table_name(string) table_version(int) \n0:subscriber:7\n".write(toFile: db + "/version", atomically: true, encoding: .utf8)
+        var subscribers = "id(int,auto) username(string) domain(string) password(string) ha1(string) ha1b(string) \n"
+        for (i, (user, password)) in users.enumerated() {
+            let ha1 = DigestAlgorithm.md5.hash("\(user):127.0.0.1:\(password)")
+            subscribers += "\(i + 1):\(user):127.0.0.1:\(password):\(ha1):\(ha1)\n"
+        }
+        try subscribers.write(toFile: db + "/subscriber", atomically: true, encoding: .utf8)
+        let config = try String(contentsOfFile: fixture("kamailio/registrar.cfg"), encoding: .utf8)
+            .replacingOccurrences(of: "__DBTEXT_DIR__", with: db)
+        try config.write(toFile: directory + "/registrar.cfg", atomically: true, encoding: .utf8)
+        process = try ExternalProcess("kamailio", [
+            "-f", directory + "/registrar.cfg", "-DD", "-E", "-l", "udp:127.0.0.1:\(port)",
+            "-Y", directory, "-w", directory, "-m", "32", "-M", "8", "-n", "1",
+        ])
+        try await Task.sleep(for: .milliseconds(1500))
+        if !process.isRunning {
+            let (_, output, _) = await process.wait(timeout: .seconds(1))
+            Issue.record("kamailio registrar did not start: \(output.suffix(2000))")
+        }
+    }
+
+    deinit {
+        process.kill()
+        try? FileManager.default.removeItem(atPath: directory)
+    }
+}
+
+@Suite("digest client against Kamailio's registrar", .serialized)
+struct KamailioDigestTests {
+    func register(_ endpoint: SIPEndpoint, registrarPort: Int, user: String, password: String) async throws -> SIPMessage {
+        let destination = SIPDestination(address: try SocketAddress(ipAddress: "127.0.0.1", port: registrarPort), transport: .udp)
+        let contact = await endpoint.contactHostPort(for: destination) ?? "127.0.0.1"
+        var register = SIPMessage(request: .register, uri: "sip:127.0.0.1:\(registrarPort)")
+        register.append(.from, "<sip:\(user)@127.0.0.1>;tag=\(SIPEndpoint.newTag())")
+        register.append(.to, "<sip:\(user)@127.0.0.1>")
+        register.append(.callID, SIPEndpoint.newCallID(host: "127.0.0.1"))
+        register.append(.cseq, "1 REGISTER")
+        register.append(.contact, "<sip:\(user)@\(contact)>")
+        register.append(.expires, "60")
+        return try await endpoint.send(register, to: destination, credentials: SIPCredentials(username: user, password: password))
+    }
+
+    @Test func registersAfterAnsweringTheChallenge() async throws {
+        let registrar = try await KamailioRegistrar(users: [("8931440400000000001", "s3cret!"), ("u2", "pw2")])
+        let endpoint = try await SIPEndpoint.start(
+            configuration: SIPEndpointConfiguration(listen: [SIPListenAddress(host: "127.0.0.1", port: 0, transport: .udp)])
+        ) { _ in }
+        let ok = try await register(endpoint, registrarPort: registrar.port, user: "8931440400000000001", password: "s3cret!")
+        #expect(ok.statusCode == 200, "\(ok.text)")
+        #expect(ok.cseq?.number == 2)  // the challenged REGISTER was resent with the next CSeq
+        #expect(ok.contacts.first?.address?.uri.user == "8931440400000000001")
+        let wrong = try await register(endpoint, registrarPort: registrar.port, user: "u2", password: "not-it")
+        #expect(wrong.statusCode == 401)  // answered once, challenged again: wrong password
         await endpoint.shutdown()
     }
 }
