@@ -198,20 +198,9 @@ enum URIGrammar {
             guard c.consume(ASCII.rightBracket) else { throw GrammarError("unterminated IPv6 reference in URI") }
             host = s..<c.i
         } else {
-            host = c.scan(.host)
-            // host chars include ":" for IPv6 only inside brackets; a bare ":" starts the port.
-            var h = host.lowerBound
-            while h < host.upperBound, b[h] != ASCII.colon { h += 1 }
-            c.i = h
-            let hostOnly = host.lowerBound..<h
-            guard !hostOnly.isEmpty else { throw GrammarError("URI has no host") }
-            for x in hostOnly {
-                let ch = b[x]
-                guard ch.isIn(.alpha) || ch.isDigit || ch == UInt8(ascii: "-") || ch == UInt8(ascii: ".") else {
-                    throw GrammarError("invalid character in URI host")
-                }
-            }
-            return try finish(b, r, &c, scheme: scheme, user: user, password: password, host: hostOnly, opaque: opaque, onParam: onParam, onHeader: onHeader)
+            // hostname / IPv4address: one pass; a ":" after it starts the port.
+            host = c.scan(.hostname)
+            guard !host.isEmpty else { throw GrammarError("URI has no host") }
         }
         return try finish(b, r, &c, scheme: scheme, user: user, password: password, host: host, opaque: opaque, onParam: onParam, onHeader: onHeader)
     }

@@ -143,33 +143,6 @@ enum KnownHeader: UInt8, Sendable, CaseIterable {
         }
     }
 
-    /// RFC 3261 §7.3.3 and the registrations that followed it (SPEC.md lists all).
-    var compactForm: UInt8? {
-        switch self {
-        case .acceptContact: return UInt8(ascii: "a")
-        case .referredBy: return UInt8(ascii: "b")
-        case .contentType: return UInt8(ascii: "c")
-        case .requestDisposition: return UInt8(ascii: "d")
-        case .contentEncoding: return UInt8(ascii: "e")
-        case .from: return UInt8(ascii: "f")
-        case .callID: return UInt8(ascii: "i")
-        case .rejectContact: return UInt8(ascii: "j")
-        case .supported: return UInt8(ascii: "k")
-        case .contentLength: return UInt8(ascii: "l")
-        case .contact: return UInt8(ascii: "m")
-        case .identityInfo: return UInt8(ascii: "n")
-        case .event: return UInt8(ascii: "o")
-        case .referTo: return UInt8(ascii: "r")
-        case .subject: return UInt8(ascii: "s")
-        case .to: return UInt8(ascii: "t")
-        case .allowEvents: return UInt8(ascii: "u")
-        case .via: return UInt8(ascii: "v")
-        case .sessionExpires: return UInt8(ascii: "x")
-        case .identity: return UInt8(ascii: "y")
-        default: return nil
-        }
-    }
-
     /// Single-value headers: a second occurrence makes a request malformed
     /// (RFC 3261 §7.3.1; RFC 4475 §3.3.9).
     var isSingleValued: Bool {
@@ -182,32 +155,115 @@ enum KnownHeader: UInt8, Sendable, CaseIterable {
         }
     }
 
-    private static let lowercasedNames: [[UInt8]] = allCases.map { Array($0.canonicalName.lowercased().utf8) }
-    private static let byCompact: [KnownHeader] = {
-        var t = [KnownHeader](repeating: .other, count: 128)
-        for k in allCases { if let c = k.compactForm { t[Int(c)] = k; t[Int(c) & ~0x20] = k } }
-        return t
-    }()
-    private static let byLength: [[KnownHeader]] = {
-        var t = [[KnownHeader]](repeating: [], count: 32)
-        for k in allCases where k != .other { t[k.canonicalName.utf8.count].append(k) }
-        return t
-    }()
-
+    /// Case-insensitive look-up of a header name, compact forms included. A
+    /// switch on the length, then byte comparisons against string literals:
+    /// no tables behind lazy globals on this per-header path.
     @usableFromInline
     static func lookup(_ name: some Collection<UInt8>) -> KnownHeader {
         let n = name.count
-        if n == 1, let b = name.first, b < 128 { return byCompact[Int(b)] }
-        guard n < byLength.count else { return .other }
-        candidates: for k in byLength[n] {
-            let lower = lowercasedNames[Int(k.rawValue)]
+        if n == 1, let b = name.first { return compact(b) }
+        @inline(__always) func eq(_ s: StaticString) -> Bool {
+            let p = s.utf8Start
             var i = 0
             for b in name {
-                if b.lowercasedASCII != lower[i] { continue candidates }
+                if b.lowercasedASCII != p[i] { return false }
                 i += 1
             }
-            return k
+            return true
+        }
+        switch n {
+        case 2:
+            if eq("to") { return .to }
+        case 3:
+            if eq("via") { return .via }
+        case 4:
+            if eq("from") { return .from }
+            if eq("cseq") { return .cseq }
+            if eq("date") { return .date }
+        case 5:
+            if eq("route") { return .route }
+            if eq("allow") { return .allow }
+            if eq("event") { return .event }
+        case 6:
+            if eq("accept") { return .accept }
+            if eq("reason") { return .reason }
+            if eq("server") { return .server }
+        case 7:
+            if eq("call-id") { return .callID }
+            if eq("contact") { return .contact }
+            if eq("expires") { return .expires }
+            if eq("require") { return .require }
+            if eq("warning") { return .warning }
+            if eq("subject") { return .subject }
+            if eq("privacy") { return .privacy }
+        case 8:
+            if eq("refer-to") { return .referTo }
+            if eq("identity") { return .identity }
+        case 9:
+            if eq("supported") { return .supported }
+            if eq("timestamp") { return .timestamp }
+        case 10:
+            if eq("user-agent") { return .userAgent }
+        case 11:
+            if eq("min-expires") { return .minExpires }
+            if eq("unsupported") { return .unsupported }
+            if eq("retry-after") { return .retryAfter }
+            if eq("referred-by") { return .referredBy }
+        case 12:
+            if eq("max-forwards") { return .maxForwards }
+            if eq("content-type") { return .contentType }
+            if eq("record-route") { return .recordRoute }
+            if eq("allow-events") { return .allowEvents }
+        case 13:
+            if eq("proxy-require") { return .proxyRequire }
+            if eq("authorization") { return .authorization }
+            if eq("identity-info") { return .identityInfo }
+        case 14:
+            if eq("content-length") { return .contentLength }
+            if eq("accept-contact") { return .acceptContact }
+            if eq("reject-contact") { return .rejectContact }
+        case 15:
+            if eq("session-expires") { return .sessionExpires }
+        case 16:
+            if eq("content-encoding") { return .contentEncoding }
+            if eq("www-authenticate") { return .wwwAuthenticate }
+        case 18:
+            if eq("proxy-authenticate") { return .proxyAuthenticate }
+        case 19:
+            if eq("proxy-authorization") { return .proxyAuthorization }
+            if eq("request-disposition") { return .requestDisposition }
+            if eq("p-asserted-identity") { return .pAssertedIdentity }
+        default: break
         }
         return .other
+    }
+
+    /// Compact forms: RFC 3261 §7.3.3 and the registrations that followed it
+    /// (SPEC.md lists all).
+    @inline(__always)
+    static func compact(_ b: UInt8) -> KnownHeader {
+        switch b | 0x20 {
+        case UInt8(ascii: "a"): return .acceptContact
+        case UInt8(ascii: "b"): return .referredBy
+        case UInt8(ascii: "c"): return .contentType
+        case UInt8(ascii: "d"): return .requestDisposition
+        case UInt8(ascii: "e"): return .contentEncoding
+        case UInt8(ascii: "f"): return .from
+        case UInt8(ascii: "i"): return .callID
+        case UInt8(ascii: "j"): return .rejectContact
+        case UInt8(ascii: "k"): return .supported
+        case UInt8(ascii: "l"): return .contentLength
+        case UInt8(ascii: "m"): return .contact
+        case UInt8(ascii: "n"): return .identityInfo
+        case UInt8(ascii: "o"): return .event
+        case UInt8(ascii: "r"): return .referTo
+        case UInt8(ascii: "s"): return .subject
+        case UInt8(ascii: "t"): return .to
+        case UInt8(ascii: "u"): return .allowEvents
+        case UInt8(ascii: "v"): return .via
+        case UInt8(ascii: "x"): return .sessionExpires
+        case UInt8(ascii: "y"): return .identity
+        default: return .other
+        }
     }
 }

@@ -1,3 +1,9 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// Bounds on what the parser accepts, so hostile input cannot cost unbounded memory.
 public struct SIPParserLimits: Sendable {
     /// Largest message accepted, start line to end of body (a UDP datagram's maximum by default).
@@ -44,14 +50,11 @@ public enum SIPMessageParser {
     /// Finds the end of the line starting at `i`: returns (end of content, start of next line).
     @inline(__always)
     static func lineEnd(_ b: UnsafeBufferPointer<UInt8>, from i: Int, limit: Int) -> (Int, Int)? {
-        var j = i
-        while j < limit {
-            if b[j] == ASCII.lf {
-                return (j > i && b[j - 1] == ASCII.cr ? j - 1 : j, j + 1)
-            }
-            j += 1
-        }
-        return nil
+        guard i < limit, let base = b.baseAddress else { return nil }
+        // memchr is vectorised; lines are short but many.
+        guard let hit = memchr(base + i, Int32(ASCII.lf), limit - i) else { return nil }
+        let j = UnsafePointer<UInt8>(hit.assumingMemoryBound(to: UInt8.self)) - base
+        return (j > i && b[j - 1] == ASCII.cr ? j - 1 : j, j + 1)
     }
 
     static func parse(_ b: UnsafeBufferPointer<UInt8>, limits: SIPParserLimits) throws(SIPParseError)
