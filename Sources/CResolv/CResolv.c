@@ -37,15 +37,22 @@ static int query(struct __res_state *st, const char *name, int type, unsigned ch
     }
 }
 
-int cresolv_query_srv(const cresolv_config *config, const char *name, cresolv_srv *out, int max) {
+// Runs one query of `type` for `name` with its own resolver state, and
+// starts parsing the answer into `msg`. Returns 0 or a CRESOLV_ code.
+static int lookup(const cresolv_config *config, const char *name, int type, unsigned char *answer, int size, ns_msg *msg) {
     struct __res_state st;
     if (open_state(config, &st) != 0) return CRESOLV_ERROR;
-    unsigned char answer[8192];
-    int len = query(&st, name, ns_t_srv, answer, sizeof(answer));
+    int len = query(&st, name, type, answer, size);
     res_nclose(&st);
     if (len < 0) return len;
+    return ns_initparse(answer, len, msg) < 0 ? CRESOLV_ERROR : 0;
+}
+
+int cresolv_query_srv(const cresolv_config *config, const char *name, cresolv_srv *out, int max) {
+    unsigned char answer[8192];
     ns_msg msg;
-    if (ns_initparse(answer, len, &msg) < 0) return CRESOLV_ERROR;
+    int rc = lookup(config, name, ns_t_srv, answer, sizeof(answer), &msg);
+    if (rc < 0) return rc;
     int n = 0;
     int count = ns_msg_count(msg, ns_s_an);
     for (int i = 0; i < count && n < max; i++) {
@@ -64,15 +71,11 @@ int cresolv_query_srv(const cresolv_config *config, const char *name, cresolv_sr
 }
 
 int cresolv_query_address(const cresolv_config *config, const char *name, int family, cresolv_address *out, int max) {
-    struct __res_state st;
-    if (open_state(config, &st) != 0) return CRESOLV_ERROR;
     unsigned char answer[8192];
-    int type = family == AF_INET6 ? ns_t_aaaa : ns_t_a;
-    int len = query(&st, name, type, answer, sizeof(answer));
-    res_nclose(&st);
-    if (len < 0) return len;
     ns_msg msg;
-    if (ns_initparse(answer, len, &msg) < 0) return CRESOLV_ERROR;
+    int type = family == AF_INET6 ? ns_t_aaaa : ns_t_a;
+    int rc = lookup(config, name, type, answer, sizeof(answer), &msg);
+    if (rc < 0) return rc;
     int n = 0;
     int count = ns_msg_count(msg, ns_s_an);
     for (int i = 0; i < count && n < max; i++) {

@@ -19,8 +19,6 @@ enum ByteClass: Sendable {
     case param
     /// hname/hvalue = hnv-unreserved ("[" "]" "/" "?" ":" "+" "$") / unreserved / escaped
     case header
-    /// hostname, IPv4 and bracketed IPv6 characters
-    case host
     /// hostname and IPv4 characters: alphanum "-" "."
     case hostname
     /// DIGIT
@@ -43,7 +41,6 @@ enum ByteClass: Sendable {
         case .param: return (0x07FFEFF200000000, 0x47FFFFFEAFFFFFFE, 0x0000000000000000, 0x0000000000000000)
         case .header: return (0x87FFEFB200000000, 0x47FFFFFEAFFFFFFE, 0x0000000000000000, 0x0000000000000000)
         case .hostname: return (0x03FF600000000000, 0x07FFFFFE07FFFFFE, 0x0000000000000000, 0x0000000000000000)
-        case .host: return (0x07FF600000000000, 0x07FFFFFE2FFFFFFE, 0x0000000000000000, 0x0000000000000000)
         case .digit: return (0x03FF000000000000, 0x0000000000000000, 0x0000000000000000, 0x0000000000000000)
         case .alpha: return (0x0000000000000000, 0x07FFFFFE07FFFFFE, 0x0000000000000000, 0x0000000000000000)
         case .scheme: return (0x03FF680000000000, 0x07FFFFFE07FFFFFE, 0x0000000000000000, 0x0000000000000000)

@@ -80,6 +80,21 @@ struct Cursor {
         throw GrammarError("unterminated quoted string")
     }
 
+    /// host = hostname / IPv4address / IPv6reference (RFC 3261 §25.1), in one
+    /// pass; a ":" after it starts the port.
+    mutating func host(missing: String) throws(GrammarError) -> Range<Int> {
+        let s = i
+        if peek == ASCII.leftBracket {
+            i += 1
+            while let x = peek, x.isHexDigit || x == ASCII.colon || x == UInt8(ascii: ".") { i += 1 }
+            guard consume(ASCII.rightBracket) else { throw GrammarError("unterminated IPv6 reference") }
+            return s..<i
+        }
+        let h = scan(.hostname)
+        guard !h.isEmpty else { throw GrammarError(missing) }
+        return h
+    }
+
     func string(_ r: Range<Int>) -> String {
         String(decoding: UnsafeBufferPointer(rebasing: b[r]), as: UTF8.self)
     }
@@ -190,18 +205,7 @@ enum URIGrammar {
             guard u.atEnd else { throw GrammarError("invalid character in URI user part") }
             c.i = at + 1
         }
-        let host: Range<Int>
-        if c.peek == ASCII.leftBracket {
-            let s = c.i
-            c.i += 1
-            while let x = c.peek, x.isHexDigit || x == ASCII.colon || x == UInt8(ascii: ".") { c.i += 1 }
-            guard c.consume(ASCII.rightBracket) else { throw GrammarError("unterminated IPv6 reference in URI") }
-            host = s..<c.i
-        } else {
-            // hostname / IPv4address: one pass; a ":" after it starts the port.
-            host = c.scan(.hostname)
-            guard !host.isEmpty else { throw GrammarError("URI has no host") }
-        }
+        let host = try c.host(missing: "URI has no host")
         return try finish(b, r, &c, scheme: scheme, user: user, password: password, host: host, opaque: opaque, onParam: onParam, onHeader: onHeader)
     }
 
@@ -371,19 +375,7 @@ enum HeaderGrammar {
         let ws = c.i
         c.skipLWS()
         guard c.i > ws else { throw GrammarError("missing sent-by") }
-        let host: Range<Int>
-        if c.peek == ASCII.leftBracket {
-            let s = c.i
-            c.i += 1
-            while let x = c.peek, x.isHexDigit || x == ASCII.colon || x == UInt8(ascii: ".") { c.i += 1 }
-            guard c.consume(ASCII.rightBracket) else { throw GrammarError("unterminated IPv6 reference") }
-            host = s..<c.i
-        } else {
-            let s = c.i
-            while let x = c.peek, x.isIn(.alpha) || x.isDigit || x == UInt8(ascii: "-") || x == UInt8(ascii: ".") { c.i += 1 }
-            host = s..<c.i
-            guard !host.isEmpty else { throw GrammarError("missing sent-by host") }
-        }
+        let host = try c.host(missing: "missing sent-by host")
         var port: UInt16?
         if c.consumeSeparator(ASCII.colon) {
             let pr = c.scan(.digit)
