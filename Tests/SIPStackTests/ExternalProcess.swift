@@ -31,7 +31,10 @@ final class ExternalProcess: @unchecked Sendable {
         var empty = sigset_t()
         sigemptyset(&empty)
         posix_spawnattr_setsigmask(&attributes, &empty)
-        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK))
+        // Its own process group, so that a peer that forks workers (Kamailio)
+        // is stopped whole.
+        posix_spawnattr_setpgroup(&attributes, 0)
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETPGROUP))
         let argv: [UnsafeMutablePointer<CChar>?] = ([path] + arguments).map { strdup($0) } + [nil]
         defer { for p in argv { free(p) } }
         var child: pid_t = 0
@@ -79,8 +82,9 @@ final class ExternalProcess: @unchecked Sendable {
         return (status ?? -1, output, timedOut)
     }
 
+    /// Kills the whole process group (the peer and any workers it forked).
     func kill() {
-        if poll() == nil { Foundation.kill(pid, SIGKILL) }
+        Foundation.kill(-pid, SIGKILL)
     }
 
     deinit {
