@@ -11,6 +11,8 @@ import PackageDescription
 //   SIPTransport    SwiftNIO UDP/TCP listeners and connections, framing.
 //   SIPStack        transport + transactions + resolver: an endpoint that
 //                   sends requests and answers them.
+//   Rating          rate decks, billing increments, call cost (decimal money).
+//   CallControl     the X-simwood-* per-call controls (SPEC.md T1–T5, T13).
 //   SwitchboardCLI  the `switchboard` binary.
 let strictSwift: [SwiftSetting] = [
     .swiftLanguageMode(.v6),
@@ -62,6 +64,8 @@ let package = Package(
             ],
             swiftSettings: strictSwift
         ),
+        .target(name: "Rating", swiftSettings: strictSwift),
+        .target(name: "CallControl", dependencies: ["Rating", "SIPMessage"], swiftSettings: strictSwift),
         .executableTarget(
             name: "SwitchboardCLI",
             dependencies: [
@@ -73,6 +77,8 @@ let package = Package(
         ),
         .testTarget(name: "SIPMessageTests", dependencies: ["SIPMessage"], swiftSettings: strictSwift),
         .testTarget(name: "SDPTests", dependencies: ["SDP"], swiftSettings: strictSwift),
+        .testTarget(name: "RatingTests", dependencies: ["Rating"], swiftSettings: strictSwift),
+        .testTarget(name: "CallControlTests", dependencies: ["CallControl", "Rating", "SIPMessage"], swiftSettings: strictSwift),
         .testTarget(name: "SIPTransactionTests", dependencies: ["SIPTransaction", "SIPMessage"], swiftSettings: strictSwift),
         .testTarget(name: "SIPAuthTests", dependencies: ["SIPAuth"], swiftSettings: strictSwift),
         .testTarget(name: "SIPResolverTests", dependencies: ["SIPResolver"], swiftSettings: strictSwift),
