@@ -13,6 +13,7 @@ import PackageDescription
 //                   sends requests and answers them.
 //   Rating          rate decks, billing increments, call cost (decimal money).
 //   CallControl     the X-simwood-* per-call controls (SPEC.md T1–T5, T13).
+//   CallCore        a B2BUA call (A leg, B leg, failover, clearing) as a pure state machine.
 //   SwitchboardCLI  the `switchboard` binary.
 let strictSwift: [SwiftSetting] = [
     .swiftLanguageMode(.v6),
@@ -66,6 +67,7 @@ let package = Package(
         ),
         .target(name: "Rating", swiftSettings: strictSwift),
         .target(name: "CallControl", dependencies: ["Rating", "SIPMessage"], swiftSettings: strictSwift),
+        .target(name: "CallCore", dependencies: ["CallControl", "SIPMessage"], swiftSettings: strictSwift),
         .executableTarget(
             name: "SwitchboardCLI",
             dependencies: [
@@ -78,6 +80,7 @@ let package = Package(
         .testTarget(name: "SIPMessageTests", dependencies: ["SIPMessage"], swiftSettings: strictSwift),
         .testTarget(name: "SDPTests", dependencies: ["SDP"], swiftSettings: strictSwift),
         .testTarget(name: "RatingTests", dependencies: ["Rating"], swiftSettings: strictSwift),
+        .testTarget(name: "CallCoreTests", dependencies: ["CallCore", "CallControl", "SIPMessage"], swiftSettings: strictSwift),
         .testTarget(name: "CallControlTests", dependencies: ["CallControl", "Rating", "SIPMessage"], swiftSettings: strictSwift),
         .testTarget(name: "SIPTransactionTests", dependencies: ["SIPTransaction", "SIPMessage"], swiftSettings: strictSwift),
         .testTarget(name: "SIPAuthTests", dependencies: ["SIPAuth"], swiftSettings: strictSwift),
