@@ -14,6 +14,7 @@ import PackageDescription
 //   Rating          rate decks, billing increments, call cost (decimal money).
 //   CallControl     the X-simwood-* per-call controls (SPEC.md T1–T5, T13).
 //   CallCore        a B2BUA call (A leg, B leg, failover, clearing) as a pure state machine.
+//   Store           accounts, rate decks, CDRs: SQLite (default) or PostgreSQL via SQLKit.
 //   SwitchboardCLI  the `switchboard` binary.
 let strictSwift: [SwiftSetting] = [
     .swiftLanguageMode(.v6),
@@ -32,6 +33,9 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-crypto.git", from: "3.12.3"),
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/vapor/sql-kit.git", from: "3.36.0"),
+        .package(url: "https://github.com/vapor/sqlite-kit.git", from: "4.5.2"),
+        .package(url: "https://github.com/vapor/postgres-kit.git", from: "2.17.0"),
     ],
     targets: [
         .target(name: "SIPMessage", swiftSettings: strictSwift),
@@ -68,6 +72,17 @@ let package = Package(
         .target(name: "Rating", swiftSettings: strictSwift),
         .target(name: "CallControl", dependencies: ["Rating", "SIPMessage"], swiftSettings: strictSwift),
         .target(name: "CallCore", dependencies: ["CallControl", "SIPMessage"], swiftSettings: strictSwift),
+        .target(
+            name: "Store",
+            dependencies: [
+                "Rating", "CallControl",
+                .product(name: "SQLKit", package: "sql-kit"),
+                .product(name: "SQLiteKit", package: "sqlite-kit"),
+                .product(name: "PostgresKit", package: "postgres-kit"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strictSwift
+        ),
         .executableTarget(
             name: "SwitchboardCLI",
             dependencies: [
@@ -80,6 +95,7 @@ let package = Package(
         .testTarget(name: "SIPMessageTests", dependencies: ["SIPMessage"], swiftSettings: strictSwift),
         .testTarget(name: "SDPTests", dependencies: ["SDP"], swiftSettings: strictSwift),
         .testTarget(name: "RatingTests", dependencies: ["Rating"], swiftSettings: strictSwift),
+        .testTarget(name: "StoreTests", dependencies: ["Store", "Rating"], swiftSettings: strictSwift),
         .testTarget(name: "CallCoreTests", dependencies: ["CallCore", "CallControl", "SIPMessage"], swiftSettings: strictSwift),
         .testTarget(name: "CallControlTests", dependencies: ["CallControl", "Rating", "SIPMessage"], swiftSettings: strictSwift),
         .testTarget(name: "SIPTransactionTests", dependencies: ["SIPTransaction", "SIPMessage"], swiftSettings: strictSwift),

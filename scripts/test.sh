@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Runs every test. Installs what the tests need on a fresh Debian machine:
 # SIPp (sip-tester) and Kamailio for interop tests, dnsmasq for RFC 3263
-# resolver tests. The tests start and stop their own SIPp, Kamailio and
-# dnsmasq on loopback ports.
+# resolver tests, PostgreSQL for the store tests. The tests start and stop
+# their own SIPp, Kamailio and dnsmasq on loopback ports; this script starts a
+# throw-away PostgreSQL on a loopback port and stops it at the end.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -10,12 +11,27 @@ need=()
 command -v sipp >/dev/null 2>&1 || need+=(sip-tester)
 [ -x /usr/sbin/dnsmasq ] || command -v dnsmasq >/dev/null 2>&1 || need+=(dnsmasq-base)
 [ -x /usr/sbin/kamailio ] || command -v kamailio >/dev/null 2>&1 || need+=(kamailio)
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
 if ((${#need[@]})); then
     echo "== installing ${need[*]}"
     SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
     $SUDO apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
+
+echo "== starting a throw-away PostgreSQL"
+pgbin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
+pgdir=$(mktemp -d /tmp/switchboard-pg.XXXXXX)
+pgport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+as_pg() { if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+[ "$(id -u)" -eq 0 ] && chown postgres "$pgdir"
+as_pg "$pgbin/initdb" -D "$pgdir/data" -A trust -U switchboard >/dev/null
+as_pg "$pgbin/pg_ctl" -D "$pgdir/data" -l "$pgdir/log" -w \
+    -o "-p $pgport -k $pgdir -c listen_addresses=127.0.0.1 -c fsync=off" start >/dev/null
+stop_pg() { as_pg "$pgbin/pg_ctl" -D "$pgdir/data" -m immediate stop >/dev/null 2>&1 || true; rm -rf "$pgdir"; }
+trap stop_pg EXIT
+as_pg "$pgbin/createdb" -h 127.0.0.1 -p "$pgport" -U switchboard switchboard_test
+export SWITCHBOARD_TEST_POSTGRES_URL="postgres://switchboard@127.0.0.1:$pgport/switchboard_test?sslmode=disable"
 
 echo "== building"
 mkdir -p .build

@@ -1,0 +1,428 @@
+import CallControl
+import Foundation
+import Logging
+import NIOCore
+import NIOPosix
+import PostgresKit
+import Rating
+import SQLKit
+import SQLiteKit
+
+/// Where the data lives: an embedded SQLite file (the default, created on
+/// first start) or a PostgreSQL database shared by a cluster of nodes.
+public enum StoreLocation: Sendable, Equatable, CustomStringConvertible {
+    case sqlite(path: String)
+    case postgres(url: String)
+
+    public var description: String {
+        switch self {
+        case .sqlite(let path): return "SQLite file \(path)"
+        case .postgres(let url):
+            // Never log the password.
+            guard var c = URLComponents(string: url) else { return "PostgreSQL" }
+            if c.password != nil { c.password = "***" }
+            return "PostgreSQL \(c.string ?? "")"
+        }
+    }
+}
+
+public enum StoreError: Error, Sendable, CustomStringConvertible {
+    case cannotOpen(String, String)
+    case notFound(String)
+    case invalid(field: String, reason: String)
+
+    public var description: String {
+        switch self {
+        case .cannotOpen(let location, let why): return "cannot open \(location): \(why)"
+        case .notFound(let what): return "\(what) not found"
+        case .invalid(let field, let reason): return "\(field): \(reason)"
+        }
+    }
+}
+
+/// Money in the store: whole millionths (micros) in a BIGINT, so that both
+/// backends add and subtract it exactly and atomically.
+public enum MoneyColumn {
+    public static func micros(_ m: Money) -> Int64 {
+        var scaled = m * 1_000_000, rounded = Decimal()
+        NSDecimalRound(&rounded, &scaled, 0, .plain)
+        return NSDecimalNumber(decimal: rounded).int64Value
+    }
+    public static func money(_ micros: Int64) -> Money { Decimal(micros) / 1_000_000 }
+}
+
+public enum CLIPolicy: String, Sendable, Codable {
+    /// T7: a call with an invalid CLI is refused with `Invalid CLI`.
+    case reject
+    /// T7: it completes with `X-Warning: Invalid CLI` on the response.
+    case warn
+}
+
+public struct Account: Sendable, Equatable {
+    public var id: String
+    public var name: String
+    public var currency: String
+    public var balance: Money
+    public var creditLimit: Money
+    public var cliPolicy: CLIPolicy
+
+    public init(id: String, name: String, currency: String, balance: Money, creditLimit: Money, cliPolicy: CLIPolicy = .reject) {
+        self.id = id; self.name = name; self.currency = currency; self.balance = balance
+        self.creditLimit = creditLimit; self.cliPolicy = cliPolicy
+    }
+}
+
+/// A call detail record (issue 3 §8).
+public struct CDR: Sendable, Equatable {
+    public var id: Int64?
+    public var callID: String
+    public var accountID: String
+    public var trunkID: String?
+    public var tag: String?
+    public var from: String
+    public var to: String
+    public var callType: String?
+    public var startAt: Double
+    public var answerAt: Double?
+    public var endAt: Double
+    public var durationSeconds: Int
+    public var billedSeconds: Int
+    public var cost: Money
+    public var finalStatus: Int
+    public var reason: String?
+    /// The switch stopped while the call was live (recorded at the next start).
+    public var interrupted: Bool
+
+    public init(id: Int64? = nil, callID: String, accountID: String, trunkID: String? = nil, tag: String? = nil,
+                from: String, to: String, callType: String? = nil, startAt: Double, answerAt: Double? = nil,
+                endAt: Double, durationSeconds: Int, billedSeconds: Int, cost: Money, finalStatus: Int,
+                reason: String? = nil, interrupted: Bool = false) {
+        self.id = id; self.callID = callID; self.accountID = accountID; self.trunkID = trunkID; self.tag = tag
+        self.from = from; self.to = to; self.callType = callType; self.startAt = startAt; self.answerAt = answerAt
+        self.endAt = endAt; self.durationSeconds = durationSeconds; self.billedSeconds = billedSeconds; self.cost = cost
+        self.finalStatus = finalStatus; self.reason = reason; self.interrupted = interrupted
+    }
+}
+
+public struct CDRQuery: Sendable {
+    public var accountID: String?
+    public var trunkID: String?
+    /// T1: one term of a tag split on single "-".
+    public var tagTerm: String?
+    public var startFrom: Double?
+    public var startBefore: Double?
+    public var limit: Int
+
+    public init(accountID: String? = nil, trunkID: String? = nil, tagTerm: String? = nil,
+                startFrom: Double? = nil, startBefore: Double? = nil, limit: Int = 1000) {
+        self.accountID = accountID; self.trunkID = trunkID; self.tagTerm = tagTerm
+        self.startFrom = startFrom; self.startBefore = startBefore; self.limit = limit
+    }
+}
+
+/// A call that is up now; kept so that a crash can be recorded afterwards.
+public struct LiveCall: Sendable, Equatable {
+    public var callID: String
+    public var accountID: String
+    public var trunkID: String?
+    public var tag: String?
+    public var from: String
+    public var to: String
+    public var startAt: Double
+    public init(callID: String, accountID: String, trunkID: String? = nil, tag: String? = nil, from: String, to: String, startAt: Double) {
+        self.callID = callID; self.accountID = accountID; self.trunkID = trunkID; self.tag = tag
+        self.from = from; self.to = to; self.startAt = startAt
+    }
+}
+
+/// The data layer: one API over SQLite and PostgreSQL (SQLKit).
+public final class Store: Sendable {
+    enum Backend: Sendable { case sqlite, postgres }
+
+    let backend: Backend
+    let database: any SQLDatabase
+    let shutdownPool: @Sendable () async throws -> Void
+    public let location: StoreLocation
+
+    public static func open(_ location: StoreLocation, logger: Logger = Logger(label: "switchboard.store"),
+                            group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton) async throws -> Store {
+        let store: Store
+        switch location {
+        case .sqlite(let path):
+            // One connection, used by one operation at a time (the gate): SQLite
+            // writes are serial anyway, and a transaction must not interleave.
+            let connection: SQLiteConnection
+            do { connection = try await SQLiteConnection.open(storage: .file(path: path), logger: logger) } catch {
+                throw StoreError.cannotOpen(location.description, String(describing: error))
+            }
+            _ = try await connection.sql().raw("PRAGMA journal_mode=WAL").all()
+            try await connection.sql().raw("PRAGMA foreign_keys=ON").run()
+            store = Store(backend: .sqlite, database: connection.sql(), location: location, gate: AsyncGate()) {
+                try await connection.close()
+            }
+        case .postgres(let url):
+            let configuration: SQLPostgresConfiguration
+            do { configuration = try SQLPostgresConfiguration(url: url) } catch {
+                throw StoreError.cannotOpen(location.description, "the URL is not a PostgreSQL URL")
+            }
+            // The pool locks internally; AsyncKit predates Sendable annotations.
+            nonisolated(unsafe) let pool = EventLoopGroupConnectionPool(
+                source: PostgresConnectionSource(sqlConfiguration: configuration), maxConnectionsPerEventLoop: 4, on: group)
+            store = Store(backend: .postgres, database: pool.database(logger: logger).sql(), location: location, gate: nil) {
+                try await pool.shutdownAsync()
+            }
+        }
+        do {
+            try await store.migrate()
+        } catch {
+            try? await store.close()
+            throw StoreError.cannotOpen(location.description, String(describing: error))
+        }
+        return store
+    }
+
+    /// Serialises SQLite use; nil for PostgreSQL, whose pool gives each
+    /// operation its own connection.
+    let gate: AsyncGate?
+
+    init(backend: Backend, database: any SQLDatabase, location: StoreLocation, gate: AsyncGate?,
+         shutdown: @escaping @Sendable () async throws -> Void) {
+        self.backend = backend; self.database = database; self.location = location; self.gate = gate; self.shutdownPool = shutdown
+    }
+
+    /// Runs one operation on the database (one at a time on SQLite).
+    func run<R: Sendable>(_ body: @Sendable (any SQLDatabase) async throws -> R) async throws -> R {
+        guard let gate else { return try await body(database) }
+        await gate.acquire()
+        do {
+            let r = try await body(database)
+            await gate.release()
+            return r
+        } catch {
+            await gate.release()
+            throw error
+        }
+    }
+
+    public func close() async throws { try await shutdownPool() }
+
+    // MARK: Schema
+
+    /// Migrations in order; each runs once, in a transaction, and is recorded.
+    var migrations: [(version: Int, statements: [String])] {
+        let serial = backend == .postgres ? "BIGSERIAL PRIMARY KEY" : "INTEGER PRIMARY KEY"
+        return [
+            (1, [
+                """
+                CREATE TABLE accounts (id TEXT PRIMARY KEY, name TEXT NOT NULL, currency TEXT NOT NULL,
+                    balance_micros BIGINT NOT NULL, credit_limit_micros BIGINT NOT NULL, cli_policy TEXT NOT NULL)
+                """,
+                """
+                CREATE TABLE cdrs (id \(serial), call_id TEXT NOT NULL UNIQUE, account_id TEXT NOT NULL REFERENCES accounts(id),
+                    trunk_id TEXT, tag TEXT, from_number TEXT NOT NULL, to_number TEXT NOT NULL, call_type TEXT,
+                    start_at DOUBLE PRECISION NOT NULL, answer_at DOUBLE PRECISION, end_at DOUBLE PRECISION NOT NULL,
+                    duration_seconds BIGINT NOT NULL, billed_seconds BIGINT NOT NULL, cost_micros BIGINT NOT NULL,
+                    final_status INTEGER NOT NULL, reason TEXT, interrupted INTEGER NOT NULL)
+                """,
+                "CREATE INDEX cdrs_account_start ON cdrs (account_id, start_at)",
+                "CREATE TABLE cdr_tag_terms (term TEXT NOT NULL, cdr_id BIGINT NOT NULL REFERENCES cdrs(id), PRIMARY KEY (term, cdr_id))",
+                """
+                CREATE TABLE live_calls (call_id TEXT PRIMARY KEY, account_id TEXT NOT NULL, trunk_id TEXT, tag TEXT,
+                    from_number TEXT NOT NULL, to_number TEXT NOT NULL, start_at DOUBLE PRECISION NOT NULL)
+                """,
+            ]),
+        ]
+    }
+
+    public func schemaVersion() async throws -> Int {
+        let row = try await run { try await $0.raw("SELECT MAX(version) AS v FROM schema_migrations").first() }
+        return try row?.decode(column: "v", as: Int?.self) ?? 0
+    }
+
+    func migrate() async throws {
+        try await run { try await $0.raw("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at DOUBLE PRECISION NOT NULL)").run() }
+        let current = try await schemaVersion()
+        for m in migrations where m.version > current {
+            let statements = m.statements
+            let version = m.version
+            try await transaction { db in
+                for s in statements { try await db.raw(SQLQueryString(s)).run() }
+                try await db.raw("INSERT INTO schema_migrations (version, applied_at) VALUES (\(bind: version), \(bind: Date().timeIntervalSince1970))").run()
+            }
+        }
+    }
+
+    /// Runs `body` on one connection inside BEGIN … COMMIT (ROLLBACK on error).
+    func transaction<R: Sendable>(_ body: @escaping @Sendable (any SQLDatabase) async throws -> R) async throws -> R {
+        try await run { database in try await self.inSession(database, body) }
+    }
+
+    private func inSession<R: Sendable>(_ database: any SQLDatabase, _ body: @escaping @Sendable (any SQLDatabase) async throws -> R) async throws -> R {
+        try await database.withSession { db in
+            try await db.raw(self.backend == .sqlite ? "BEGIN IMMEDIATE" : "BEGIN").run()
+            do {
+                let r = try await body(db)
+                try await db.raw("COMMIT").run()
+                return r
+            } catch {
+                try? await db.raw("ROLLBACK").run()
+                throw error
+            }
+        }
+    }
+
+    // MARK: Accounts
+
+    /// Creates or updates an account (idempotent provisioning). The balance is
+    /// set only when the account is created; later it moves by calls and top-ups.
+    public func upsertAccount(_ a: Account) async throws {
+        guard !a.id.isEmpty else { throw StoreError.invalid(field: "id", reason: "must not be empty") }
+        guard a.currency.count == 3 else { throw StoreError.invalid(field: "currency", reason: "must be a 3-letter code such as GBP") }
+        try await run { database in try await database.raw("""
+            INSERT INTO accounts (id, name, currency, balance_micros, credit_limit_micros, cli_policy)
+            VALUES (\(bind: a.id), \(bind: a.name), \(bind: a.currency), \(bind: MoneyColumn.micros(a.balance)),
+                    \(bind: MoneyColumn.micros(a.creditLimit)), \(bind: a.cliPolicy.rawValue))
+            ON CONFLICT (id) DO UPDATE SET name = excluded.name, currency = excluded.currency,
+                credit_limit_micros = excluded.credit_limit_micros, cli_policy = excluded.cli_policy
+            """).run() }
+    }
+
+    public func account(id: String) async throws -> Account? {
+        guard let row = try await run({ database in try await database.raw("""
+            SELECT id, name, currency, balance_micros, credit_limit_micros, cli_policy FROM accounts WHERE id = \(bind: id)
+            """).first() }) else { return nil }
+        return Account(
+            id: try row.decode(column: "id", as: String.self), name: try row.decode(column: "name", as: String.self),
+            currency: try row.decode(column: "currency", as: String.self),
+            balance: MoneyColumn.money(try row.decode(column: "balance_micros", as: Int64.self)),
+            creditLimit: MoneyColumn.money(try row.decode(column: "credit_limit_micros", as: Int64.self)),
+            cliPolicy: CLIPolicy(rawValue: try row.decode(column: "cli_policy", as: String.self)) ?? .reject)
+    }
+
+    /// Adds to (or, negative, takes from) a balance atomically; returns the new balance.
+    public func adjustBalance(accountID: String, by amount: Money) async throws -> Money {
+        guard let row = try await run({ database in try await database.raw("""
+            UPDATE accounts SET balance_micros = balance_micros + \(bind: MoneyColumn.micros(amount))
+            WHERE id = \(bind: accountID) RETURNING balance_micros
+            """).first() }) else { throw StoreError.notFound("account \(accountID)") }
+        return MoneyColumn.money(try row.decode(column: "balance_micros", as: Int64.self))
+    }
+
+    // MARK: Calls and CDRs
+
+    public func callStarted(_ call: LiveCall) async throws {
+        try await run { database in try await database.raw("""
+            INSERT INTO live_calls (call_id, account_id, trunk_id, tag, from_number, to_number, start_at)
+            VALUES (\(bind: call.callID), \(bind: call.accountID), \(bind: call.trunkID), \(bind: call.tag),
+                    \(bind: call.from), \(bind: call.to), \(bind: call.startAt))
+            ON CONFLICT (call_id) DO NOTHING
+            """).run() }
+    }
+
+    /// Writes the CDR of an ended call, its tag terms, and debits its cost, in
+    /// one transaction. Idempotent per call ID: a repeated write changes
+    /// nothing and debits nothing. Returns whether this write recorded it.
+    @discardableResult
+    public func recordCall(_ cdr: CDR) async throws -> Bool {
+        let terms = Array(Set(cdr.tag.map(CallControlHeaders.searchTerms(ofTag:)) ?? []))
+        return try await transaction { db in
+            let inserted = try await db.raw("""
+                INSERT INTO cdrs (call_id, account_id, trunk_id, tag, from_number, to_number, call_type, start_at, answer_at,
+                    end_at, duration_seconds, billed_seconds, cost_micros, final_status, reason, interrupted)
+                VALUES (\(bind: cdr.callID), \(bind: cdr.accountID), \(bind: cdr.trunkID), \(bind: cdr.tag), \(bind: cdr.from),
+                    \(bind: cdr.to), \(bind: cdr.callType), \(bind: cdr.startAt), \(bind: cdr.answerAt), \(bind: cdr.endAt),
+                    \(bind: Int64(cdr.durationSeconds)), \(bind: Int64(cdr.billedSeconds)), \(bind: MoneyColumn.micros(cdr.cost)),
+                    \(bind: cdr.finalStatus), \(bind: cdr.reason), \(bind: cdr.interrupted ? 1 : 0))
+                ON CONFLICT (call_id) DO NOTHING RETURNING id
+                """).first()
+            guard let id = try inserted?.decode(column: "id", as: Int64.self) else { return false }
+            for term in terms {
+                try await db.raw("INSERT INTO cdr_tag_terms (term, cdr_id) VALUES (\(bind: term), \(bind: id))").run()
+            }
+            if cdr.cost != 0 {
+                try await db.raw("""
+                    UPDATE accounts SET balance_micros = balance_micros - \(bind: MoneyColumn.micros(cdr.cost)) WHERE id = \(bind: cdr.accountID)
+                    """).run()
+            }
+            try await db.raw("DELETE FROM live_calls WHERE call_id = \(bind: cdr.callID)").run()
+            return true
+        }
+    }
+
+    /// At start-up: calls that were live when the switch stopped become
+    /// CDRs marked interrupted (no charge is guessed).
+    public func recordInterruptedCalls(now: Double) async throws -> Int {
+        let rows = try await run { try await $0.raw("""
+            SELECT call_id, account_id, trunk_id, tag, from_number, to_number, start_at FROM live_calls
+            """).all() }
+        var n = 0
+        for row in rows {
+            let cdr = CDR(callID: try row.decode(column: "call_id", as: String.self),
+                          accountID: try row.decode(column: "account_id", as: String.self),
+                          trunkID: try row.decode(column: "trunk_id", as: String?.self),
+                          tag: try row.decode(column: "tag", as: String?.self),
+                          from: try row.decode(column: "from_number", as: String.self),
+                          to: try row.decode(column: "to_number", as: String.self),
+                          startAt: try row.decode(column: "start_at", as: Double.self), endAt: now,
+                          durationSeconds: 0, billedSeconds: 0, cost: 0, finalStatus: 0, reason: "Interrupted", interrupted: true)
+            if try await recordCall(cdr) { n += 1 }
+        }
+        return n
+    }
+
+    public func cdrs(_ q: CDRQuery) async throws -> [CDR] {
+        var sql = SQLQueryString("SELECT c.* FROM cdrs c")
+        if let term = q.tagTerm { sql.appendLiteral(" JOIN cdr_tag_terms t ON t.cdr_id = c.id AND t.term = "); sql.appendInterpolation(bind: term) }
+        sql.appendLiteral(" WHERE 1 = 1")
+        if let a = q.accountID { sql.appendLiteral(" AND c.account_id = "); sql.appendInterpolation(bind: a) }
+        if let t = q.trunkID { sql.appendLiteral(" AND c.trunk_id = "); sql.appendInterpolation(bind: t) }
+        if let f = q.startFrom { sql.appendLiteral(" AND c.start_at >= "); sql.appendInterpolation(bind: f) }
+        if let b = q.startBefore { sql.appendLiteral(" AND c.start_at < "); sql.appendInterpolation(bind: b) }
+        sql.appendLiteral(" ORDER BY c.start_at, c.id LIMIT \(max(1, min(q.limit, 10_000)))")
+        let query = sql
+        return try await run { try await $0.raw(query).all() }.map { row in
+            CDR(id: try row.decode(column: "id", as: Int64.self),
+                callID: try row.decode(column: "call_id", as: String.self),
+                accountID: try row.decode(column: "account_id", as: String.self),
+                trunkID: try row.decode(column: "trunk_id", as: String?.self),
+                tag: try row.decode(column: "tag", as: String?.self),
+                from: try row.decode(column: "from_number", as: String.self),
+                to: try row.decode(column: "to_number", as: String.self),
+                callType: try row.decode(column: "call_type", as: String?.self),
+                startAt: try row.decode(column: "start_at", as: Double.self),
+                answerAt: try row.decode(column: "answer_at", as: Double?.self),
+                endAt: try row.decode(column: "end_at", as: Double.self),
+                durationSeconds: Int(try row.decode(column: "duration_seconds", as: Int64.self)),
+                billedSeconds: Int(try row.decode(column: "billed_seconds", as: Int64.self)),
+                cost: MoneyColumn.money(try row.decode(column: "cost_micros", as: Int64.self)),
+                finalStatus: Int(try row.decode(column: "final_status", as: Int64.self)),
+                reason: try row.decode(column: "reason", as: String?.self),
+                interrupted: try row.decode(column: "interrupted", as: Int64.self) != 0)
+        }
+    }
+}
+
+extension Store {
+    /// Drops every table (tests only: PostgreSQL tests share one database).
+    public func resetForTests() async throws {
+        for table in ["cdr_tag_terms", "cdrs", "live_calls", "accounts", "schema_migrations"] {
+            let statement = "DROP TABLE IF EXISTS " + table
+            try await run { try await $0.raw(SQLQueryString(statement)).run() }
+        }
+    }
+}
+
+/// A FIFO async mutex.
+actor AsyncGate {
+    var busy = false
+    var waiters: [CheckedContinuation<Void, Never>] = []
+
+    func acquire() async {
+        if !busy { busy = true; return }
+        await withCheckedContinuation { waiters.append($0) }
+    }
+
+    func release() {
+        if waiters.isEmpty { busy = false } else { waiters.removeFirst().resume() }
+    }
+}

@@ -1,0 +1,133 @@
+import Foundation
+import Rating
+import Store
+import Testing
+
+/// Every store test runs on both backends. PostgreSQL comes from
+/// SWITCHBOARD_TEST_POSTGRES_URL, which scripts/test.sh sets after starting a
+/// throw-away server on loopback.
+enum Backend: String, CaseIterable, Sendable, CustomTestStringConvertible {
+    case sqlite, postgres
+    var testDescription: String { rawValue }
+}
+
+func openStore(_ backend: Backend) async throws -> Store {
+    switch backend {
+    case .sqlite:
+        let path = NSTemporaryDirectory() + "switchboard-test-\(UUID().uuidString).sqlite"
+        return try await Store.open(.sqlite(path: path))
+    case .postgres:
+        guard let url = ProcessInfo.processInfo.environment["SWITCHBOARD_TEST_POSTGRES_URL"] else {
+            Issue.record("SWITCHBOARD_TEST_POSTGRES_URL is not set: run the README's test command (bash scripts/test.sh), which starts PostgreSQL")
+            throw StoreError.cannotOpen("PostgreSQL", "no test server")
+        }
+        // A fresh schema per test: drop what an earlier test left.
+        let store = try await Store.open(.postgres(url: url))
+        try await store.resetForTests()
+        try await store.close()
+        return try await Store.open(.postgres(url: url))
+    }
+}
+
+func m(_ s: String) -> Money { parseMoney(s) ?? -1 }
+
+func cdr(_ callID: String, account: String = "920700", tag: String? = nil, start: Double = 1000, cost: String = "0.10") -> CDR {
+    CDR(callID: callID, accountID: account, trunkID: "\(account)-L001", tag: tag, from: "441632960000", to: "447700900123",
+        callType: "mobile", startAt: start, answerAt: start + 2, endAt: start + 62, durationSeconds: 60, billedSeconds: 60,
+        cost: m(cost), finalStatus: 200)
+}
+
+@Suite("Store on SQLite and PostgreSQL", .serialized)
+struct StoreTests {
+    @Test(arguments: Backend.allCases)
+    func migrationsRunOnceAndAccountsRoundTrip(backend: Backend) async throws {
+        let store = try await openStore(backend)
+        #expect(try await store.schemaVersion() == 1)
+        try await store.upsertAccount(Account(id: "920700", name: "Acme", currency: "GBP", balance: m("10.50"), creditLimit: m("5")))
+        // Provisioning again updates details but never resets the balance.
+        _ = try await store.adjustBalance(accountID: "920700", by: -m("0.25"))
+        try await store.upsertAccount(Account(id: "920700", name: "Acme Ltd", currency: "GBP", balance: m("99"), creditLimit: m("7"), cliPolicy: .warn))
+        let a = try #require(try await store.account(id: "920700"))
+        #expect(a.name == "Acme Ltd")
+        #expect(a.balance == m("10.25"))
+        #expect(a.creditLimit == m("7"))
+        #expect(a.cliPolicy == .warn)
+        #expect(try await store.account(id: "nobody") == nil)
+        await #expect(throws: StoreError.self) {
+            try await store.upsertAccount(Account(id: "x", name: "x", currency: "POUNDS", balance: 0, creditLimit: 0))
+        }
+        try await store.close()
+    }
+
+    @Test(arguments: Backend.allCases)
+    func callsAreRecordedAndDebitedOnce(backend: Backend) async throws {
+        let store = try await openStore(backend)
+        try await store.upsertAccount(Account(id: "920700", name: "Acme", currency: "GBP", balance: m("1.00"), creditLimit: 0))
+        #expect(try await store.recordCall(cdr("call-1", cost: "0.123456")))
+        #expect(try await store.recordCall(cdr("call-1", cost: "0.123456")) == false)  // a retried write
+        #expect(try await store.account(id: "920700")?.balance == m("0.876544"))
+        let all = try await store.cdrs(CDRQuery(accountID: "920700"))
+        #expect(all.count == 1 && all.first?.cost == m("0.123456") && all.first?.billedSeconds == 60)
+        try await store.close()
+    }
+
+    @Test(arguments: Backend.allCases)
+    func concurrentCallsDebitExactly(backend: Backend) async throws {
+        let store = try await openStore(backend)
+        try await store.upsertAccount(Account(id: "920700", name: "Acme", currency: "GBP", balance: m("100"), creditLimit: 0))
+        try await withThrowingTaskGroup(of: Bool.self) { group in
+            for i in 0..<40 { group.addTask { try await store.recordCall(cdr("c\(i)", cost: "0.01")) } }
+            for try await ok in group { #expect(ok) }
+        }
+        #expect(try await store.account(id: "920700")?.balance == m("99.60"))
+        try await store.close()
+    }
+
+    @Test(arguments: Backend.allCases)
+    func cdrsAreFoundByTagTermNotByTheWholeTag(backend: Backend) async throws {
+        let store = try await openStore(backend)
+        try await store.upsertAccount(Account(id: "920700", name: "Acme", currency: "GBP", balance: 10, creditLimit: 0))
+        try await store.upsertAccount(Account(id: "920701", name: "Other", currency: "GBP", balance: 10, creditLimit: 0))
+        try await store.recordCall(cdr("t1", tag: "CUST001-AB384720", start: 100))
+        try await store.recordCall(cdr("t2", tag: "CUST002-AB384720", start: 200))
+        try await store.recordCall(cdr("t3", account: "920701", tag: "CUST001", start: 300))
+        #expect(try await store.cdrs(CDRQuery(tagTerm: "CUST001")).map(\.callID) == ["t1", "t3"])
+        #expect(try await store.cdrs(CDRQuery(tagTerm: "AB384720")).map(\.callID) == ["t1", "t2"])
+        #expect(try await store.cdrs(CDRQuery(tagTerm: "CUST001-AB384720")).isEmpty)
+        #expect(try await store.cdrs(CDRQuery(accountID: "920700", tagTerm: "CUST001")).map(\.callID) == ["t1"])
+        #expect(try await store.cdrs(CDRQuery(startFrom: 150, startBefore: 300)).map(\.callID) == ["t2"])
+        #expect(try await store.cdrs(CDRQuery(trunkID: "920701-L001")).map(\.callID) == ["t3"])
+        #expect(try await store.cdrs(CDRQuery(tagTerm: "CUST001")).first?.tag == "CUST001-AB384720")
+        try await store.close()
+    }
+
+    @Test(arguments: Backend.allCases)
+    func liveCallsBecomeInterruptedCDRsAfterARestart(backend: Backend) async throws {
+        let store = try await openStore(backend)
+        try await store.upsertAccount(Account(id: "920700", name: "Acme", currency: "GBP", balance: 10, creditLimit: 0))
+        try await store.callStarted(LiveCall(callID: "live-1", accountID: "920700", tag: "X-1", from: "441632960000", to: "447700900123", startAt: 50))
+        try await store.callStarted(LiveCall(callID: "done-1", accountID: "920700", from: "441632960000", to: "447700900123", startAt: 60))
+        try await store.recordCall(cdr("done-1", start: 60))
+        #expect(try await store.recordInterruptedCalls(now: 500) == 1)
+        #expect(try await store.recordInterruptedCalls(now: 600) == 0)
+        let interrupted = try await store.cdrs(CDRQuery()).filter(\.interrupted)
+        #expect(interrupted.map(\.callID) == ["live-1"])
+        #expect(interrupted.first?.endAt == 500 && interrupted.first?.cost == 0)
+        try await store.close()
+    }
+
+    @Test func passwordsNeverAppearInTheLocationsDescription() {
+        #expect(StoreLocation.postgres(url: "postgres://sw:s3cret@127.0.0.1:5432/db").description == "PostgreSQL postgres://sw:***@127.0.0.1:5432/db")
+    }
+
+    @Test func sqliteFileIsCreatedOnFirstOpenAndKeepsData() async throws {
+        let path = NSTemporaryDirectory() + "switchboard-reopen-\(UUID().uuidString).sqlite"
+        let first = try await Store.open(.sqlite(path: path))
+        try await first.upsertAccount(Account(id: "1", name: "a", currency: "EUR", balance: m("3.5"), creditLimit: 0))
+        try await first.close()
+        #expect(FileManager.default.fileExists(atPath: path))
+        let second = try await Store.open(.sqlite(path: path))
+        #expect(try await second.account(id: "1")?.balance == m("3.5"))
+        try await second.close()
+    }
+}
