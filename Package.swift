@@ -15,6 +15,7 @@ import PackageDescription
 //   CallControl     the X-simwood-* per-call controls (SPEC.md T1–T5, T13).
 //   CallCore        a B2BUA call (A leg, B leg, failover, clearing) as a pure state machine.
 //   Store           accounts, rate decks, CDRs: SQLite (default) or PostgreSQL via SQLKit.
+//   NodeConfiguration  the node's YAML settings with environment overrides.
 //   SwitchboardCLI  the `switchboard` binary.
 let strictSwift: [SwiftSetting] = [
     .swiftLanguageMode(.v6),
@@ -36,6 +37,7 @@ let package = Package(
         .package(url: "https://github.com/vapor/sql-kit.git", from: "3.36.0"),
         .package(url: "https://github.com/vapor/sqlite-kit.git", from: "4.5.2"),
         .package(url: "https://github.com/vapor/postgres-kit.git", from: "2.17.0"),
+        .package(url: "https://github.com/jpsim/Yams.git", from: "5.0.1"),
     ],
     targets: [
         .target(name: "SIPMessage", swiftSettings: strictSwift),
@@ -72,6 +74,7 @@ let package = Package(
         .target(name: "Rating", swiftSettings: strictSwift),
         .target(name: "CallControl", dependencies: ["Rating", "SIPMessage"], swiftSettings: strictSwift),
         .target(name: "CallCore", dependencies: ["CallControl", "SIPMessage"], swiftSettings: strictSwift),
+        .target(name: "NodeConfiguration", dependencies: [.product(name: "Yams", package: "Yams")], swiftSettings: strictSwift),
         .target(
             name: "Store",
             dependencies: [
@@ -86,7 +89,7 @@ let package = Package(
         .executableTarget(
             name: "SwitchboardCLI",
             dependencies: [
-                "SIPMessage", "SDP", "SIPStack", "SIPResolver", "SIPTransaction",
+                "SIPMessage", "SDP", "SIPStack", "SIPResolver", "SIPTransaction", "NodeConfiguration", "Store",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -95,6 +98,7 @@ let package = Package(
         .testTarget(name: "SIPMessageTests", dependencies: ["SIPMessage"], swiftSettings: strictSwift),
         .testTarget(name: "SDPTests", dependencies: ["SDP"], swiftSettings: strictSwift),
         .testTarget(name: "RatingTests", dependencies: ["Rating"], swiftSettings: strictSwift),
+        .testTarget(name: "NodeConfigurationTests", dependencies: ["NodeConfiguration"], swiftSettings: strictSwift),
         .testTarget(name: "StoreTests", dependencies: ["Store", "Rating"], swiftSettings: strictSwift),
         .testTarget(name: "CallCoreTests", dependencies: ["CallCore", "CallControl", "SIPMessage"], swiftSettings: strictSwift),
         .testTarget(name: "CallControlTests", dependencies: ["CallControl", "Rating", "SIPMessage"], swiftSettings: strictSwift),

@@ -144,3 +144,34 @@ struct TimeoutFailoverTests {
         await uas.shutdown()
     }
 }
+
+@Suite("switchboard serve")
+struct ServeCommandTests {
+    @Test func startsWithSQLiteAndAnswersOptions() async throws {
+        let port = freePort()
+        let db = NSTemporaryDirectory() + "serve-\(UUID().uuidString).sqlite"
+        let serve = try ExternalProcess(try switchboardBinary(), ["serve"], environment: [
+            "SWITCHBOARD_SIP_LISTEN": "udp:127.0.0.1:\(port)", "SWITCHBOARD_DATABASE": "sqlite:\(db)",
+        ])
+        defer { serve.kill(); unlink(db) }
+        var answered = false
+        for _ in 0..<20 where !answered {
+            try await Task.sleep(for: .milliseconds(300))
+            let probe = try ExternalProcess(try switchboardBinary(), ["sip", "options", "sip:127.0.0.1:\(port)", "--bind", "127.0.0.1", "--timeout", "1"])
+            let (status, output, _) = await probe.wait(timeout: .seconds(10))
+            answered = status == 0 && output.contains("SIP/2.0 200 OK")
+        }
+        #expect(answered)
+        #expect(FileManager.default.fileExists(atPath: db))  // the store was created on first start
+    }
+
+    @Test func invalidConfigurationStopsStartUpNamingTheKey() async throws {
+        let path = NSTemporaryDirectory() + "bad-\(UUID().uuidString).yaml"
+        try "sip:\n  listen:\n    - udp:0.0.0.0:70000\n".write(toFile: path, atomically: true, encoding: .utf8)
+        defer { unlink(path) }
+        let serve = try ExternalProcess(try switchboardBinary(), ["serve", "--config", path])
+        let (status, output, _) = await serve.wait(timeout: .seconds(20))
+        #expect(status == 78)
+        #expect(output.contains("configuration sip.listen[0]: '0.0.0.0:70000' has no valid port (0…65535)"), "\(output)")
+    }
+}

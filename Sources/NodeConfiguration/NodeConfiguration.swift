@@ -1,0 +1,222 @@
+import Foundation
+import Yams
+
+/// A node's settings: SIP listeners, database, upstream gateways, emergency
+/// routing. Read from a YAML file (example: `switchboard.example.yaml`),
+/// with environment variables overriding the file; every field has a default
+/// so that `switchboard serve` runs with no file at all.
+public struct NodeConfiguration: Sendable, Equatable {
+    public struct Listener: Sendable, Equatable {
+        public enum Transport: String, Sendable { case udp, tcp }
+        public var transport: Transport
+        public var host: String
+        public var port: Int
+    }
+
+    public struct Gateway: Sendable, Equatable {
+        public var name: String
+        /// host[:port] of the upstream carrier gateway.
+        public var address: String
+        /// Destination prefixes routed to it; empty means every destination.
+        public var prefixes: [String]
+        /// Lower is tried first; equal priorities in file order.
+        public var priority: Int
+    }
+
+    public enum Database: Sendable, Equatable {
+        case sqlite(path: String)
+        case postgres(url: String)
+    }
+
+    public var nodeName: String
+    public var sipListeners: [Listener]
+    public var httpListen: (host: String, port: Int)?
+    public var database: Database
+    public var gateways: [Gateway]
+    public var emergencyGateway: String?
+    public var emergencyNumbers: [String]
+
+    public static func == (a: NodeConfiguration, b: NodeConfiguration) -> Bool {
+        a.nodeName == b.nodeName && a.sipListeners == b.sipListeners && a.httpListen?.host == b.httpListen?.host
+            && a.httpListen?.port == b.httpListen?.port && a.database == b.database && a.gateways == b.gateways
+            && a.emergencyGateway == b.emergencyGateway && a.emergencyNumbers == b.emergencyNumbers
+    }
+
+    public static let defaults = NodeConfiguration(
+        nodeName: "switchboard",
+        sipListeners: [Listener(transport: .udp, host: "0.0.0.0", port: 5060), Listener(transport: .tcp, host: "0.0.0.0", port: 5060)],
+        httpListen: ("127.0.0.1", 8080),
+        database: .sqlite(path: "switchboard.sqlite"),
+        gateways: [],
+        emergencyGateway: nil,
+        emergencyNumbers: ["999", "112", "911"])
+
+    /// Gateways to try for a number: those whose longest matching prefix is
+    /// longest first, then by priority (issue 3 §2: prefix routes, priorities, failover).
+    public func gateways(for number: String) -> [Gateway] {
+        let digits = number.hasPrefix("+") ? String(number.dropFirst()) : number
+        func match(_ g: Gateway) -> Int? {
+            if g.prefixes.isEmpty { return 0 }
+            return g.prefixes.filter { digits.hasPrefix($0) }.map(\.count).max()
+        }
+        return gateways.enumerated().compactMap { i, g in match(g).map { (g, $0, i) } }
+            .sorted { ($0.1, -$0.0.priority, -$0.2) > ($1.1, -$1.0.priority, -$1.2) }
+            .map(\.0)
+    }
+}
+
+/// A configuration problem, naming the key and what is wrong with it.
+public struct ConfigurationError: Error, Equatable, Sendable, CustomStringConvertible {
+    public var key: String
+    public var problem: String
+    public init(_ key: String, _ problem: String) { self.key = key; self.problem = problem }
+    public var description: String { "configuration \(key): \(problem)" }
+}
+
+extension NodeConfiguration {
+    /// Loads `path` (if given) over the defaults, then applies the environment:
+    /// SWITCHBOARD_NODE_NAME, SWITCHBOARD_SIP_LISTEN (comma-separated
+    /// transport:host:port), SWITCHBOARD_HTTP_LISTEN (host:port),
+    /// SWITCHBOARD_DATABASE (sqlite:PATH or a postgres:// URL).
+    public static func load(path: String?, environment: [String: String] = ProcessInfo.processInfo.environment) throws(ConfigurationError) -> NodeConfiguration {
+        var c = NodeConfiguration.defaults
+        if let path {
+            let text: String
+            do { text = try String(contentsOfFile: path, encoding: .utf8) } catch {
+                throw ConfigurationError("file", "cannot read \(path)")
+            }
+            try c.apply(yaml: text)
+        }
+        try c.apply(environment: environment)
+        return c
+    }
+
+    public mutating func apply(yaml text: String) throws(ConfigurationError) {
+        let loaded: Any?
+        do { loaded = try Yams.load(yaml: text) } catch {
+            throw ConfigurationError("file", "not valid YAML: \(String(describing: error).prefix(200))")
+        }
+        guard let root = loaded as? [String: Any] else {
+            if loaded == nil { return }
+            throw ConfigurationError("file", "the top level must be a mapping of keys")
+        }
+        let known: Set<String> = ["node", "sip", "http", "database", "gateways", "emergency"]
+        for key in root.keys.sorted() where !known.contains(key) {
+            throw ConfigurationError(key, "unknown key (known: \(known.sorted().joined(separator: ", ")))")
+        }
+        if let node = root["node"] {
+            let n = try Self.mapping(node, "node")
+            if let name = n["name"] { nodeName = try Self.string(name, "node.name") }
+        }
+        if let sip = root["sip"] {
+            let s = try Self.mapping(sip, "sip")
+            if let listen = s["listen"] {
+                guard let items = listen as? [Any], !items.isEmpty else { throw ConfigurationError("sip.listen", "must be a non-empty list such as [udp:0.0.0.0:5060]") }
+                sipListeners = try items.enumerated().map { i, item throws(ConfigurationError) in
+                    try Self.listener(try Self.string(item, "sip.listen[\(i)]"), key: "sip.listen[\(i)]")
+                }
+            }
+        }
+        if let http = root["http"] {
+            let h = try Self.mapping(http, "http")
+            if let listen = h["listen"] { httpListen = try Self.hostPort(try Self.string(listen, "http.listen"), key: "http.listen") }
+        }
+        if let db = root["database"] {
+            let d = try Self.mapping(db, "database")
+            if let url = d["url"] { database = try Self.database(try Self.string(url, "database.url"), key: "database.url") }
+        }
+        if let gws = root["gateways"] {
+            guard let items = gws as? [Any] else { throw ConfigurationError("gateways", "must be a list") }
+            gateways = try items.enumerated().map { i, item throws(ConfigurationError) in
+                let key = "gateways[\(i)]"
+                let g = try Self.mapping(item, key)
+                guard let name = g["name"] else { throw ConfigurationError("\(key).name", "is required") }
+                guard let address = g["address"] else { throw ConfigurationError("\(key).address", "is required") }
+                let addr = try Self.string(address, "\(key).address")
+                _ = try Self.hostPort(addr.contains(":") ? addr : addr + ":5060", key: "\(key).address")
+                var prefixes: [String] = []
+                if let p = g["prefixes"] {
+                    guard let list = p as? [Any] else { throw ConfigurationError("\(key).prefixes", "must be a list of digit strings") }
+                    prefixes = try list.enumerated().map { j, x throws(ConfigurationError) in
+                        let s = try Self.string(x, "\(key).prefixes[\(j)]")
+                        guard !s.isEmpty, s.allSatisfy(\.isNumber) else { throw ConfigurationError("\(key).prefixes[\(j)]", "'\(s)' is not a digit prefix") }
+                        return s
+                    }
+                }
+                var priority = 10
+                if let p = g["priority"] {
+                    guard let v = p as? Int, (0...65535).contains(v) else { throw ConfigurationError("\(key).priority", "must be a whole number 0…65535") }
+                    priority = v
+                }
+                return Gateway(name: try Self.string(name, "\(key).name"), address: addr, prefixes: prefixes, priority: priority)
+            }
+        }
+        if let em = root["emergency"] {
+            let e = try Self.mapping(em, "emergency")
+            if let g = e["gateway"] { emergencyGateway = try Self.string(g, "emergency.gateway") }
+            if let n = e["numbers"] {
+                guard let list = n as? [Any] else { throw ConfigurationError("emergency.numbers", "must be a list") }
+                emergencyNumbers = try list.enumerated().map { i, x throws(ConfigurationError) in
+                    // YAML reads 999 as a number: accept both.
+                    if let v = x as? Int { return String(v) }
+                    return try Self.string(x, "emergency.numbers[\(i)]")
+                }
+            }
+        }
+    }
+
+    public mutating func apply(environment env: [String: String]) throws(ConfigurationError) {
+        if let v = env["SWITCHBOARD_NODE_NAME"] { nodeName = v }
+        if let v = env["SWITCHBOARD_SIP_LISTEN"] {
+            sipListeners = try v.split(separator: ",").map { item throws(ConfigurationError) in
+                try Self.listener(item.trimmingCharacters(in: .whitespaces), key: "SWITCHBOARD_SIP_LISTEN")
+            }
+        }
+        if let v = env["SWITCHBOARD_HTTP_LISTEN"] { httpListen = try Self.hostPort(v, key: "SWITCHBOARD_HTTP_LISTEN") }
+        if let v = env["SWITCHBOARD_DATABASE"] { database = try Self.database(v, key: "SWITCHBOARD_DATABASE") }
+    }
+
+    // MARK: Field parsers
+
+    static func mapping(_ v: Any, _ key: String) throws(ConfigurationError) -> [String: Any] {
+        guard let m = v as? [String: Any] else { throw ConfigurationError(key, "must be a mapping of keys") }
+        return m
+    }
+
+    static func string(_ v: Any, _ key: String) throws(ConfigurationError) -> String {
+        if let s = v as? String { return s }
+        if let i = v as? Int { return String(i) }
+        throw ConfigurationError(key, "must be a string")
+    }
+
+    /// "udp:0.0.0.0:5060", "tcp:[::1]:5060"
+    static func listener(_ s: String, key: String) throws(ConfigurationError) -> Listener {
+        guard let colon = s.firstIndex(of: ":"), let t = Listener.Transport(rawValue: s[..<colon].lowercased()) else {
+            throw ConfigurationError(key, "'\(s)' must look like udp:0.0.0.0:5060 or tcp:[::1]:5060")
+        }
+        let (host, port) = try hostPort(String(s[s.index(after: colon)...]), key: key)
+        return Listener(transport: t, host: host, port: port)
+    }
+
+    /// "host:port" or "[v6]:port"
+    static func hostPort(_ s: String, key: String) throws(ConfigurationError) -> (String, Int) {
+        guard let colon = s.lastIndex(of: ":") else { throw ConfigurationError(key, "'\(s)' must be host:port") }
+        var host = String(s[..<colon])
+        if host.hasPrefix("["), host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+        guard !host.isEmpty else { throw ConfigurationError(key, "'\(s)' has no host") }
+        guard let port = Int(s[s.index(after: colon)...]), (0...65535).contains(port) else {
+            throw ConfigurationError(key, "'\(s)' has no valid port (0…65535)")
+        }
+        return (host, port)
+    }
+
+    static func database(_ s: String, key: String) throws(ConfigurationError) -> Database {
+        if s.hasPrefix("sqlite:") {
+            let path = String(s.dropFirst("sqlite:".count))
+            guard !path.isEmpty else { throw ConfigurationError(key, "sqlite: needs a file path, e.g. sqlite:switchboard.sqlite") }
+            return .sqlite(path: path)
+        }
+        if s.hasPrefix("postgres://") || s.hasPrefix("postgresql://") { return .postgres(url: s) }
+        throw ConfigurationError(key, "must be sqlite:PATH or a postgres:// URL")
+    }
+}

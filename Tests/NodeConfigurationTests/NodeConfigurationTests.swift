@@ -1,0 +1,48 @@
+import Foundation
+import NodeConfiguration
+import Testing
+
+@Suite struct NodeConfigurationTests {
+    @Test func defaultsNeedNoFile() throws {
+        let c = try NodeConfiguration.load(path: nil, environment: [:])
+        #expect(c == NodeConfiguration.defaults)
+        #expect(c.database == .sqlite(path: "switchboard.sqlite"))
+        #expect(c.sipListeners.map(\.port) == [5060, 5060])
+    }
+
+    @Test func exampleFileInTheRepositoryLoads() throws {
+        let path = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("switchboard.example.yaml").path
+        let c = try NodeConfiguration.load(path: path, environment: [:])
+        #expect(c.gateways.map(\.name) == ["carrier-a", "carrier-b"])
+        #expect(c.emergencyNumbers == ["999", "112", "911"])
+        #expect(c.emergencyGateway == "192.0.2.50:5060")
+        #expect(c.gateways(for: "+447700900123").map(\.name) == ["carrier-a", "carrier-b"])
+        #expect(c.gateways(for: "33123456789").map(\.name) == ["carrier-b"])
+    }
+
+    @Test func environmentOverridesTheFile() throws {
+        var c = NodeConfiguration.defaults
+        try c.apply(yaml: "database:\n  url: sqlite:/var/lib/a.sqlite\n")
+        try c.apply(environment: ["SWITCHBOARD_DATABASE": "postgres://sw@127.0.0.1/sw", "SWITCHBOARD_SIP_LISTEN": "udp:127.0.0.2:5070, tcp:[::1]:5071"])
+        #expect(c.database == .postgres(url: "postgres://sw@127.0.0.1/sw"))
+        #expect(c.sipListeners.map(\.host) == ["127.0.0.2", "::1"])
+        #expect(c.sipListeners.map(\.transport) == [.udp, .tcp])
+    }
+
+    @Test func errorsNameTheKey() {
+        func error(_ yaml: String) -> ConfigurationError? {
+            var c = NodeConfiguration.defaults
+            do { try c.apply(yaml: yaml); return nil } catch { return error }
+        }
+        #expect(error("sip:\n  listen:\n    - udp:0.0.0.0:5060\n    - sctp:0.0.0.0:5060\n")
+                == ConfigurationError("sip.listen[1]", "'sctp:0.0.0.0:5060' must look like udp:0.0.0.0:5060 or tcp:[::1]:5060"))
+        #expect(error("gateways:\n  - name: a\n") == ConfigurationError("gateways[0].address", "is required"))
+        #expect(error("gateways:\n  - name: a\n    address: gw:99999\n") == ConfigurationError("gateways[0].address", "'gw:99999' has no valid port (0…65535)"))
+        #expect(error("gateways:\n  - name: a\n    address: gw\n    prefixes: [\"44a\"]\n") == ConfigurationError("gateways[0].prefixes[0]", "'44a' is not a digit prefix"))
+        #expect(error("database:\n  url: mysql://x\n") == ConfigurationError("database.url", "must be sqlite:PATH or a postgres:// URL"))
+        #expect(error("colour: blue\n")?.key == "colour")
+        #expect(error("sip: [\n")?.key == "file")
+        #expect(ConfigurationError("http.listen", "'x' must be host:port").description == "configuration http.listen: 'x' must be host:port")
+    }
+}
