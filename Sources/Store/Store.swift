@@ -231,6 +231,15 @@ public final class Store: Sendable {
                     from_number TEXT NOT NULL, to_number TEXT NOT NULL, start_at DOUBLE PRECISION NOT NULL)
                 """,
             ]),
+            (2, [
+                "CREATE TABLE rate_decks (name TEXT PRIMARY KEY, currency TEXT NOT NULL)",
+                """
+                CREATE TABLE rates (deck TEXT NOT NULL REFERENCES rate_decks(name), prefix TEXT NOT NULL, destination TEXT NOT NULL,
+                    connection_micros BIGINT NOT NULL, per_minute_micros BIGINT NOT NULL,
+                    increment_first INTEGER NOT NULL, increment_next INTEGER NOT NULL, PRIMARY KEY (deck, prefix))
+                """,
+                "ALTER TABLE accounts ADD COLUMN rate_deck TEXT",
+            ]),
         ]
     }
 
@@ -306,6 +315,72 @@ public final class Store: Sendable {
             WHERE id = \(bind: accountID) RETURNING balance_micros
             """).first() }) else { throw StoreError.notFound("account \(accountID)") }
         return MoneyColumn.money(try row.decode(column: "balance_micros", as: Int64.self))
+    }
+
+    // MARK: Rate decks
+
+    /// Replaces a rate deck's rates with `deck`'s, in one transaction, and
+    /// reports what changed (provisioning is idempotent: the same deck twice
+    /// changes nothing).
+    @discardableResult
+    public func putRateDeck(_ deck: RateDeck) async throws -> (added: Int, updated: Int, removed: Int) {
+        let existing = try await rateDeck(named: deck.name)
+        let old = Dictionary(uniqueKeysWithValues: (existing?.rates ?? []).map { ($0.prefix, $0) })
+        let new = Dictionary(uniqueKeysWithValues: deck.rates.map { ($0.prefix, $0) })
+        let added = new.keys.filter { old[$0] == nil }.count
+        let updated = new.filter { old[$0.key] != nil && old[$0.key] != $0.value }.count
+        let removed = old.keys.filter { new[$0] == nil }.count
+        let rates = deck.rates
+        try await transaction { db in
+            try await db.raw("""
+                INSERT INTO rate_decks (name, currency) VALUES (\(bind: deck.name), \(bind: deck.currency))
+                ON CONFLICT (name) DO UPDATE SET currency = excluded.currency
+                """).run()
+            try await db.raw("DELETE FROM rates WHERE deck = \(bind: deck.name)").run()
+            for r in rates {
+                try await db.raw("""
+                    INSERT INTO rates (deck, prefix, destination, connection_micros, per_minute_micros, increment_first, increment_next)
+                    VALUES (\(bind: deck.name), \(bind: r.prefix), \(bind: r.destination), \(bind: MoneyColumn.micros(r.connectionCharge)),
+                            \(bind: MoneyColumn.micros(r.perMinute)), \(bind: r.increments.first), \(bind: r.increments.next))
+                    """).run()
+            }
+        }
+        return (added, updated, removed)
+    }
+
+    public func rateDeck(named name: String) async throws -> RateDeck? {
+        guard let head = try await run({ try await $0.raw("SELECT currency FROM rate_decks WHERE name = \(bind: name)").first() }) else {
+            return nil
+        }
+        let rows = try await run { try await $0.raw("""
+            SELECT prefix, destination, connection_micros, per_minute_micros, increment_first, increment_next
+            FROM rates WHERE deck = \(bind: name) ORDER BY prefix
+            """).all() }
+        let rates = try rows.map { row in
+            try Rate(prefix: try row.decode(column: "prefix", as: String.self),
+                     destination: try row.decode(column: "destination", as: String.self),
+                     connectionCharge: MoneyColumn.money(try row.decode(column: "connection_micros", as: Int64.self)),
+                     perMinute: MoneyColumn.money(try row.decode(column: "per_minute_micros", as: Int64.self)),
+                     increments: BillingIncrements(first: Int(try row.decode(column: "increment_first", as: Int64.self)),
+                                                   next: Int(try row.decode(column: "increment_next", as: Int64.self))))
+        }
+        return try RateDeck(name: name, currency: try head.decode(column: "currency", as: String.self), rates: rates)
+    }
+
+    /// The account's rate deck, else the one named "default" (T11).
+    public func rateDeck(forAccount id: String) async throws -> RateDeck? {
+        let row = try await run { try await $0.raw("SELECT rate_deck FROM accounts WHERE id = \(bind: id)").first() }
+        if let name = try row?.decode(column: "rate_deck", as: String?.self), let deck = try await rateDeck(named: name) { return deck }
+        return try await rateDeck(named: "default")
+    }
+
+    public func rateDeckName(accountID: String) async throws -> String? {
+        let row = try await run { try await $0.raw("SELECT rate_deck FROM accounts WHERE id = \(bind: accountID)").first() }
+        return try row?.decode(column: "rate_deck", as: String?.self)
+    }
+
+    public func setRateDeck(accountID: String, deck: String?) async throws {
+        try await run { try await $0.raw("UPDATE accounts SET rate_deck = \(bind: deck) WHERE id = \(bind: accountID)").run() }
     }
 
     // MARK: Calls and CDRs
@@ -405,7 +480,7 @@ public final class Store: Sendable {
 extension Store {
     /// Drops every table (tests only: PostgreSQL tests share one database).
     public func resetForTests() async throws {
-        for table in ["cdr_tag_terms", "cdrs", "live_calls", "accounts", "schema_migrations"] {
+        for table in ["cdr_tag_terms", "cdrs", "live_calls", "rates", "rate_decks", "accounts", "schema_migrations"] {
             let statement = "DROP TABLE IF EXISTS " + table
             try await run { try await $0.raw(SQLQueryString(statement)).run() }
         }

@@ -175,3 +175,29 @@ struct ServeCommandTests {
         #expect(output.contains("configuration sip.listen[0]: '0.0.0.0:70000' has no valid port (0…65535)"), "\(output)")
     }
 }
+
+@Suite("switchboard provision")
+struct ProvisionCommandTests {
+    @Test func importTwiceChangesNothingTheSecondTime() async throws {
+        let db = NSTemporaryDirectory() + "provision-\(UUID().uuidString).sqlite"
+        let file = NSTemporaryDirectory() + "provision-\(UUID().uuidString).yaml"
+        try """
+            rate_decks:
+              - { name: default, currency: GBP, rates: [ { prefix: "44", per_minute: "0.01" } ] }
+            accounts:
+              - { id: "920700", name: Acme, currency: GBP, balance: "10" }
+            """.write(toFile: file, atomically: true, encoding: .utf8)
+        defer { unlink(db); unlink(file) }
+        let env = ["SWITCHBOARD_DATABASE": "sqlite:\(db)"]
+        let first = try ExternalProcess(try switchboardBinary(), ["provision", file], environment: env)
+        let (s1, o1, _) = await first.wait(timeout: .seconds(30))
+        #expect(s1 == 0 && o1.contains("accounts: 1 created, 0 updated, 0 unchanged; rates: 1 added, 0 updated, 0 removed"), "\(o1)")
+        let second = try ExternalProcess(try switchboardBinary(), ["provision", file], environment: env)
+        let (s2, o2, _) = await second.wait(timeout: .seconds(30))
+        #expect(s2 == 0 && o2.contains("accounts: 0 created, 0 updated, 1 unchanged; rates: 0 added, 0 updated, 0 removed"), "\(o2)")
+        try "accounts:\n  - { id: \"1\", name: A, currency: pounds }\n".write(toFile: file, atomically: true, encoding: .utf8)
+        let bad = try ExternalProcess(try switchboardBinary(), ["provision", file], environment: env)
+        let (s3, o3, _) = await bad.wait(timeout: .seconds(30))
+        #expect(s3 == 65 && o3.contains("accounts[0].currency: 'pounds' is not a currency code such as GBP"), "\(o3)")
+    }
+}

@@ -1,0 +1,41 @@
+import ArgumentParser
+import Foundation
+import NodeConfiguration
+import Provisioning
+import Store
+
+/// `switchboard provision FILE` — imports accounts and rate decks, idempotently.
+struct ProvisionCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "provision",
+        abstract: "Import accounts and rate decks from a YAML or JSON file (re-running changes nothing).")
+
+    @Argument(help: "The file to import.")
+    var file: String
+
+    @Option(help: "Node configuration (for the database); defaults and SWITCHBOARD_DATABASE apply.")
+    var config: String?
+
+    func run() async throws {
+        let node: NodeConfiguration
+        do { node = try NodeConfiguration.load(path: config) } catch { print("error: \(error)"); throw ExitCode(78) }
+        guard let text = try? String(contentsOfFile: file, encoding: .utf8) else { print("error: cannot read \(file)"); throw ExitCode(66) }
+        let parsed: ProvisioningFile
+        do { parsed = try ProvisioningFile(yaml: text) } catch { print("error: \(file): \(error)"); throw ExitCode(65) }
+        let location: StoreLocation
+        switch node.database {
+        case .sqlite(let path): location = .sqlite(path: path)
+        case .postgres(let url): location = .postgres(url: url)
+        }
+        let store = try await Store.open(location)
+        do {
+            let report = try await parsed.apply(to: store)
+            print(report)
+            try await store.close()
+        } catch {
+            try? await store.close()
+            print("error: \(error)")
+            throw ExitCode(1)
+        }
+    }
+}
