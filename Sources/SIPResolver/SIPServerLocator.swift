@@ -46,6 +46,8 @@ public enum DNSError: Error, Equatable, Sendable, CustomStringConvertible {
     case noSuchDomain(String)
     case noRecords(String, type: String)
     case serverFailure(String)
+    /// RFC 2782: a single SRV record with target "." — the domain says it offers no SIP service.
+    case serviceNotOffered(String)
     case failed(String)
 
     public var description: String {
@@ -53,6 +55,7 @@ public enum DNSError: Error, Equatable, Sendable, CustomStringConvertible {
         case .noSuchDomain(let n): return "\(n) does not exist in DNS (NXDOMAIN)"
         case .noRecords(let n, let t): return "\(n) has no \(t) records"
         case .serverFailure(let n): return "DNS server failed or timed out looking up \(n); try again later"
+        case .serviceNotOffered(let n): return "\(n) says it offers no SIP service (SRV target \".\")"
         case .failed(let n): return "DNS lookup of \(n) failed (bad name or no resolver configured)"
         }
     }
@@ -155,6 +158,7 @@ public struct SIPServerLocator: Sendable {
                 if case .serverFailure = error { throw error }
                 continue
             }
+            if records.count == 1, records[0].target == "." || records[0].target.isEmpty { throw .serviceNotOffered(service) }
             var targets: [SIPTarget] = []
             for r in Self.orderSRV(records, using: &rng) where r.target != "." {
                 // A target that does not resolve is skipped; the next one is tried.

@@ -23,6 +23,7 @@ final class ResolverDNSTests {
             "--host-record=sip3.example.test,127.0.0.3,::1",
             "--host-record=aonly.example.test,127.0.0.9",
             "--host-record=v6.example.test,::1",
+            "--srv-host=_sip._udp.nosip.example.test", "--host-record=nosip.example.test,127.0.0.8",
         ])
         locator = SIPServerLocator(configuration: DNSResolverConfiguration(nameserver: ("127.0.0.1", port), timeoutSeconds: 1, attempts: 1))
         // Wait until dnsmasq answers.
@@ -66,6 +67,12 @@ final class ResolverDNSTests {
         #expect(try locator.locateBlocking(host: "192.0.2.7", port: nil, transport: nil)
                 == [SIPTarget(host: "192.0.2.7", port: 5060, transport: .udp, name: "192.0.2.7")])
         #expect(try locator.locateBlocking(host: "[2001:db8::1]", port: 5070, transport: .tcp).first?.host == "2001:db8::1")
+    }
+
+    @Test func srvTargetDotMeansNoSIPService() {
+        #expect(throws: DNSError.serviceNotOffered("_sip._udp.nosip.example.test")) {
+            try locator.locateBlocking(host: "nosip.example.test", port: nil, transport: .udp)
+        }
     }
 
     @Test func unknownNameIsNXDOMAIN() {
