@@ -240,6 +240,18 @@ public final class Store: Sendable {
                 """,
                 "ALTER TABLE accounts ADD COLUMN rate_deck TEXT",
             ]),
+            (3, [
+                "ALTER TABLE accounts ADD COLUMN limits TEXT",
+                """
+                CREATE TABLE trunks (id TEXT PRIMARY KEY, account_id TEXT NOT NULL REFERENCES accounts(id), name TEXT NOT NULL,
+                    source_addresses TEXT NOT NULL, username TEXT UNIQUE, realm TEXT, ha1_md5 TEXT, ha1_sha256 TEXT, limits TEXT)
+                """,
+                "CREATE TABLE blacklist (scope TEXT NOT NULL, prefix TEXT NOT NULL, PRIMARY KEY (scope, prefix))",
+                """
+                CREATE TABLE api_keys (id TEXT PRIMARY KEY, secret_sha256 TEXT NOT NULL, account_id TEXT REFERENCES accounts(id),
+                    label TEXT NOT NULL, created_at DOUBLE PRECISION NOT NULL)
+                """,
+            ]),
         ]
     }
 
@@ -480,7 +492,7 @@ public final class Store: Sendable {
 extension Store {
     /// Drops every table (tests only: PostgreSQL tests share one database).
     public func resetForTests() async throws {
-        for table in ["cdr_tag_terms", "cdrs", "live_calls", "rates", "rate_decks", "accounts", "schema_migrations"] {
+        for table in ["api_keys", "blacklist", "trunks", "cdr_tag_terms", "cdrs", "live_calls", "rates", "rate_decks", "accounts", "schema_migrations"] {
             let statement = "DROP TABLE IF EXISTS " + table
             try await run { try await $0.raw(SQLQueryString(statement)).run() }
         }

@@ -42,7 +42,7 @@ struct StoreTests {
     @Test(arguments: Backend.allCases)
     func migrationsRunOnceAndAccountsRoundTrip(backend: Backend) async throws {
         let store = try await openStore(backend)
-        #expect(try await store.schemaVersion() == 2)
+        #expect(try await store.schemaVersion() == 3)
         try await store.upsertAccount(Account(id: "920700", name: "Acme", currency: "GBP", balance: m("10.50"), creditLimit: m("5")))
         // Provisioning again updates details but never resets the balance.
         _ = try await store.adjustBalance(accountID: "920700", by: -m("0.25"))
