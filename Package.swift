@@ -14,7 +14,8 @@ import PackageDescription
 //   Rating          rate decks, billing increments, call cost (decimal money).
 //   CallControl     the X-simwood-* per-call controls (SPEC.md T1–T5, T13).
 //   CallCore        a B2BUA call (A leg, B leg, failover, clearing) as a pure state machine.
-//   Store           accounts, rate decks, CDRs: SQLite (default) or PostgreSQL via SQLKit.
+//   Store           accounts, trunks, rate decks, blacklists, CDRs: SQLite (default) or PostgreSQL via SQLKit.
+//   TrunkService    the trunk call service: trunk authentication, policy, B2BUA calls, CDRs.
 //   NodeConfiguration  the node's YAML settings with environment overrides.
 //   Provisioning    imports accounts and rate decks from YAML/JSON, idempotently.
 //   SwitchboardCLI  the `switchboard` binary.
@@ -88,10 +89,19 @@ let package = Package(
             ],
             swiftSettings: strictSwift
         ),
+        .target(
+            name: "TrunkService",
+            dependencies: [
+                "CallControl", "CallCore", "NodeConfiguration", "Rating", "SIPAuth", "SIPMessage", "SIPStack", "Store",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strictSwift
+        ),
         .executableTarget(
             name: "SwitchboardCLI",
             dependencies: [
-                "SIPMessage", "SDP", "SIPStack", "SIPResolver", "SIPTransaction", "NodeConfiguration", "Store", "Provisioning",
+                "SIPMessage", "SDP", "SIPStack", "SIPResolver", "SIPTransaction", "NodeConfiguration", "Store", "Provisioning", "TrunkService",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -102,6 +112,7 @@ let package = Package(
         .testTarget(name: "RatingTests", dependencies: ["Rating"], swiftSettings: strictSwift),
         .testTarget(name: "NodeConfigurationTests", dependencies: ["NodeConfiguration"], swiftSettings: strictSwift),
         .testTarget(name: "StoreTests", dependencies: ["Store", "Rating", "Provisioning"], swiftSettings: strictSwift),
+        .testTarget(name: "TrunkServiceTests", dependencies: ["TrunkService", "Store", "CallControl", "Rating"], swiftSettings: strictSwift),
         .testTarget(name: "CallCoreTests", dependencies: ["CallCore", "CallControl", "SIPMessage"], swiftSettings: strictSwift),
         .testTarget(name: "CallControlTests", dependencies: ["CallControl", "Rating", "SIPMessage"], swiftSettings: strictSwift),
         .testTarget(name: "SIPTransactionTests", dependencies: ["SIPTransaction", "SIPMessage"], swiftSettings: strictSwift),
@@ -109,7 +120,7 @@ let package = Package(
         .testTarget(name: "SIPResolverTests", dependencies: ["SIPResolver"], swiftSettings: strictSwift),
         .testTarget(
             name: "SIPStackTests",
-            dependencies: ["SIPStack", "SIPMessage", "SIPTransport", "SIPResolver", "SIPAuth", "SIPTransaction",
+            dependencies: ["SIPStack", "SIPMessage", "SIPTransport", "SIPResolver", "SIPAuth", "SIPTransaction", "Store", "Rating",
                            .product(name: "NIOCore", package: "swift-nio")],
             swiftSettings: strictSwift
         ),

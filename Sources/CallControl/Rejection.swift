@@ -20,6 +20,8 @@ public enum CallRejection: Sendable, Equatable, CustomStringConvertible {
     case balanceRelatedRateLimit(calls: Int, seconds: Int)
     /// T3: the destination's rate is above the caller's maxcpc/maxcpm.
     case rateAboveCaller(String)
+    /// T11: the account's rate deck has no rate for the destination.
+    case unratedDestination
 
     /// The human-readable `X-Reason` text (T6).
     public var reasonText: String {
@@ -38,6 +40,7 @@ public enum CallRejection: Sendable, Equatable, CustomStringConvertible {
         case .balanceRelatedChannelLimit: return "Balance-Related Channel Limit Exceeded"
         case .balanceRelatedRateLimit(let x, let y): return "Balance-Related account rate limit of \(x) calls per \(Self.period(y))"
         case .rateAboveCaller(let why): return "Rate Above Maximum (\(why))"
+        case .unratedDestination: return "No Rate For Destination"
         }
     }
 
@@ -49,6 +52,7 @@ public enum CallRejection: Sendable, Equatable, CustomStringConvertible {
         case .accountRateLimit, .trunkRateLimit, .channelLimit, .balanceRelatedChannelLimit, .balanceRelatedRateLimit: return 503
         case .balanceBelowLimit, .balanceExhausted, .creditLimitExceeded, .maximumCostReached: return 402
         case .maximumDurationReached: return 408
+        case .unratedDestination: return 404
         }
     }
 

@@ -13,8 +13,10 @@ public struct GatewayTarget: Sendable, Equatable {
 public enum CallTimer: Sendable, Hashable {
     /// T5: X-simwood-maxdur reached.
     case maximumDuration
-    /// T4 / T10: the running cost reaches the cap (maxcost, or balance + credit).
+    /// T4: the running cost reaches X-simwood-maxcost.
     case costCap
+    /// T10: the running cost reaches the account's balance + credit.
+    case balanceCap
 }
 
 /// What ended the call, for the CDR.
@@ -71,6 +73,9 @@ public struct B2BUACall: Sendable {
     let localContact: String
     let maxDuration: Int?
     let costCapSeconds: Int?
+    let balanceCapSeconds: Int?
+    /// T7 warn policy: an `X-Warning` on the responses to the caller.
+    let warning: String?
     var attempt = 0
     var bInvite: SIPMessage?
     var bToTag: String?
@@ -79,16 +84,24 @@ public struct B2BUACall: Sendable {
     var aCSeq: UInt32 = 1
     var setupAt: Double = 0
     var answeredAt: Double?
+    var cancelled = false
 
     /// - Parameters:
     ///   - invite: the A leg's INVITE, already admitted by policy.
     ///   - gateways: in failover order.
-    ///   - costCapSeconds: when the running cost reaches the cap (from `Rate.secondsUntilCost`).
+    ///   - costCapSeconds: when the running cost reaches maxcost (from `Rate.secondsUntilCost`).
+    ///   - balanceCapSeconds: when it reaches the account's balance + credit.
     public init(invite: SIPMessage, gateways: [GatewayTarget], bCallID: String, bFromTag: String, aToTag: String,
-                localContact: String, maxDuration: Int?, costCapSeconds: Int?) {
+                localContact: String, maxDuration: Int?, costCapSeconds: Int?, balanceCapSeconds: Int? = nil, warning: String? = nil) {
         self.aInvite = invite; self.gateways = gateways; self.bCallID = bCallID; self.bFromTag = bFromTag
         self.aToTag = aToTag; self.localContact = localContact; self.maxDuration = maxDuration; self.costCapSeconds = costCapSeconds
+        self.balanceCapSeconds = balanceCapSeconds; self.warning = warning
     }
+
+    public var aCallID: String { aInvite.callID ?? "" }
+    public var bLegCallID: String { bCallID }
+    /// The gateway the B leg is on now (index into `gateways`).
+    public var currentGateway: Int { attempt }
 
     public mutating func start(now: Double) -> [Action] {
         setupAt = now
@@ -135,6 +148,7 @@ public struct B2BUACall: Sendable {
             var actions: [Action] = [.sendToB(bLegRequest(.ack, cseq: bCSeq), gateway: attempt), .respondToA(relayed(response, code: code))]
             if let maxDuration { actions.append(.startTimer(.maximumDuration, seconds: maxDuration)) }
             if let costCapSeconds { actions.append(.startTimer(.costCap, seconds: costCapSeconds)) }
+            if let balanceCapSeconds { actions.append(.startTimer(.balanceCap, seconds: balanceCapSeconds)) }
             return actions
         case (.routing, 300...), (.early, 300...):
             // Failover to the next gateway on 408, 5xx (RFC 3263 §4.3 spirit); other
@@ -147,6 +161,14 @@ public struct B2BUACall: Sendable {
                 return [sendInvite()]
             }
             return endBeforeAnswer(code, reason: nil, now: now, relay: response)
+        case (.ended, 200..<300) where cancelled:
+            // The callee answered as our CANCEL crossed it (RFC 3261 §9.1,
+            // §15): acknowledge, then hang that dialog up at once.
+            bToTag = response.toTag
+            bRemoteTarget = response.contacts.first?.address?.uri.description
+            cancelled = false
+            return [.sendToB(bLegRequest(.ack, cseq: bCSeq), gateway: attempt),
+                    .sendToB(bLegRequest(.bye, cseq: bCSeq + 1), gateway: attempt)]
         default:
             return []
         }
@@ -166,6 +188,7 @@ public struct B2BUACall: Sendable {
         for h: SIPHeaderName in [.from, .to, .callID] { if let v = bInvite.firstValue(h) { cancel.append(h, v) } }
         cancel.append(.cseq, "\(bCSeq) CANCEL")
         state = .ended
+        cancelled = true
         return [.sendToB(cancel, gateway: attempt),
                 .writeRecord(record(status: 487, reason: nil, clearedBy: .caller, now: now))]
     }
@@ -176,7 +199,7 @@ public struct B2BUACall: Sendable {
         state = .ended
         bCSeq += 1
         return [.sendToB(bLegRequest(.bye, cseq: bCSeq), gateway: attempt),
-                .cancelTimer(.maximumDuration), .cancelTimer(.costCap),
+                .cancelTimer(.maximumDuration), .cancelTimer(.costCap), .cancelTimer(.balanceCap),
                 .writeRecord(record(status: 200, reason: nil, clearedBy: .caller, now: now))]
     }
 
@@ -185,21 +208,91 @@ public struct B2BUACall: Sendable {
         guard state == .answered else { return [] }
         state = .ended
         return [.sendToA(aLegRequest(.bye, reason: nil)),
-                .cancelTimer(.maximumDuration), .cancelTimer(.costCap),
+                .cancelTimer(.maximumDuration), .cancelTimer(.costCap), .cancelTimer(.balanceCap),
                 .writeRecord(record(status: 200, reason: nil, clearedBy: .callee, now: now))]
     }
 
     /// T4/T5: the platform clears an answered call, BYE both ways with X-Reason.
     public mutating func timerFired(_ timer: CallTimer, now: Double) -> [Action] {
         guard state == .answered else { return [] }
-        let rejection: CallRejection = timer == .maximumDuration ? .maximumDurationReached : .maximumCostReached
+        let rejection: CallRejection
+        switch timer {
+        case .maximumDuration: rejection = .maximumDurationReached
+        case .costCap: rejection = .maximumCostReached
+        case .balanceCap: rejection = .balanceBelowLimit
+        }
         state = .ended
         bCSeq += 1
         var toB = bLegRequest(.bye, cseq: bCSeq)
         toB.append(.reason, rejection.reasonHeader)
-        let other: CallTimer = timer == .maximumDuration ? .costCap : .maximumDuration
-        return [.sendToA(aLegRequest(.bye, reason: rejection)), .sendToB(toB, gateway: attempt), .cancelTimer(other),
-                .writeRecord(record(status: 200, reason: rejection.reasonText, clearedBy: .platform, now: now))]
+        var actions: [Action] = [.sendToA(aLegRequest(.bye, reason: rejection)), .sendToB(toB, gateway: attempt)]
+        for other in [CallTimer.maximumDuration, .costCap, .balanceCap] where other != timer { actions.append(.cancelTimer(other)) }
+        // The CDR ends at the moment the limit was reached, not when the timer
+        // task got to run (a few ms later), so duration and cost are exact.
+        var end = now
+        let seconds: Int? = timer == .maximumDuration ? maxDuration : timer == .costCap ? costCapSeconds : balanceCapSeconds
+        if let answeredAt, let seconds, now >= answeredAt + Double(seconds), now < answeredAt + Double(seconds) + 1.5 {
+            end = answeredAt + Double(seconds)
+        }
+        actions.append(.writeRecord(record(status: 200, reason: rejection.reasonText, clearedBy: .platform, now: end)))
+        return actions
+    }
+
+    // MARK: In-dialog requests (re-INVITE, UPDATE, INFO …), passed through
+
+    /// The caller's in-dialog request as the B leg's: our dialog identifiers,
+    /// the next B CSeq, the body unchanged. Nil outside an answered call.
+    public mutating func relayFromA(_ request: SIPMessage) -> SIPMessage? {
+        guard state == .answered, let method = request.method else { return nil }
+        bCSeq += 1
+        var m = bLegRequest(method, cseq: bCSeq)
+        copyPayload(from: request, to: &m)
+        return m
+    }
+
+    /// The callee's in-dialog request as the A leg's.
+    public mutating func relayFromB(_ request: SIPMessage) -> SIPMessage? {
+        guard state == .answered, let method = request.method else { return nil }
+        var m = aLegRequest(method, reason: nil)
+        copyPayload(from: request, to: &m)
+        return m
+    }
+
+    /// The ACK for a 2xx to a relayed re-INVITE on the B leg (RFC 3261 §13.2.2.4: same CSeq number).
+    public func bLegACK(cseq: UInt32) -> SIPMessage { bLegRequest(.ack, cseq: cseq) }
+
+    /// The ACK for a 2xx to a relayed re-INVITE on the A leg.
+    public func aLegACK(cseq: UInt32) -> SIPMessage {
+        var m = SIPMessage(request: .ack, uri: aInvite.contacts.first?.address?.uri.description ?? aInvite.from?.uri.description ?? "")
+        if let to = aInvite.firstValue(.to) { m.append(.from, to + ";tag=\(aToTag)") }
+        if let from = aInvite.firstValue(.from) { m.append(.to, from) }
+        if let c = aInvite.callID { m.append(.callID, c) }
+        m.append(.cseq, "\(cseq) ACK")
+        for rr in aInvite.values(.recordRoute) { m.append(.route, rr) }
+        return m
+    }
+
+    /// A response from the other leg, answered on `request`'s own transaction.
+    public func relayResponse(_ response: SIPMessage, to request: SIPMessage) -> SIPMessage {
+        var r = request.makeResponse(response.statusCode ?? 500, reasonPhrase: response.reasonPhrase, toTag: nil)
+        if let code = response.statusCode, (200..<300).contains(code), request.method == .invite {
+            r.append(.contact, "<sip:b2bua@\(localContact)>")
+        }
+        if let ct = response.firstValue(.contentType), response.bodyCount > 0 {
+            r.append(.contentType, ct)
+            r.body = response.body
+        }
+        CallControlHeaders.strip(&r)
+        return r
+    }
+
+    func copyPayload(from source: SIPMessage, to m: inout SIPMessage) {
+        if let ct = source.firstValue(.contentType), source.bodyCount > 0 {
+            m.append(.contentType, ct)
+            m.body = source.body
+        }
+        if source.method == .invite || source.method == .update { m.append(.contact, "<sip:b2bua@\(localContact)>") }
+        CallControlHeaders.strip(&m)
     }
 
     // MARK: Building messages
@@ -209,6 +302,7 @@ public struct B2BUACall: Sendable {
     func relayed(_ response: SIPMessage, code: Int) -> SIPMessage {
         var r = aInvite.makeResponse(code, reasonPhrase: response.reasonPhrase, toTag: aToTag)
         if code > 100, code < 300 { r.append(.contact, "<sip:b2bua@\(localContact)>") }
+        if let warning, code > 100 { r.append(CallControlHeaders.warningHeader, warning) }
         if let ct = response.firstValue(.contentType), response.bodyCount > 0 {
             r.append(.contentType, ct)
             r.body = response.body

@@ -35,11 +35,27 @@ public struct NodeConfiguration: Sendable, Equatable {
     public var gateways: [Gateway]
     public var emergencyGateway: String?
     public var emergencyNumbers: [String]
+    /// The digest realm trunks authenticate in (trunk HA1s are made with it).
+    public var sipRealm: String = "switchboard"
+    /// Call types by destination prefix, longest match (T9 per-type limits),
+    /// e.g. international: ["1", "33"], mobile: ["447"].
+    public var callTypes: [String: [String]] = [:]
+
+    /// The call type of a destination number: the name with the longest matching prefix.
+    public func callType(of number: String) -> String? {
+        let digits = number.hasPrefix("+") ? String(number.dropFirst()) : number
+        var best: (String, Int)?
+        for (name, prefixes) in callTypes {
+            for p in prefixes where digits.hasPrefix(p) && p.count > (best?.1 ?? -1) { best = (name, p.count) }
+        }
+        return best?.0
+    }
 
     public static func == (a: NodeConfiguration, b: NodeConfiguration) -> Bool {
         a.nodeName == b.nodeName && a.sipListeners == b.sipListeners && a.httpListen?.host == b.httpListen?.host
             && a.httpListen?.port == b.httpListen?.port && a.database == b.database && a.gateways == b.gateways
             && a.emergencyGateway == b.emergencyGateway && a.emergencyNumbers == b.emergencyNumbers
+            && a.sipRealm == b.sipRealm && a.callTypes == b.callTypes
     }
 
     public static let defaults = NodeConfiguration(
@@ -100,7 +116,7 @@ extension NodeConfiguration {
             if loaded == nil { return }
             throw ConfigurationError("file", "the top level must be a mapping of keys")
         }
-        let known: Set<String> = ["node", "sip", "http", "database", "gateways", "emergency"]
+        let known: Set<String> = ["node", "sip", "http", "database", "gateways", "emergency", "call_types"]
         for key in root.keys.sorted() where !known.contains(key) {
             throw ConfigurationError(key, "unknown key (known: \(known.sorted().joined(separator: ", ")))")
         }
@@ -116,6 +132,23 @@ extension NodeConfiguration {
                     try Self.listener(try Self.string(item, "sip.listen[\(i)]"), key: "sip.listen[\(i)]")
                 }
             }
+            if let realm = s["realm"] { sipRealm = try Self.string(realm, "sip.realm") }
+        }
+        if let types = root["call_types"] {
+            let t = try Self.mapping(types, "call_types")
+            var out: [String: [String]] = [:]
+            for (name, value) in t {
+                guard let list = value as? [Any], !list.isEmpty else { throw ConfigurationError("call_types.\(name)", "must be a non-empty list of digit prefixes") }
+                out[name] = try list.enumerated().map { j, x throws(ConfigurationError) in
+                    let s: String
+                    if let i = x as? Int { s = String(i) } else { s = try Self.string(x, "call_types.\(name)[\(j)]") }
+                    guard !s.isEmpty, s.allSatisfy({ $0.isASCII && $0.isNumber }) else {
+                        throw ConfigurationError("call_types.\(name)[\(j)]", "'\(s)' is not a digit prefix")
+                    }
+                    return s
+                }
+            }
+            callTypes = out
         }
         if let http = root["http"] {
             let h = try Self.mapping(http, "http")

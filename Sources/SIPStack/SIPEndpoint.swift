@@ -123,8 +123,12 @@ public actor SIPEndpoint {
     struct ClientEntry {
         var machine: ClientMachine
         var destination: SIPDestination
+        var request: SIPMessage
         var continuation: CheckedContinuation<SIPMessage, any Error>?
         var onProvisional: (@Sendable (SIPMessage) -> Void)?
+        /// INVITE only: a provisional response has arrived, so CANCEL may be sent (RFC 3261 §9.1).
+        var heardProvisional = false
+        var cancelWanted = false
     }
 
     struct AcceptedEntry {
@@ -426,6 +430,12 @@ public actor SIPEndpoint {
         request.prepend(.via, try via(for: destination).description)
         if !request.contains(.maxForwards) { request.append(.maxForwards, "70") }
         if !request.contains(.userAgent) { request.append(.userAgent, configuration.userAgent) }
+        return try await startClientTransaction(request, method: method, to: destination, onProvisional: onProvisional)
+    }
+
+    /// Runs a client transaction for a request whose Via is already in place.
+    func startClientTransaction(_ request: SIPMessage, method: SIPMethod, to destination: SIPDestination,
+                                onProvisional: (@Sendable (SIPMessage) -> Void)?) async throws -> SIPMessage {
         let key = TransactionKey.client(branch: request.topVia?.branch ?? "", method: method)
         let reliable = destination.transport == .tcp
         let message = request
@@ -439,8 +449,43 @@ public actor SIPEndpoint {
                 var t = ClientNonInviteTransaction(request: message, reliableTransport: reliable, timers: configuration.timers)
                 actions = t.start(); machine = .nonInvite(t)
             }
-            clients[key] = ClientEntry(machine: machine, destination: destination, continuation: continuation, onProvisional: onProvisional)
+            clients[key] = ClientEntry(machine: machine, destination: destination, request: message, continuation: continuation,
+                                       onProvisional: onProvisional)
             Task { await self.performClient(actions, key: key) }
+        }
+    }
+
+    /// Cancels the INVITE we sent with this Call-ID and CSeq (RFC 3261 §9.1):
+    /// the CANCEL copies its Request-URI, Call-ID, From, To, CSeq number and
+    /// top Via, so it reaches the same server transaction. It waits for a
+    /// provisional response if none has arrived yet; a final response makes
+    /// it moot. Returns without waiting for the CANCEL's own 200.
+    public func cancelInvite(callID: String, cseq: UInt32) {
+        guard let (key, entry) = clients.first(where: { k, e in
+            guard case .invite = e.machine, case .client(_, .invite) = k else { return false }
+            return e.request.callID == callID && e.request.cseq?.number == cseq
+        }) else { return }
+        if entry.heardProvisional {
+            sendCancel(for: entry)
+        } else {
+            clients[key]?.cancelWanted = true
+        }
+    }
+
+    func sendCancel(for entry: ClientEntry) {
+        let invite = entry.request
+        var cancel = SIPMessage(request: .cancel, uri: invite.requestURI ?? "")
+        if let v = invite.firstValue(.via) { cancel.append(.via, v) }
+        for h: SIPHeaderName in [.from, .to, .callID] { if let v = invite.firstValue(h) { cancel.append(h, v) } }
+        cancel.append(.cseq, "\(invite.cseq?.number ?? 1) CANCEL")
+        for r in invite.values(.route) { cancel.append(.route, r) }
+        cancel.append(.maxForwards, "70")
+        let destination = entry.destination
+        let logger = self.logger
+        Task {
+            do { _ = try await self.startClientTransaction(cancel, method: .cancel, to: destination, onProvisional: nil) } catch {
+                logger.info("CANCEL got no answer", metadata: ["to": "\(destination)", "error": "\(error)"])
+            }
         }
     }
 
@@ -516,6 +561,10 @@ public actor SIPEndpoint {
                 cancelTimer(TimerID(owner: .client(key), timer: t))
             case .deliverToTU(let response):
                 if let code = response.statusCode, code < 200 {
+                    if !entry.heardProvisional {
+                        clients[key]?.heardProvisional = true
+                        if entry.cancelWanted { clients[key]?.cancelWanted = false; sendCancel(for: entry) }
+                    }
                     entry.onProvisional?(response)
                 } else {
                     clients[key]?.continuation = nil

@@ -259,7 +259,7 @@ extension Store {
 /// An IPv4/IPv6 address or CIDR block, for trunk ACLs.
 public struct IPBlock: Sendable, Equatable, CustomStringConvertible {
     let bytes: [UInt8]
-    let prefixLength: Int
+    public let prefixLength: Int
 
     public init?(_ text: String) {
         let parts = text.split(separator: "/", maxSplits: 1, omittingEmptySubsequences: false)

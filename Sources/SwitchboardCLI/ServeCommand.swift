@@ -6,10 +6,10 @@ import SIPMessage
 import SIPStack
 import SIPTransport
 import Store
+import TrunkService
 
 /// `switchboard serve` — runs the node: the store (SQLite file by default,
-/// created on first start) and the SIP endpoint. The call core and HTTP API
-/// arrive with the next slices of the trunk service.
+/// created on first start), the SIP endpoint and the trunk call service.
 struct Serve: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Run the switch.",
@@ -50,28 +50,23 @@ struct Serve: AsyncParsableCommand {
         let interrupted = try await store.recordInterruptedCalls(now: Date().timeIntervalSince1970)
         if interrupted > 0 { logger.warning("recorded calls interrupted by the last stop", metadata: ["count": "\(interrupted)"]) }
 
+        var secret = [UInt8](repeating: 0, count: 32)
+        var rng = SystemRandomNumberGenerator()
+        for i in secret.indices { secret[i] = UInt8.random(in: 0...255, using: &rng) }
+        let calls = TrunkCallService(store: store, node: node, nonceSecret: secret, logger: logger)
         let endpoint = try await SIPEndpoint.start(
             configuration: SIPEndpointConfiguration(listen: node.sipListeners.map {
                 SIPListenAddress(host: $0.host, port: $0.port, transport: $0.transport == .udp ? .udp : .tcp)
             }),
             logger: logger
-        ) { request in
-            switch request.message.method {
-            case .options?:
-                // Keep-alive and capability probe (RFC 3261 §11.2).
-                await request.respond(200, headers: [(.allow, "INVITE, ACK, CANCEL, BYE, OPTIONS"), (.accept, "application/sdp")])
-            case .ack?, .cancel?:
-                break
-            default:
-                await request.respond(503, reasonPhrase: "Service Unavailable (call handling is not enabled on this node yet)",
-                                      headers: [(.retryAfter, "300")])
-            }
-        }
+        ) { request in await calls.handle(request) }
+        try await calls.start(endpoint: endpoint)
         for b in await endpoint.boundAddresses {
             logger.info("listening", metadata: ["transport": "\(b.transport)", "address": "\(b.address)"])
         }
         // Run until interrupted.
         while !Task.isCancelled { try await Task.sleep(for: .seconds(3600)) }
+        await calls.stop()
         await endpoint.shutdown()
         try await store.close()
     }

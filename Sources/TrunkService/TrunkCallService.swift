@@ -1,0 +1,413 @@
+import CallControl
+import CallCore
+import Foundation
+import Logging
+import NIOCore
+import NodeConfiguration
+import Rating
+import SIPAuth
+import SIPMessage
+import SIPStack
+import Store
+
+/// The trunk service: answers INVITEs from customers' trunks, applies the
+/// policy (T1–T13), bridges each admitted call to an upstream gateway as a
+/// `B2BUACall`, enforces maxdur/maxcost/balance while it runs and writes its
+/// CDR when it ends. One actor owns every call's state machine and performs
+/// the actions the machines return; the SIP endpoint does the transactions.
+public actor TrunkCallService {
+    struct LiveCallEntry {
+        var machine: B2BUACall
+        var attempt: CallAttempt
+        var admission: Admission
+        var invite: SIPServerRequest
+        var caller: SIPDestination
+        var gateways: [SIPDestination]
+        var bInviteCSeq: UInt32 = 1
+        var timers: [CallTimer: Task<Void, Never>] = [:]
+    }
+
+    let store: Store
+    let node: NodeConfiguration
+    let logger: Logger
+    var endpoint: SIPEndpoint?
+    var directory = TrunkDirectory()
+    var limits = LimitBook()
+    var digest: DigestServer
+    var calls: [String: LiveCallEntry] = [:]
+    var aCallIDOfB: [String: String] = [:]
+    var gatewayAddresses: [String: SIPDestination] = [:]
+    var refreshTask: Task<Void, Never>?
+    /// Calls recorded since start (for the log and the benchmark).
+    public private(set) var completedCalls = 0
+
+    public init(store: Store, node: NodeConfiguration, nonceSecret: [UInt8], logger: Logger) {
+        self.store = store; self.node = node; self.logger = logger
+        digest = DigestServer(realm: node.sipRealm, secret: nonceSecret)
+    }
+
+    /// Loads the directory, resolves the gateways and starts the periodic reload.
+    public func start(endpoint: SIPEndpoint, reloadEvery seconds: Double = 5) async throws {
+        self.endpoint = endpoint
+        directory = try await TrunkDirectory.load(from: store)
+        var named = node.gateways.map { ($0.name, $0.address) }
+        if let e = node.emergencyGateway { named.append(("emergency", e)) }
+        for (name, address) in named {
+            if let d = Self.resolve(address) { gatewayAddresses[name] = d } else {
+                logger.error("gateway address does not resolve; calls will not be routed to it", metadata: ["gateway": "\(name)", "address": "\(address)"])
+            }
+        }
+        refreshTask = Task { [weak self] in
+            while !Task.isCancelled {
+                try? await Task.sleep(for: .seconds(seconds))
+                await self?.reload()
+            }
+        }
+    }
+
+    public func stop() {
+        refreshTask?.cancel()
+        for (_, c) in calls { for (_, t) in c.timers { t.cancel() } }
+    }
+
+    func reload() async {
+        do { directory = try await TrunkDirectory.load(from: store) } catch {
+            logger.error("could not reload accounts and trunks from the store; keeping the last copy", metadata: ["error": "\(error)"])
+        }
+    }
+
+    public var liveCallCount: Int { calls.count }
+
+    // MARK: Requests
+
+    public func handle(_ request: SIPServerRequest) async {
+        let m = request.message
+        guard let method = m.method else { return }
+        switch method {
+        case .invite where m.toTag == nil:
+            await newCall(request)
+        case .cancel:
+            await cancelled(request)
+        case .ack:
+            break  // the A leg's ACK of our 2xx; the B leg was ACKed when it answered
+        case .bye:
+            await bye(request)
+        case .options:
+            await request.respond(200, headers: [(.allow, "INVITE, ACK, CANCEL, BYE, OPTIONS, UPDATE, INFO"), (.accept, "application/sdp")])
+        default:
+            if m.toTag != nil { await inDialog(request) } else {
+                await request.respond(405, headers: [(.allow, "INVITE, ACK, CANCEL, BYE, OPTIONS, UPDATE, INFO")])
+            }
+        }
+    }
+
+    func newCall(_ request: SIPServerRequest) async {
+        let invite = request.message
+        guard let callID = invite.callID, calls[callID] == nil else { return }
+        let now = Date().timeIntervalSince1970
+        let source = request.source.ipAddress ?? ""
+
+        // T12: the trunk by source address, else by digest credentials.
+        var trunk = directory.trunk(forSource: source)
+        if trunk == nil {
+            switch authenticate(invite, now: now) {
+            case .trunk(let t): trunk = t
+            case .challenge(let stale):
+                let challenges = digest.makeChallenges(now: now, stale: stale)
+                await request.respond(407, headers: challenges.map { (.proxyAuthenticate, $0.headerValue) })
+                return
+            case .refuse(let why):
+                logger.notice("trunk authentication failed", metadata: ["source": "\(source)", "why": "\(why)"])
+                await request.respond(403, reasonPhrase: "Forbidden (authentication failed)")
+                return
+            }
+        }
+        guard var trunk else { return }
+
+        let controls: CallControlHeaders
+        do { controls = try CallControlHeaders(from: invite) } catch {
+            logger.info("bad call control header", metadata: ["source": "\(source)", "error": "\(error)"])
+            await request.respond(400, reasonPhrase: "Bad Request (\(error.description.prefix(120)))")
+            return
+        }
+        // T2: a named trunk must be one of the caller's own.
+        if let named = controls.trunk {
+            guard named.account == trunk.accountID, let t = directory.trunks[named.description] else {
+                await reject(request, .invalidTrunk, account: trunk.accountID, trunk: trunk.id, controls: controls, now: now)
+                return
+            }
+            trunk = t
+        }
+        guard let account = directory.accounts[trunk.accountID] else {
+            logger.error("trunk belongs to no account", metadata: ["trunk": "\(trunk.id)"])
+            await request.respond(500, reasonPhrase: "Server Internal Error (trunk has no account)")
+            return
+        }
+        let destination = Self.number(invite.parsedRequestURI?.user ?? "")
+        let cli = Self.number(Self.callerNumber(invite))
+        let attempt = CallAttempt(account: account, accountLimits: directory.accountLimits[account.id] ?? CallLimits(), trunk: trunk,
+                                  controls: controls, cli: cli, destination: destination, callType: node.callType(of: destination),
+                                  rate: directory.rate(account: account.id, number: destination))
+        let admission: Admission
+        switch limits.admit(attempt, blacklists: directory.blacklists, now: now) {
+        case .reject(let why):
+            await reject(request, why, account: account.id, trunk: trunk.id, controls: controls, now: now, attempt: attempt)
+            return
+        case .admit(let a): admission = a
+        }
+
+        let routes = node.gateways(for: destination).compactMap { g in gatewayAddresses[g.name].map { (g, $0) } }
+        guard let endpoint else { return }
+        let caller = SIPDestination(address: request.source, transport: request.transport)
+        let localContact = await endpoint.contactHostPort(for: caller) ?? "127.0.0.1"
+        var machine = B2BUACall(
+            invite: invite, gateways: routes.map { GatewayTarget(name: $0.0.name, hostPort: $0.0.address) },
+            bCallID: SIPEndpoint.newCallID(host: node.nodeName), bFromTag: SIPEndpoint.newTag(), aToTag: SIPEndpoint.newTag(),
+            localContact: localContact, maxDuration: admission.maxDuration, costCapSeconds: admission.maxCostSeconds,
+            balanceCapSeconds: admission.balanceSeconds, warning: admission.warning)
+        // Durable before anything is sent on: a crash from here on leaves a trace to record as interrupted.
+        do {
+            try await store.callStarted(LiveCall(callID: callID, accountID: account.id, trunkID: trunk.id, tag: controls.tag,
+                                                 from: cli, to: destination, startAt: now))
+        } catch {
+            logger.error("could not record the call start; refusing the call", metadata: ["error": "\(error)"])
+            limits.release(admission.channels)
+            await request.respond(500, reasonPhrase: "Server Internal Error (store unavailable)")
+            return
+        }
+        aCallIDOfB[machine.bLegCallID] = callID
+        let actions = machine.start(now: now)
+        calls[callID] = LiveCallEntry(machine: machine, attempt: attempt, admission: admission, invite: request, caller: caller,
+                                      gateways: routes.map(\.1))
+        await perform(actions, callID: callID)
+    }
+
+    enum AuthOutcome { case trunk(Trunk), challenge(stale: Bool), refuse(String) }
+
+    func authenticate(_ invite: SIPMessage, now: Double) -> AuthOutcome {
+        guard let header = invite.firstValue(.proxyAuthorization) ?? invite.firstValue(.authorization) else { return .challenge(stale: false) }
+        let credentials: DigestCredentials
+        do { credentials = try DigestCredentials(parsing: header, header: "Proxy-Authorization") } catch {
+            return .refuse("\(error)")
+        }
+        guard let trunk = directory.trunk(forUsername: credentials.username) else {
+            return .refuse("no trunk has user name '\(credentials.username.prefix(64))'")
+        }
+        let ha1 = credentials.algorithm == .md5 || credentials.algorithm == .md5Session ? trunk.ha1MD5 : trunk.ha1SHA256
+        guard let ha1 else { return .refuse("trunk \(trunk.id) has no \(credentials.algorithm.rawValue) credentials") }
+        switch digest.verify(credentials, method: "INVITE", ha1: ha1, now: now) {
+        case .accepted: return .trunk(trunk)
+        case .stale: return .challenge(stale: true)
+        case .rejected(let why): return .refuse("trunk \(trunk.id): \(why)")
+        }
+    }
+
+    /// Refuses a call with the T6 code, X-Reason and Reason, and records the attempt.
+    func reject(_ request: SIPServerRequest, _ why: CallRejection, account: String, trunk: String, controls: CallControlHeaders,
+                now: Double, attempt: CallAttempt? = nil) async {
+        var headers: [(SIPHeaderName, String)] = [(CallControlHeaders.reasonHeader, why.reasonText), (.reason, why.reasonHeader)]
+        if let s = why.retryAfterSeconds { headers.append((.retryAfter, String(s))) }
+        await request.respond(why.statusCode, reasonPhrase: SIPMessage.standardReasonPhrase(why.statusCode), toTag: SIPEndpoint.newTag(), headers: headers)
+        logger.info("call refused", metadata: ["trunk": "\(trunk)", "status": "\(why.statusCode)", "reason": "\(why.reasonText)"])
+        let invite = request.message
+        let cdr = CDR(callID: invite.callID ?? "", accountID: account, trunkID: trunk, tag: controls.tag,
+                      from: attempt?.cli ?? Self.number(Self.callerNumber(invite)),
+                      to: attempt?.destination ?? Self.number(invite.parsedRequestURI?.user ?? ""), callType: attempt?.callType,
+                      startAt: now, endAt: now, durationSeconds: 0, billedSeconds: 0, cost: 0, finalStatus: why.statusCode,
+                      reason: why.reasonText)
+        do { try await store.recordCall(cdr) } catch {
+            logger.error("could not write the CDR of a refused call", metadata: ["call-id": "\(cdr.callID)", "error": "\(error)"])
+        }
+    }
+
+    func cancelled(_ request: SIPServerRequest) async {
+        guard let callID = request.message.callID, var entry = calls[callID] else { return }
+        let actions = entry.machine.aLegCancel(now: Date().timeIntervalSince1970)
+        calls[callID] = entry
+        await perform(actions, callID: callID)
+    }
+
+    func bye(_ request: SIPServerRequest) async {
+        guard let callID = request.message.callID else { return }
+        let now = Date().timeIntervalSince1970
+        if var entry = calls[callID] {
+            await request.respond(200)
+            let actions = entry.machine.aLegBye(now: now)
+            calls[callID] = entry
+            await perform(actions, callID: callID)
+        } else if let aCallID = aCallIDOfB[callID], var entry = calls[aCallID] {
+            await request.respond(200)
+            let actions = entry.machine.bLegBye(now: now)
+            calls[aCallID] = entry
+            await perform(actions, callID: aCallID)
+        } else {
+            await request.respond(481)
+        }
+    }
+
+    /// re-INVITE, UPDATE, INFO … from either side: relayed to the other, and its answer back.
+    func inDialog(_ request: SIPServerRequest) async {
+        guard let callID = request.message.callID, let endpoint else { return }
+        let fromA = calls[callID] != nil
+        guard let aCallID = fromA ? callID : aCallIDOfB[callID], var entry = calls[aCallID] else {
+            await request.respond(481)
+            return
+        }
+        let relayed = fromA ? entry.machine.relayFromA(request.message) : entry.machine.relayFromB(request.message)
+        calls[aCallID] = entry
+        guard let relayed else {
+            await request.respond(491, reasonPhrase: "Request Pending")
+            return
+        }
+        let destination = fromA ? entry.gateways[entry.machine.currentGateway] : entry.caller
+        let machine = entry.machine
+        Task {
+            do {
+                let response = try await endpoint.send(relayed, to: destination)
+                if let code = response.statusCode, (200..<300).contains(code), relayed.method == .invite, let cseq = relayed.cseq?.number {
+                    let ack = fromA ? machine.bLegACK(cseq: cseq) : machine.aLegACK(cseq: cseq)
+                    try? await endpoint.sendACK(ack, to: destination)
+                }
+                await request.respond(machine.relayResponse(response, to: request.message))
+            } catch {
+                await request.respond(machine.relayResponse(SIPMessage(response: 408, reasonPhrase: "Request Timeout"), to: request.message))
+            }
+        }
+    }
+
+    // MARK: B leg events
+
+    func bResponse(_ response: SIPMessage, callID: String) async {
+        guard var entry = calls[callID] else { return }
+        let actions = entry.machine.bLegResponse(response, now: Date().timeIntervalSince1970)
+        calls[callID] = entry
+        await perform(actions, callID: callID)
+    }
+
+    func bTimeout(callID: String) async {
+        guard var entry = calls[callID] else { return }
+        let actions = entry.machine.bLegTimeout(now: Date().timeIntervalSince1970)
+        calls[callID] = entry
+        await perform(actions, callID: callID)
+    }
+
+    func timerFired(_ timer: CallTimer, callID: String) async {
+        guard var entry = calls[callID] else { return }
+        entry.timers[timer] = nil
+        let actions = entry.machine.timerFired(timer, now: Date().timeIntervalSince1970)
+        calls[callID] = entry
+        await perform(actions, callID: callID)
+    }
+
+    // MARK: Performing the machine's actions
+
+    func perform(_ actions: [B2BUACall.Action], callID: String) async {
+        guard let endpoint else { return }
+        for action in actions {
+            guard let entry = calls[callID] else { return }
+            switch action {
+            case .respondToA(let response):
+                await entry.invite.respond(response)
+            case .sendToB(let request, let gateway):
+                guard gateway < entry.gateways.count else { continue }
+                let destination = entry.gateways[gateway]
+                switch request.method {
+                case .invite?:
+                    calls[callID]?.bInviteCSeq = request.cseq?.number ?? 1
+                    Task {
+                        do {
+                            let final = try await endpoint.send(request, to: destination) { provisional in
+                                Task { await self.bResponse(provisional, callID: callID) }
+                            }
+                            await self.bResponse(final, callID: callID)
+                        } catch SIPClientError.timeout {
+                            await self.bTimeout(callID: callID)
+                        } catch {
+                            // Unreachable gateway: treated as 503, so the next one is tried.
+                            var r = SIPMessage(response: 503, reasonPhrase: "Service Unavailable")
+                            r.append(.callID, request.callID ?? "")
+                            await self.bResponse(r, callID: callID)
+                        }
+                    }
+                case .cancel?:
+                    await endpoint.cancelInvite(callID: request.callID ?? "", cseq: entry.bInviteCSeq)
+                case .ack?:
+                    try? await endpoint.sendACK(request, to: destination)
+                default:
+                    Task { _ = try? await endpoint.send(request, to: destination) }
+                }
+            case .sendToA(let request):
+                Task { _ = try? await endpoint.send(request, to: entry.caller) }
+            case .startTimer(let timer, let seconds):
+                calls[callID]?.timers[timer] = Task {
+                    do { try await Task.sleep(for: .seconds(seconds)) } catch { return }
+                    await self.timerFired(timer, callID: callID)
+                }
+            case .cancelTimer(let timer):
+                calls[callID]?.timers.removeValue(forKey: timer)?.cancel()
+            case .writeRecord(let record):
+                await finish(callID: callID, record: record)
+            }
+        }
+    }
+
+    /// The call is over: rate it, write its CDR (debiting the balance in the
+    /// same transaction), give its channels back.
+    func finish(callID: String, record: CallRecord) async {
+        guard let entry = calls.removeValue(forKey: callID) else { return }
+        for (_, t) in entry.timers { t.cancel() }
+        aCallIDOfB[entry.machine.bLegCallID] = nil
+        limits.release(entry.admission.channels)
+        let a = entry.attempt
+        let duration = record.durationSeconds
+        let billed = duration > 0 ? (a.rate?.increments.billedSeconds(forDuration: duration) ?? 0) : 0
+        let cost = duration > 0 ? (a.rate?.cost(forDuration: duration) ?? 0) : 0
+        let cdr = CDR(callID: callID, accountID: a.account.id, trunkID: a.trunk.id, tag: a.controls.tag, from: a.cli, to: a.destination,
+                      callType: a.callType, startAt: record.setupAt, answerAt: record.answeredAt, endAt: record.endedAt,
+                      durationSeconds: duration, billedSeconds: billed, cost: cost, finalStatus: record.finalStatus, reason: record.reason)
+        directory.debit(account: a.account.id, cost)
+        do {
+            try await store.recordCall(cdr)
+            completedCalls += 1
+        } catch {
+            // The live_calls row stays, so the next start records it as interrupted.
+            logger.error("could not write a CDR", metadata: ["call-id": "\(callID)", "error": "\(error)"])
+        }
+    }
+
+    // MARK: Helpers
+
+    /// The caller's number: P-Asserted-Identity's user, else From's.
+    static func callerNumber(_ invite: SIPMessage) -> String {
+        if let pai = invite.firstValue(.pAssertedIdentity), let open = pai.firstIndex(of: "<"), let close = pai.firstIndex(of: ">"), open < close,
+           let uri = try? SIPURI(String(pai[pai.index(after: open)..<close])), let user = uri.user {
+            return user
+        }
+        return invite.from?.uri.user ?? ""
+    }
+
+    /// A dialled or calling number without visual separators (RFC 3966 allows "-", ".", "(", ")").
+    static func number(_ user: String) -> String {
+        let user = user.split(separator: ";", maxSplits: 1).first.map(String.init) ?? user
+        return String(user.filter { !"-.() ".contains($0) })
+    }
+
+    /// A gateway's `host[:port]` as a UDP destination; IP literals only for
+    /// now (names are resolved once, at start).
+    static func resolve(_ address: String) -> SIPDestination? {
+        var host = address, port = 5060
+        if address.hasPrefix("[") {
+            guard let close = address.firstIndex(of: "]") else { return nil }
+            host = String(address[address.index(after: address.startIndex)..<close])
+            let rest = address[address.index(after: close)...]
+            if rest.hasPrefix(":"), let p = Int(rest.dropFirst()) { port = p }
+        } else if let colon = address.lastIndex(of: ":"), address.firstIndex(of: ":") == colon {
+            host = String(address[..<colon])
+            guard let p = Int(address[address.index(after: colon)...]) else { return nil }
+            port = p
+        }
+        if let a = try? SocketAddress(ipAddress: host, port: port) { return SIPDestination(address: a, transport: .udp) }
+        if let a = try? SocketAddress.makeAddressResolvingHost(host, port: port) { return SIPDestination(address: a, transport: .udp) }
+        return nil
+    }
+}

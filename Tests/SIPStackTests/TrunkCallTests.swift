@@ -1,0 +1,439 @@
+import Foundation
+import Rating
+import Store
+import Testing
+
+// End-to-end trunk calls over real sockets: SIPp plays the customer's PBX and
+// the upstream carrier gateway, `switchboard serve` (the built binary) sits
+// between them, and the CDRs are read back from the store it wrote. Every
+// scenario runs on SQLite and on PostgreSQL.
+
+enum StoreBackend: String, CaseIterable, Sendable, CustomTestStringConvertible {
+    case sqlite, postgres
+    var testDescription: String { rawValue }
+}
+
+/// A fresh database for one test: a new SQLite file, or a new database on the
+/// test PostgreSQL server (so tests running side by side never share rows).
+func freshDatabase(_ backend: StoreBackend) async throws -> (url: String, location: StoreLocation) {
+    switch backend {
+    case .sqlite:
+        let path = NSTemporaryDirectory() + "trunk-e2e-\(UUID().uuidString).sqlite"
+        return ("sqlite:\(path)", .sqlite(path: path))
+    case .postgres:
+        guard let base = ProcessInfo.processInfo.environment["SWITCHBOARD_TEST_POSTGRES_URL"],
+              var components = URLComponents(string: base) else {
+            Issue.record("SWITCHBOARD_TEST_POSTGRES_URL is not set: run the README's test command (bash scripts/test.sh), which starts PostgreSQL")
+            throw StoreError.cannotOpen("PostgreSQL", "no test server")
+        }
+        let name = "e2e_" + UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased().prefix(16)
+        let psql = try ExternalProcess(try postgresTool("psql"), [base, "-q", "-c", "CREATE DATABASE \(name)"])
+        let (status, output, _) = await psql.wait(timeout: .seconds(30))
+        #expect(status == 0, "psql: \(output)")
+        components.path = "/\(name)"
+        let url = components.string ?? base
+        return (url, .postgres(url: url))
+    }
+}
+
+func postgresTool(_ name: String) throws -> String {
+    let dirs = (try? FileManager.default.contentsOfDirectory(atPath: "/usr/lib/postgresql")) ?? []
+    for d in dirs.sorted().reversed() {
+        let p = "/usr/lib/postgresql/\(d)/bin/\(name)"
+        if FileManager.default.isExecutableFile(atPath: p) { return p }
+    }
+    throw ExternalProcessError.notInstalled(name)
+}
+
+/// The customer, a rate deck and a trunk trusted by source address 127.0.0.1.
+func seedTrunkCustomer(_ location: StoreLocation, balance: String = "10", credit: String = "0", cliPolicy: CLIPolicy = .reject,
+                       accountLimits: CallLimits = CallLimits(), trunks: [Trunk]? = nil, blacklist: [String] = []) async throws {
+    let store = try await Store.open(location)
+    try await store.putRateDeck(try RateDeck(name: "default", currency: "GBP", rates: [
+        try Rate(prefix: "44", destination: "UK", connectionCharge: parseMoney("0.01") ?? 0, perMinute: parseMoney("0.60") ?? 0,
+                 increments: BillingIncrements(first: 1, next: 1)),
+        try Rate(prefix: "4490", destination: "UK premium", connectionCharge: 0, perMinute: parseMoney("1.50") ?? 0,
+                 increments: BillingIncrements(first: 60, next: 60)),
+    ]))
+    for id in ["920700", "555000"] {
+        try await store.upsertAccount(Account(id: id, name: "Customer \(id)", currency: "GBP", balance: parseMoney(balance) ?? 0,
+                                              creditLimit: parseMoney(credit) ?? 0, cliPolicy: cliPolicy))
+    }
+    try await store.setLimits(accountID: "920700", accountLimits)
+    for t in trunks ?? [Trunk(accountID: "920700", name: "L001", sourceAddresses: ["127.0.0.1"]), Trunk(accountID: "920700", name: "L002"),
+                        Trunk(accountID: "555000", name: "L001")] {
+        try await store.putTrunk(t)
+    }
+    if !blacklist.isEmpty { try await store.setBlacklist(.account("920700"), prefixes: blacklist) }
+    try await store.close()
+}
+
+/// `switchboard serve` on loopback with the given gateways, ready for calls.
+struct RunningSwitch {
+    let process: ExternalProcess
+    let port: Int
+
+    static func start(database: String, gateways: [(name: String, port: Int)]) async throws -> RunningSwitch {
+        let port = freePort()
+        let config = NSTemporaryDirectory() + "switch-\(UUID().uuidString).yaml"
+        var yaml = "sip:\n  listen: [udp:127.0.0.1:\(port)]\ndatabase:\n  url: \"\(database)\"\ngateways:\n"
+        for (i, g) in gateways.enumerated() {
+            yaml += "  - { name: \(g.name), address: \"127.0.0.1:\(g.port)\", priority: \(10 * (i + 1)) }\n"
+        }
+        try yaml.write(toFile: config, atomically: true, encoding: .utf8)
+        let process = try ExternalProcess(try switchboardBinary(), ["serve", "--config", config])
+        var ready = false
+        for _ in 0..<40 where !ready {
+            try await Task.sleep(for: .milliseconds(250))
+            let probe = try ExternalProcess(try switchboardBinary(), ["sip", "options", "sip:127.0.0.1:\(port)", "--bind", "127.0.0.1", "--timeout", "1"])
+            let (status, output, _) = await probe.wait(timeout: .seconds(10))
+            ready = status == 0 && output.contains("SIP/2.0 200 OK")
+        }
+        #expect(ready, "switchboard serve did not answer OPTIONS")
+        return RunningSwitch(process: process, port: port)
+    }
+
+    func stop() { process.kill() }
+}
+
+/// What the customer's PBX does after its INVITE.
+enum UACPlan {
+    /// Expect this final response (with these header lines, exact text), then ACK.
+    case refused(Int)
+    /// Expect 200, ACK, wait, send BYE.
+    case hangUpAfter(milliseconds: Int)
+    /// Expect 200, ACK, then a BYE from the switch (with these header lines).
+    case awaitBye(checks: [String])
+    /// Expect 180, then CANCEL after a pause; 200 to the CANCEL, 487 to the INVITE.
+    case cancelAfterRinging(milliseconds: Int)
+}
+
+/// A SIPp UAC scenario calling `number` with extra INVITE header lines; each
+/// of `checks` must appear verbatim in the final response (SIPp fails the call otherwise).
+func uacScenario(number: String, from: String = "441632960000", headers: [String] = [], plan: UACPlan, checks: [String] = [],
+                 authenticate: Bool = false) -> String {
+    func checkActions(_ lines: [String], prefix: String) -> String {
+        guard !lines.isEmpty else { return "" }
+        let eregs = lines.enumerated().map { i, line in
+            let escaped = NSRegularExpression.escapedPattern(for: line).replacingOccurrences(of: "\"", with: "&quot;")
+            return "<ereg regexp=\"\(escaped)\" search_in=\"msg\" check_it=\"true\" assign_to=\"\(prefix)\(i)\"/>"
+        }
+        return "<action>" + eregs.joined() + "</action>"
+    }
+    let extra = headers.map { "      \($0)\n" }.joined()
+    func invite(cseq: Int, auth: Bool) -> String {
+        """
+          <send retrans="500">
+            <![CDATA[
+              INVITE sip:\(number)@[remote_ip]:[remote_port] SIP/2.0
+              Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+              From: <sip:\(from)@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
+              To: <sip:\(number)@[remote_ip]:[remote_port]>
+              Call-ID: [call_id]
+              CSeq: \(cseq) INVITE
+              Contact: <sip:\(from)@[local_ip]:[local_port]>
+              Max-Forwards: 70
+        \(auth ? "      [authentication]\n" : "")\(extra)      Content-Type: application/sdp
+              Content-Length: [len]
+
+              v=0
+              o=pbx 1 1 IN IP[local_ip_type] [local_ip]
+              s=-
+              c=IN IP[media_ip_type] [media_ip]
+              t=0 0
+              m=audio [media_port] RTP/AVP 8
+              a=rtpmap:8 PCMA/8000
+
+            ]]>
+          </send>
+
+        """
+    }
+    let ackNon2xx = """
+          <send>
+            <![CDATA[
+              ACK sip:\(number)@[remote_ip]:[remote_port] SIP/2.0
+              [last_Via:]
+              [last_From:]
+              [last_To:]
+              [last_Call-ID:]
+              CSeq: [cseq] ACK
+              Max-Forwards: 70
+              Content-Length: 0
+
+            ]]>
+          </send>
+
+        """
+    var body = invite(cseq: 1, auth: false)
+    if authenticate {
+        body += "  <recv response=\"100\" optional=\"true\"/>\n  <recv response=\"407\" auth=\"true\"/>\n" + ackNon2xx
+        body += invite(cseq: 2, auth: true)
+    }
+    body += "  <recv response=\"100\" optional=\"true\"/>\n"
+    let ack2xx = """
+          <send>
+            <![CDATA[
+              ACK sip:\(number)@[remote_ip]:[remote_port] SIP/2.0
+              Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+              [last_From:]
+              [last_To:]
+              [last_Call-ID:]
+              CSeq: [cseq] ACK
+              Max-Forwards: 70
+              Content-Length: 0
+
+            ]]>
+          </send>
+
+        """
+    switch plan {
+    case .refused(let code):
+        body += "  <recv response=\"180\" optional=\"true\"/>\n  <recv response=\"183\" optional=\"true\"/>\n"
+        body += "  <recv response=\"\(code)\">\(checkActions(checks, prefix: "c"))</recv>\n" + ackNon2xx
+    case .hangUpAfter(let ms):
+        body += "  <recv response=\"180\" optional=\"true\"/>\n  <recv response=\"183\" optional=\"true\"/>\n"
+        body += "  <recv response=\"200\">\(checkActions(checks, prefix: "c"))</recv>\n" + ack2xx
+        body += """
+              <pause milliseconds="\(ms)"/>
+              <send retrans="500">
+                <![CDATA[
+                  BYE sip:b2bua@[remote_ip]:[remote_port] SIP/2.0
+                  Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+                  [last_From:]
+                  [last_To:]
+                  [last_Call-ID:]
+                  CSeq: [cseq] BYE
+                  Max-Forwards: 70
+                  Content-Length: 0
+
+                ]]>
+              </send>
+              <recv response="200"/>
+
+            """
+    case .awaitBye(let byeChecks):
+        body += "  <recv response=\"180\" optional=\"true\"/>\n  <recv response=\"183\" optional=\"true\"/>\n"
+        body += "  <recv response=\"200\">\(checkActions(checks, prefix: "c"))</recv>\n" + ack2xx
+        body += """
+              <recv request="BYE">\(checkActions(byeChecks, prefix: "b"))</recv>
+              <send>
+                <![CDATA[
+                  SIP/2.0 200 OK
+                  [last_Via:]
+                  [last_From:]
+                  [last_To:]
+                  [last_Call-ID:]
+                  [last_CSeq:]
+                  Content-Length: 0
+
+                ]]>
+              </send>
+
+            """
+    case .cancelAfterRinging(let ms):
+        body += "  <recv response=\"180\"/>\n  <pause milliseconds=\"\(ms)\"/>\n"
+        body += """
+              <send>
+                <![CDATA[
+                  CANCEL sip:\(number)@[remote_ip]:[remote_port] SIP/2.0
+                  Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch-\(authenticate ? 9 : 4)]
+                  From: <sip:\(from)@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
+                  To: <sip:\(number)@[remote_ip]:[remote_port]>
+                  Call-ID: [call_id]
+                  CSeq: \(authenticate ? 2 : 1) CANCEL
+                  Max-Forwards: 70
+                  Content-Length: 0
+
+                ]]>
+              </send>
+              <recv response="200"/>
+              <recv response="487"/>
+
+            """ + ackNon2xx
+    }
+    // SIPp refuses variables that are assigned and never read; these are only checked.
+    var names = checks.indices.map { "c\($0)" }
+    if case .awaitBye(let byeChecks) = plan { names += byeChecks.indices.map { "b\($0)" } }
+    if !names.isEmpty { body += "  <Reference variables=\"\(names.joined(separator: ","))\"/>\n" }
+    return "<?xml version=\"1.0\" encoding=\"ISO-8859-1\" ?>\n<scenario name=\"customer PBX\">\n" + body + "</scenario>\n"
+}
+
+/// Runs one call from SIPp (the PBX, from 127.0.0.1) into the switch.
+func placeCall(_ scenario: String, switchPort: Int, extra: [String] = []) async throws -> SIPpResult {
+    let path = NSTemporaryDirectory() + "uac-\(UUID().uuidString).xml"
+    try scenario.write(toFile: path, atomically: true, encoding: .utf8)
+    defer { unlink(path) }
+    return try await runSIPp(["127.0.0.1:\(switchPort)", "-sf", path, "-i", "127.0.0.1", "-p", "\(freePort())", "-m", "1"] + extra)
+}
+
+/// A SIPp upstream gateway on a free port, running in the background.
+func startGateway(_ arguments: [String]) throws -> (ExternalProcess, Int) {
+    let port = freePort()
+    let p = try ExternalProcess("sipp", arguments + ["-i", "127.0.0.1", "-p", "\(port)", "-nostdin", "-timeout", "60s"])
+    return (p, port)
+}
+
+/// The CDRs the switch wrote, polled until `count` are there (writes follow the last SIP message by a moment).
+func fetchCDRs(_ location: StoreLocation, count: Int, query: CDRQuery = CDRQuery()) async throws -> [CDR] {
+    var cdrs: [CDR] = []
+    for _ in 0..<40 {
+        let store = try await Store.open(location)
+        cdrs = try await store.cdrs(query)
+        try await store.close()
+        if cdrs.count >= count { break }
+        try await Task.sleep(for: .milliseconds(250))
+    }
+    return cdrs
+}
+
+@Suite("Trunk calls end to end (SIPp PBX → switchboard → SIPp gateway)", .serialized)
+struct TrunkCallTests {
+    @Test(arguments: StoreBackend.allCases)
+    func answeredCallIsBridgedRatedAndRecordedWithItsTag(backend: StoreBackend) async throws {
+        let (url, location) = try await freshDatabase(backend)
+        try await seedTrunkCustomer(location)
+        let (gateway, gwPort) = try startGateway(["-sn", "uas", "-m", "1"])
+        defer { gateway.kill() }
+        let sw = try await RunningSwitch.start(database: url, gateways: [("carrier", gwPort)])
+        defer { sw.stop() }
+
+        let result = try await placeCall(uacScenario(number: "447700900123", headers: ["X-simwood-tag: CUST001-AB384720"],
+                                                     plan: .hangUpAfter(milliseconds: 2000)), switchPort: sw.port)
+        #expect(result.status == 0 && result.successful == 1, "\(result.output.suffix(2000))")
+        let (gwStatus, gwOutput, _) = await gateway.wait(timeout: .seconds(20))
+        #expect(gwStatus == 0, "gateway: \(gwOutput.suffix(1500))")
+
+        let cdrs = try await fetchCDRs(location, count: 1, query: CDRQuery(tagTerm: "AB384720"))
+        let cdr = try #require(cdrs.first)
+        #expect(cdr.accountID == "920700" && cdr.trunkID == "920700-L001" && cdr.tag == "CUST001-AB384720")
+        #expect(cdr.from == "441632960000" && cdr.to == "447700900123" && cdr.finalStatus == 200 && cdr.reason == nil)
+        #expect((2...3).contains(cdr.durationSeconds), "duration \(cdr.durationSeconds)")
+        // 0.01 connection + 0.01 a second, per-second billing.
+        #expect(cdr.billedSeconds == cdr.durationSeconds)
+        #expect(cdr.cost == (parseMoney("0.01") ?? 0) + Decimal(cdr.durationSeconds) / 100)
+        #expect(try await fetchCDRs(location, count: 1, query: CDRQuery(tagTerm: "CUST001")).count == 1)
+        #expect(try await fetchCDRs(location, count: 0, query: CDRQuery(tagTerm: "CUST001-AB384720")).isEmpty)
+        let store = try await Store.open(location)
+        #expect(try await store.account(id: "920700")?.balance == (parseMoney("10") ?? 0) - cdr.cost)  // debited once
+        try await store.close()
+    }
+
+    @Test(arguments: StoreBackend.allCases)
+    func refusalsCarryTheSpecifiedReasonTexts(backend: StoreBackend) async throws {
+        let (url, location) = try await freshDatabase(backend)
+        try await seedTrunkCustomer(location, accountLimits: CallLimits(channels: 5), blacklist: ["4487"])
+        let sw = try await RunningSwitch.start(database: url, gateways: [("carrier", freePort())])
+        defer { sw.stop() }
+        let cases: [(number: String, from: String, headers: [String], code: Int, reason: String)] = [
+            ("447700900123", "441632960000", ["X-simwood-trunk: 555000-L001"], 403, "Invalid Trunk"),
+            ("447700900123", "not-a-number", [], 403, "Invalid CLI"),
+            ("448700123456", "441632960000", [], 403, "Blacklisted Destination"),
+            ("33123456789", "441632960000", [], 404, "No Rate For Destination"),
+            ("447700900123", "441632960000", ["X-simwood-maxcpc: 0.05", "X-simwood-maxcpm: 0.10"], 403,
+             "Rate Above Maximum (per-minute rate 0.6 exceeds maxcpm 0.1)"),
+            // T3: maxcpm alone means no connection charge is acceptable.
+            ("447700900123", "441632960000", ["X-simwood-maxcpm: 1.00"], 403,
+             "Rate Above Maximum (connection charge 0.01 exceeds maxcpc 0)"),
+        ]
+        for c in cases {
+            let result = try await placeCall(uacScenario(number: c.number, from: c.from, headers: c.headers, plan: .refused(c.code),
+                                                         checks: ["X-Reason: \(c.reason)", "Reason: SIP ;cause=\(c.code) ;text=\"\(c.reason)\""]),
+                                             switchPort: sw.port)
+            #expect(result.status == 0 && result.successful == 1, "\(c.reason): \(result.output.suffix(2000))")
+        }
+        // Each refusal is on record with its code and reason.
+        let cdrs = try await fetchCDRs(location, count: cases.count)
+        #expect(Set(cdrs.compactMap(\.reason)) == Set(cases.map(\.reason)))
+        #expect(cdrs.allSatisfy { $0.cost == 0 && $0.answerAt == nil })
+    }
+
+    @Test(arguments: StoreBackend.allCases)
+    func maximumDurationClearsBothLegsOnTime(backend: StoreBackend) async throws {
+        let (url, location) = try await freshDatabase(backend)
+        try await seedTrunkCustomer(location)
+        let (gateway, gwPort) = try startGateway(["-sn", "uas", "-m", "1"])
+        defer { gateway.kill() }
+        let sw = try await RunningSwitch.start(database: url, gateways: [("carrier", gwPort)])
+        defer { sw.stop() }
+        let started = ContinuousClock.now
+        let result = try await placeCall(uacScenario(number: "447700900123", headers: ["X-simwood-maxdur: 3"],
+                                                     plan: .awaitBye(checks: ["X-Reason: Maximum Duration Reached"])), switchPort: sw.port)
+        let elapsed = ContinuousClock.now - started
+        #expect(result.status == 0 && result.successful == 1, "\(result.output.suffix(2000))")
+        #expect(elapsed >= .seconds(3) && elapsed < .seconds(5), "the BYE came after \(elapsed)")
+        let (gwStatus, gwOutput, _) = await gateway.wait(timeout: .seconds(20))
+        #expect(gwStatus == 0, "the gateway got its BYE too: \(gwOutput.suffix(1500))")
+        let cdr = try #require(try await fetchCDRs(location, count: 1).first)
+        #expect(cdr.durationSeconds == 3 && cdr.reason == "Maximum Duration Reached")
+        #expect(cdr.cost == parseMoney("0.04"))  // 0.01 + 3 s at 0.01
+    }
+
+    @Test(arguments: StoreBackend.allCases)
+    func maximumCostClearsTheCallWhenReached(backend: StoreBackend) async throws {
+        let (url, location) = try await freshDatabase(backend)
+        try await seedTrunkCustomer(location)
+        let (gateway, gwPort) = try startGateway(["-sn", "uas", "-m", "1"])
+        defer { gateway.kill() }
+        let sw = try await RunningSwitch.start(database: url, gateways: [("carrier", gwPort)])
+        defer { sw.stop() }
+        // 0.01 to connect, then 0.01 a second: 0.03 is reached at 2 s.
+        let result = try await placeCall(uacScenario(number: "447700900123", headers: ["X-simwood-maxcost: 0.03"],
+                                                     plan: .awaitBye(checks: ["X-Reason: Maximum Cost Reached",
+                                                                              "Reason: SIP ;cause=402 ;text=\"Maximum Cost Reached\""])),
+                                         switchPort: sw.port)
+        #expect(result.status == 0 && result.successful == 1, "\(result.output.suffix(2000))")
+        let cdr = try #require(try await fetchCDRs(location, count: 1).first)
+        #expect(cdr.durationSeconds == 2 && cdr.cost == parseMoney("0.03") && cdr.reason == "Maximum Cost Reached")
+    }
+
+    @Test(arguments: StoreBackend.allCases)
+    func failsOverToTheNextGatewayOn503(backend: StoreBackend) async throws {
+        let (url, location) = try await freshDatabase(backend)
+        try await seedTrunkCustomer(location)
+        let (busy, busyPort) = try startGateway(["-sf", fixture("sipp/gw_503.xml"), "-m", "1"])
+        let (good, goodPort) = try startGateway(["-sn", "uas", "-m", "1"])
+        defer { busy.kill(); good.kill() }
+        let sw = try await RunningSwitch.start(database: url, gateways: [("first", busyPort), ("second", goodPort)])
+        defer { sw.stop() }
+        let result = try await placeCall(uacScenario(number: "447700900123", plan: .hangUpAfter(milliseconds: 500)), switchPort: sw.port)
+        #expect(result.status == 0 && result.successful == 1, "\(result.output.suffix(2000))")
+        let (s1, o1, _) = await busy.wait(timeout: .seconds(20))
+        let (s2, o2, _) = await good.wait(timeout: .seconds(20))
+        #expect(s1 == 0, "first gateway: \(o1.suffix(1000))")
+        #expect(s2 == 0, "second gateway: \(o2.suffix(1000))")
+        #expect(try await fetchCDRs(location, count: 1).first?.finalStatus == 200)
+    }
+
+    @Test(arguments: StoreBackend.allCases)
+    func cancelFromTheCallerReachesTheGateway(backend: StoreBackend) async throws {
+        let (url, location) = try await freshDatabase(backend)
+        try await seedTrunkCustomer(location)
+        let (gateway, gwPort) = try startGateway(["-sf", fixture("sipp/gw_ring_then_cancel.xml"), "-m", "1"])
+        defer { gateway.kill() }
+        let sw = try await RunningSwitch.start(database: url, gateways: [("carrier", gwPort)])
+        defer { sw.stop() }
+        let result = try await placeCall(uacScenario(number: "447700900123", plan: .cancelAfterRinging(milliseconds: 500)), switchPort: sw.port)
+        #expect(result.status == 0 && result.successful == 1, "\(result.output.suffix(2000))")
+        let (gs, go, _) = await gateway.wait(timeout: .seconds(20))
+        #expect(gs == 0, "gateway: \(go.suffix(1500))")
+        let cdr = try #require(try await fetchCDRs(location, count: 1).first)
+        #expect(cdr.finalStatus == 487 && cdr.cost == 0 && cdr.answerAt == nil)
+    }
+
+    @Test(arguments: StoreBackend.allCases)
+    func byeFromTheGatewayReachesTheCaller(backend: StoreBackend) async throws {
+        let (url, location) = try await freshDatabase(backend)
+        try await seedTrunkCustomer(location)
+        let (gateway, gwPort) = try startGateway(["-sf", fixture("sipp/gw_answer_then_bye.xml"), "-m", "1"])
+        defer { gateway.kill() }
+        let sw = try await RunningSwitch.start(database: url, gateways: [("carrier", gwPort)])
+        defer { sw.stop() }
+        let result = try await placeCall(uacScenario(number: "447700900123", plan: .awaitBye(checks: [])), switchPort: sw.port)
+        #expect(result.status == 0 && result.successful == 1, "\(result.output.suffix(2000))")
+        let (gs, go, _) = await gateway.wait(timeout: .seconds(20))
+        #expect(gs == 0, "gateway: \(go.suffix(1500))")
+        let cdr = try #require(try await fetchCDRs(location, count: 1).first)
+        #expect(cdr.finalStatus == 200 && (1...2).contains(cdr.durationSeconds))
+    }
+}
