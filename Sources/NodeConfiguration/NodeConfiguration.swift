@@ -37,6 +37,10 @@ public struct NodeConfiguration: Sendable, Equatable {
     public var emergencyNumbers: [String]
     /// The digest realm trunks authenticate in (trunk HA1s are made with it).
     public var sipRealm: String = "switchboard"
+    /// Digest algorithms offered to trunks, one challenge each, in this order
+    /// (RFC 8760 §2.3). Some clients (SIPp 3.6, older PBXs) only read the
+    /// first challenge: put MD5 first for them.
+    public var digestAlgorithms: [String] = ["SHA-256", "MD5"]
     /// Call types by destination prefix, longest match (T9 per-type limits),
     /// e.g. international: ["1", "33"], mobile: ["447"].
     public var callTypes: [String: [String]] = [:]
@@ -55,7 +59,7 @@ public struct NodeConfiguration: Sendable, Equatable {
         a.nodeName == b.nodeName && a.sipListeners == b.sipListeners && a.httpListen?.host == b.httpListen?.host
             && a.httpListen?.port == b.httpListen?.port && a.database == b.database && a.gateways == b.gateways
             && a.emergencyGateway == b.emergencyGateway && a.emergencyNumbers == b.emergencyNumbers
-            && a.sipRealm == b.sipRealm && a.callTypes == b.callTypes
+            && a.sipRealm == b.sipRealm && a.callTypes == b.callTypes && a.digestAlgorithms == b.digestAlgorithms
     }
 
     public static let defaults = NodeConfiguration(
@@ -133,6 +137,18 @@ extension NodeConfiguration {
                 }
             }
             if let realm = s["realm"] { sipRealm = try Self.string(realm, "sip.realm") }
+            if let algorithms = s["digest_algorithms"] {
+                guard let list = algorithms as? [Any], !list.isEmpty else {
+                    throw ConfigurationError("sip.digest_algorithms", "must be a non-empty list of SHA-256 and/or MD5")
+                }
+                digestAlgorithms = try list.enumerated().map { i, x throws(ConfigurationError) in
+                    let name = try Self.string(x, "sip.digest_algorithms[\(i)]")
+                    guard let known = ["SHA-256", "MD5"].first(where: { $0.caseInsensitiveCompare(name) == .orderedSame }) else {
+                        throw ConfigurationError("sip.digest_algorithms[\(i)]", "'\(name)' is not SHA-256 or MD5")
+                    }
+                    return known
+                }
+            }
         }
         if let types = root["call_types"] {
             let t = try Self.mapping(types, "call_types")

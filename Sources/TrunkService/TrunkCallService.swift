@@ -43,7 +43,8 @@ public actor TrunkCallService {
 
     public init(store: Store, node: NodeConfiguration, nonceSecret: [UInt8], logger: Logger) {
         self.store = store; self.node = node; self.logger = logger
-        digest = DigestServer(realm: node.sipRealm, secret: nonceSecret)
+        digest = DigestServer(realm: node.sipRealm, secret: nonceSecret,
+                              algorithms: node.digestAlgorithms.compactMap { DigestAlgorithm(token: $0) })
     }
 
     /// Loads the directory, resolves the gateways and starts the periodic reload.

@@ -1,5 +1,6 @@
 import Foundation
 import Rating
+import SIPAuth
 import Store
 import Testing
 
@@ -76,7 +77,9 @@ struct RunningSwitch {
     static func start(database: String, gateways: [(name: String, port: Int)]) async throws -> RunningSwitch {
         let port = freePort()
         let config = NSTemporaryDirectory() + "switch-\(UUID().uuidString).yaml"
-        var yaml = "sip:\n  listen: [udp:127.0.0.1:\(port)]\ndatabase:\n  url: \"\(database)\"\ngateways:\n"
+        // SIPp 3.6 answers only the first digest challenge and knows only MD5.
+        var yaml = "sip:\n  listen: [udp:127.0.0.1:\(port)]\n  digest_algorithms: [MD5, SHA-256]\n"
+        yaml += "database:\n  url: \"\(database)\"\ngateways:\n"
         for (i, g) in gateways.enumerated() {
             yaml += "  - { name: \(g.name), address: \"127.0.0.1:\(g.port)\", priority: \(10 * (i + 1)) }\n"
         }
@@ -435,5 +438,81 @@ struct TrunkCallTests {
         #expect(gs == 0, "gateway: \(go.suffix(1500))")
         let cdr = try #require(try await fetchCDRs(location, count: 1).first)
         #expect(cdr.finalStatus == 200 && (1...2).contains(cdr.durationSeconds))
+    }
+}
+
+@Suite("Trunk calls end to end: authentication, overrides, warnings, crash recovery", .serialized)
+struct TrunkCallPolicyTests {
+    @Test(arguments: StoreBackend.allCases)
+    func digestTrunkIsChallengedThenAdmitted(backend: StoreBackend) async throws {
+        let (url, location) = try await freshDatabase(backend)
+        // No ACL matches: the call must authenticate with the trunk's credentials.
+        let trunk = Trunk(accountID: "920700", name: "D1", username: "acme-d1", realm: "switchboard",
+                          ha1MD5: DigestComputation.ha1(algorithm: .md5, username: "acme-d1", realm: "switchboard", password: "s3cret-pw"),
+                          ha1SHA256: DigestComputation.ha1(algorithm: .sha256, username: "acme-d1", realm: "switchboard", password: "s3cret-pw"))
+        try await seedTrunkCustomer(location, trunks: [trunk])
+        let (gateway, gwPort) = try startGateway(["-sn", "uas", "-m", "1"])
+        defer { gateway.kill() }
+        let sw = try await RunningSwitch.start(database: url, gateways: [("carrier", gwPort)])
+        defer { sw.stop() }
+        let good = try await placeCall(uacScenario(number: "447700900123", plan: .hangUpAfter(milliseconds: 200), authenticate: true),
+                                       switchPort: sw.port, extra: ["-au", "acme-d1", "-ap", "s3cret-pw"])
+        #expect(good.status == 0 && good.successful == 1, "\(good.output.suffix(2000))")
+        let cdr = try #require(try await fetchCDRs(location, count: 1).first)
+        #expect(cdr.trunkID == "920700-D1" && cdr.finalStatus == 200)
+        // A wrong password is refused, and no call is placed.
+        let bad = try await placeCall(uacScenario(number: "447700900123", plan: .refused(403), authenticate: true),
+                                      switchPort: sw.port, extra: ["-au", "acme-d1", "-ap", "wrong"])
+        #expect(bad.status == 0 && bad.successful == 1, "\(bad.output.suffix(2000))")
+        #expect(try await fetchCDRs(location, count: 1).count == 1)
+    }
+
+    @Test(arguments: StoreBackend.allCases)
+    func trunkOverrideAndCLIWarning(backend: StoreBackend) async throws {
+        let (url, location) = try await freshDatabase(backend)
+        try await seedTrunkCustomer(location, cliPolicy: .warn)
+        let (gateway, gwPort) = try startGateway(["-sn", "uas", "-m", "1"])
+        defer { gateway.kill() }
+        let sw = try await RunningSwitch.start(database: url, gateways: [("carrier", gwPort)])
+        defer { sw.stop() }
+        // T2: the call goes on the named trunk of the same account; T7 (warn): it completes with X-Warning.
+        let result = try await placeCall(uacScenario(number: "447700900123", from: "anonymous", headers: ["X-simwood-trunk: 920700-L002"],
+                                                     plan: .hangUpAfter(milliseconds: 200), checks: ["X-Warning: Invalid CLI"]),
+                                         switchPort: sw.port)
+        #expect(result.status == 0 && result.successful == 1, "\(result.output.suffix(2000))")
+        let cdr = try #require(try await fetchCDRs(location, count: 1).first)
+        #expect(cdr.trunkID == "920700-L002" && cdr.from == "anonymous" && cdr.finalStatus == 200)
+    }
+
+    @Test(arguments: StoreBackend.allCases)
+    func killMinus9LosesNoCDRAndLiveCallsAreRecordedAsInterrupted(backend: StoreBackend) async throws {
+        let (url, location) = try await freshDatabase(backend)
+        try await seedTrunkCustomer(location)
+        let (gateway, gwPort) = try startGateway(["-sn", "uas", "-m", "2"])
+        defer { gateway.kill() }
+        let sw = try await RunningSwitch.start(database: url, gateways: [("carrier", gwPort)])
+        // One call ends normally…
+        let ended = try await placeCall(uacScenario(number: "447700900123", headers: ["X-simwood-tag: ENDED"],
+                                                    plan: .hangUpAfter(milliseconds: 200)), switchPort: sw.port)
+        #expect(ended.status == 0 && ended.successful == 1, "\(ended.output.suffix(2000))")
+        // …another is up when the switch is killed.
+        let path = NSTemporaryDirectory() + "uac-\(UUID().uuidString).xml"
+        try uacScenario(number: "447700900124", headers: ["X-simwood-tag: LIVE"], plan: .hangUpAfter(milliseconds: 30_000))
+            .write(toFile: path, atomically: true, encoding: .utf8)
+        defer { unlink(path) }
+        let live = try ExternalProcess("sipp", ["127.0.0.1:\(sw.port)", "-sf", path, "-i", "127.0.0.1", "-p", "\(freePort())", "-m", "1",
+                                                "-nostdin", "-timeout", "40s"])
+        defer { live.kill() }
+        try await Task.sleep(for: .seconds(2))
+        sw.process.kill()
+        _ = await sw.process.wait(timeout: .seconds(10))
+        #expect(try await fetchCDRs(location, count: 1, query: CDRQuery(tagTerm: "ENDED")).first?.finalStatus == 200)
+        #expect(try await fetchCDRs(location, count: 0, query: CDRQuery(tagTerm: "LIVE")).isEmpty)
+        // The next start records the call that was live as interrupted.
+        let again = try await RunningSwitch.start(database: url, gateways: [("carrier", gwPort)])
+        defer { again.stop() }
+        let interrupted = try #require(try await fetchCDRs(location, count: 1, query: CDRQuery(tagTerm: "LIVE")).first)
+        #expect(interrupted.interrupted && interrupted.reason == "Interrupted" && interrupted.to == "447700900124")
+        #expect(try await fetchCDRs(location, count: 2).count == 2)
     }
 }
