@@ -157,6 +157,10 @@ public final class Store: Sendable {
             }
             _ = try await connection.sql().raw("PRAGMA journal_mode=WAL").all()
             try await connection.sql().raw("PRAGMA foreign_keys=ON").run()
+            // In WAL mode NORMAL syncs at checkpoints, not every commit: a
+            // committed CDR survives the process being killed (kill -9), though
+            // not a power cut of the machine. PostgreSQL is the store for that.
+            try await connection.sql().raw("PRAGMA synchronous=NORMAL").run()
             store = Store(backend: .sqlite, database: connection.sql(), location: location, gate: AsyncGate()) {
                 try await connection.close()
             }

@@ -1,0 +1,139 @@
+#!/usr/bin/env bash
+# Call-rate benchmark (issue 3 §10): SIPp uac → switchboard → SIPp uas over UDP on
+# 127.0.0.1, every check on (trunk ACL, CLI, blacklists, rating, balance, limits)
+# and a CDR written per call; then the same SIPp scenarios through Kamailio as a
+# stateful proxy (../shared/bench/kamailio), in the same run. For each, the highest
+# rate sustained for DURATION seconds with < 0.1 % failed calls is found by a
+# bounded ladder of trials. Prints both, the ratio, and the switch's CPU per call
+# and memory per live call.
+#
+#   bash bench/call-rate.sh [DURATION=25] [START_RATE=250]
+#
+# Needs sip-tester and kamailio (Debian packages). Everything listens on loopback.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DURATION=${1:-25}
+START=${2:-250}
+KAM_DIR=${KAMAILIO_BENCH_DIR:-../shared/bench/kamailio}
+WORK=$(mktemp -d /tmp/switchboard-bench.XXXXXX)
+SW_PORT=45060 UAS_PORT=5070 UAC_PORT=5061
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done; pkill -9 -f "kamailio -f $WORK" 2>/dev/null || true; rm -rf "$WORK"; }
+trap cleanup EXIT
+
+command -v sipp >/dev/null || { echo "sipp is not installed (apt-get install sip-tester)"; exit 1; }
+echo "== building switchboard (release)"
+swift build -c release --product switchboard >/dev/null
+BIN=$(swift build -c release --show-bin-path)/switchboard
+
+# The customer: a trunk trusted by source address, a rate deck, plenty of balance.
+# CLI policy "warn": SIPp's From user is "sipp", so the CLI check runs and warns.
+cat > "$WORK/provision.yaml" <<EOF
+rate_decks:
+  - { name: default, currency: GBP, rates: [ { prefix: "44", connection: "0.01", per_minute: "0.60", increments: "1/1" } ] }
+accounts:
+  - { id: "920700", name: Bench, currency: GBP, balance: "100000000", cli_policy: warn,
+      limits: { channels: 100000, rate: { calls: 1000000, seconds: 1 } } }
+trunks:
+  - { account: "920700", name: L001, source_addresses: ["127.0.0.1"], limits: { channels: 100000 } }
+blacklists:
+  - { scope: platform, prefixes: ["4490"] }
+EOF
+cat > "$WORK/switch.yaml" <<EOF
+sip:
+  listen: [udp:127.0.0.1:$SW_PORT]
+database:
+  url: "sqlite:$WORK/bench.sqlite"
+gateways:
+  - { name: uas, address: "127.0.0.1:$UAS_PORT" }
+EOF
+SWITCHBOARD_DATABASE="sqlite:$WORK/bench.sqlite" "$BIN" provision "$WORK/provision.yaml" >/dev/null
+
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+rss_kib() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
+
+# trial TARGET_PORT RATE → prints "successful failed"
+trial() {
+    local port=$1 rate=$2 calls=$(( $2 * DURATION ))
+    sipp -i 127.0.0.1 -p $UAS_PORT -sf "$KAM_DIR/uas_rr.xml" -nostdin -buff_size 4194304 >/dev/null 2>&1 &
+    local uas=$!
+    sleep 0.3
+    (cd "$WORK" && timeout $(( DURATION + 40 )) sipp "127.0.0.1:$port" -sf "$KAM_DIR/uac_rr.xml" -s 447700900123 -i 127.0.0.1 -p $UAC_PORT \
+        -r "$rate" -m "$calls" -d 0 -l $(( rate * 4 )) -nostdin -buff_size 4194304 -default_behaviors all,-abortunexp \
+        -timeout $(( DURATION + 30 ))s -trace_stat -stf "$WORK/stat.csv" > "$WORK/uac.out" 2>&1) || true
+    kill -9 $uas 2>/dev/null || true; wait $uas 2>/dev/null || true
+    local ok failed
+    ok=$(grep "Successful call" "$WORK/uac.out" | tail -1 | awk -F'|' '{gsub(/ /,"",$3); print $3}')
+    failed=$(grep "Failed call" "$WORK/uac.out" | tail -1 | awk -F'|' '{gsub(/ /,"",$3); print $3}')
+    echo "${ok:-0} ${failed:-0}"
+}
+
+# ladder NAME PORT → sets BEST; doubles the rate until a trial fails, then tries the midpoint.
+ladder() {
+    local name=$1 port=$2 rate=$START lo=0 hi=0 n=0
+    BEST=0
+    while (( n < 7 )); do
+        n=$((n + 1))
+        read -r ok failed < <(trial "$port" "$rate")
+        local total=$(( ok + failed )) expected=$(( rate * DURATION ))
+        # Sustained: every call placed and completed, < 0.1 % failed.
+        if (( total >= expected )) && (( failed * 1000 < total )); then
+            printf "   %-12s %6d calls/s for %ds: %d ok, %d failed  ✓\n" "$name" "$rate" "$DURATION" "$ok" "$failed"
+            lo=$rate; BEST=$rate
+            if (( hi == 0 )); then rate=$(( rate * 2 )); else rate=$(( (lo + hi) / 2 )); fi
+        else
+            printf "   %-12s %6d calls/s for %ds: %d ok, %d failed  ✗\n" "$name" "$rate" "$DURATION" "$ok" "$failed"
+            hi=$rate
+            rate=$(( (lo + hi) / 2 ))
+        fi
+        if (( hi > 0 )) && (( hi - lo <= hi / 8 )); then break; fi
+        if (( rate < 10 )); then break; fi
+    done
+}
+
+echo "== switchboard: SIPp uac → switchboard (B2BUA, SQLite CDRs) → SIPp uas"
+"$BIN" serve --config "$WORK/switch.yaml" --log-level error > "$WORK/switch.log" 2>&1 &
+SW=$!; pids+=("$SW")
+sleep 1.5
+t0=$(cpu_ticks $SW)
+ladder switchboard $SW_PORT
+SW_BEST=$BEST
+t1=$(cpu_ticks $SW)
+cdrs=$(python3 -c "import sqlite3; print(sqlite3.connect('$WORK/bench.sqlite').execute('select count(*) from cdrs').fetchone()[0])")
+
+# Memory per live call: hold 2,000 calls for 20 s and compare resident memory.
+rss0=$(rss_kib $SW)
+sipp -i 127.0.0.1 -p $UAS_PORT -sf "$KAM_DIR/uas_rr.xml" -nostdin -buff_size 4194304 >/dev/null 2>&1 &
+UAS=$!; pids+=("$UAS")
+(cd "$WORK" && sipp "127.0.0.1:$SW_PORT" -sf "$KAM_DIR/uac_rr.xml" -s 447700900123 -i 127.0.0.1 -p $UAC_PORT -r 500 -m 2000 -d 20000 -l 2000 \
+    -nostdin -buff_size 4194304 -default_behaviors all,-abortunexp -timeout 60s >/dev/null 2>&1 &)
+sleep 8
+rss1=$(rss_kib $SW)
+sleep 20
+kill -9 $UAS 2>/dev/null || true
+kill $SW 2>/dev/null || true
+wait $SW 2>/dev/null || true
+
+echo "== Kamailio stateful proxy (tm+rr, 2 UDP workers): SIPp uac → kamailio → SIPp uas"
+command -v kamailio >/dev/null || [ -x /usr/sbin/kamailio ] || { echo "kamailio is not installed (apt-get install kamailio)"; exit 1; }
+KAM=$(command -v kamailio || echo /usr/sbin/kamailio)
+cp "$KAM_DIR/kamailio-proxy.cfg" "$WORK/kamailio-proxy.cfg"
+"$KAM" -f "$WORK/kamailio-proxy.cfg" -DD -E -m 4096 -M 16 -n 2 -x tlsf -X tlsf -Y "$WORK" -w "$WORK" > "$WORK/kamailio.log" 2>&1 &
+pids+=($!)
+sleep 1.5
+ladder kamailio 5060
+KAM_BEST=$BEST
+
+HZ=$(getconf CLK_TCK)
+echo
+echo "== results (${DURATION}-second trials, < 0.1 % failed)"
+printf "   switchboard sustained: %d calls/s (CDRs written: %d)\n" "$SW_BEST" "$cdrs"
+printf "   kamailio sustained:    %d calls/s\n" "$KAM_BEST"
+if (( KAM_BEST > 0 )); then
+    python3 -c "print('   ratio switchboard/kamailio: %.2f' % ($SW_BEST / $KAM_BEST))"
+fi
+python3 -c "
+calls = max(1, $cdrs)
+print('   switchboard CPU per call: %.0f µs (all trials)' % (($t1 - $t0) / $HZ / calls * 1e6))
+print('   switchboard memory per live call: %.1f KiB (RSS %d → %d KiB with ~2,000 calls up)' % (max(0, $rss1 - $rss0) / 2000, $rss0, $rss1))
+"
