@@ -16,7 +16,7 @@ import PackageDescription
 //   CallCore        a B2BUA call (A leg, B leg, failover, clearing) as a pure state machine.
 //   Store           accounts, rate decks, CDRs: SQLite (default) or PostgreSQL via SQLKit.
 //   NodeConfiguration  the node's YAML settings with environment overrides.
-//   Provisioning    imports accounts and rate decks from YAML/JSON, idempotently.
+//   Provisioning    imports accounts, rate decks, trunks, limits and blacklists from YAML/JSON, idempotently.
 //   SwitchboardCLI  the `switchboard` binary.
 let strictSwift: [SwiftSetting] = [
     .swiftLanguageMode(.v6),
@@ -75,7 +75,7 @@ let package = Package(
         .target(name: "Rating", swiftSettings: strictSwift),
         .target(name: "CallControl", dependencies: ["Rating", "SIPMessage"], swiftSettings: strictSwift),
         .target(name: "CallCore", dependencies: ["CallControl", "SIPMessage"], swiftSettings: strictSwift),
-        .target(name: "Provisioning", dependencies: ["Store", "Rating", .product(name: "Yams", package: "Yams")], swiftSettings: strictSwift),
+        .target(name: "Provisioning", dependencies: ["Store", "Rating", "SIPAuth", .product(name: "Yams", package: "Yams")], swiftSettings: strictSwift),
         .target(name: "NodeConfiguration", dependencies: [.product(name: "Yams", package: "Yams")], swiftSettings: strictSwift),
         .target(
             name: "Store",
@@ -101,7 +101,7 @@ let package = Package(
         .testTarget(name: "SDPTests", dependencies: ["SDP"], swiftSettings: strictSwift),
         .testTarget(name: "RatingTests", dependencies: ["Rating"], swiftSettings: strictSwift),
         .testTarget(name: "NodeConfigurationTests", dependencies: ["NodeConfiguration"], swiftSettings: strictSwift),
-        .testTarget(name: "StoreTests", dependencies: ["Store", "Rating", "Provisioning"], swiftSettings: strictSwift),
+        .testTarget(name: "StoreTests", dependencies: ["Store", "Rating", "Provisioning", "SIPAuth"], swiftSettings: strictSwift),
         .testTarget(name: "CallCoreTests", dependencies: ["CallCore", "CallControl", "SIPMessage"], swiftSettings: strictSwift),
         .testTarget(name: "CallControlTests", dependencies: ["CallControl", "Rating", "SIPMessage"], swiftSettings: strictSwift),
         .testTarget(name: "SIPTransactionTests", dependencies: ["SIPTransaction", "SIPMessage"], swiftSettings: strictSwift),

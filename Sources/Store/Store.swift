@@ -26,7 +26,7 @@ public enum StoreLocation: Sendable, Equatable, CustomStringConvertible {
     }
 }
 
-public enum StoreError: Error, Sendable, CustomStringConvertible {
+public enum StoreError: Error, Equatable, Sendable, CustomStringConvertible {
     case cannotOpen(String, String)
     case notFound(String)
     case invalid(field: String, reason: String)
