@@ -32,10 +32,11 @@ public struct APIError: Error, Sendable, Equatable, HTTPResponseError, CustomStr
     static func notFound(_ field: String, _ message: String) -> APIError { APIError(.notFound, field: field, message) }
     /// 403: the key may not see or change this object.
     static func forbidden(_ field: String, _ message: String) -> APIError { APIError(.forbidden, field: field, message) }
-    /// 401, with `WWW-Authenticate: Bearer` (RFC 6750 §3).
-    static func unauthorized(_ message: String, error: String = "invalid_token") -> APIError {
+    /// 401, with `WWW-Authenticate: Bearer` (RFC 6750 §3: no error code when
+    /// the request had no credentials at all).
+    static func unauthorized(_ message: String, error: String? = "invalid_token") -> APIError {
         var e = APIError(.unauthorized, field: "Authorization", message)
-        e.headers[.wwwAuthenticate] = "Bearer realm=\"switchboard\", error=\"\(error)\""
+        e.headers[.wwwAuthenticate] = "Bearer realm=\"switchboard\"" + (error.map { ", error=\"\($0)\"" } ?? "")
         return e
     }
 

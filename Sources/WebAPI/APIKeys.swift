@@ -74,7 +74,7 @@ public enum APIKeys {
     /// Resolves an `Authorization` header value to a caller; 401 otherwise.
     static func authenticate(_ header: String?, store: Store) async throws -> Caller {
         guard let header, !header.isEmpty else {
-            throw APIError.unauthorized("an API key is required: send 'Authorization: Bearer sbk_<id>_<secret>'", error: "invalid_request")
+            throw APIError.unauthorized("an API key is required: send 'Authorization: Bearer sbk_<id>_<secret>'", error: nil)
         }
         guard header.count > 7, header.prefix(7).lowercased() == "bearer " else {
             throw APIError.unauthorized("the Authorization header must be 'Bearer sbk_<id>_<secret>'", error: "invalid_request")

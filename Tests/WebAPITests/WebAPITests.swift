@@ -18,7 +18,7 @@ struct WebAPITests {
             // No key, a malformed header, a token of the wrong shape, a wrong secret: 401 with WWW-Authenticate.
             let none = try await client.call(.get, "/api/v1/accounts", key: nil)
             #expect(none.status == 401 && none.errorField == "Authorization")
-            #expect(none.headers[.wwwAuthenticate]?.hasPrefix("Bearer") == true)
+            #expect(none.headers[.wwwAuthenticate] == "Bearer realm=\"switchboard\"")
             let basic = try await client.call(.get, "/api/v1/accounts", key: nil, rawAuthorization: "Basic dXNlcjpwYXNz")
             #expect(basic.status == 401 && basic.headers[.wwwAuthenticate]?.hasPrefix("Bearer") == true)
             #expect(try await client.call(.get, "/api/v1/accounts", key: "not-a-key").status == 401)
@@ -26,6 +26,7 @@ struct WebAPITests {
             let wrongSecret = "sbk_\(parts[1])_\(String(repeating: "0", count: parts[2].count))"
             let wrong = try await client.call(.get, "/api/v1/accounts", key: wrongSecret)
             #expect(wrong.status == 401 && wrong.errorMessage == "the API key is unknown, deleted or wrong")
+            #expect(wrong.headers[.wwwAuthenticate] == "Bearer realm=\"switchboard\", error=\"invalid_token\"")
             #expect(try await client.call(.get, "/api/v1/accounts", key: "sbk_0000000000000000_\(parts[2])").status == 401)
 
             // The right keys.
