@@ -17,7 +17,8 @@ import PackageDescription
 //   Store           accounts, trunks, rate decks, blacklists, CDRs: SQLite (default) or PostgreSQL via SQLKit.
 //   TrunkService    the trunk call service: trunk authentication, policy, B2BUA calls, CDRs.
 //   NodeConfiguration  the node's YAML settings with environment overrides.
-//   Provisioning    imports accounts and rate decks from YAML/JSON, idempotently.
+//   Provisioning    imports accounts, rate decks, trunks, limits and blacklists from YAML/JSON, idempotently.
+//   WebAPI          the JSON REST API under /api/v1 (Hummingbird 2), bearer API keys, OpenAPI document.
 //   SwitchboardCLI  the `switchboard` binary.
 let strictSwift: [SwiftSetting] = [
     .swiftLanguageMode(.v6),
@@ -40,6 +41,8 @@ let package = Package(
         .package(url: "https://github.com/vapor/sqlite-kit.git", from: "4.5.2"),
         .package(url: "https://github.com/vapor/postgres-kit.git", from: "2.17.0"),
         .package(url: "https://github.com/jpsim/Yams.git", from: "5.0.1"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
+        .package(url: "https://github.com/apple/swift-http-types.git", from: "1.8.0"),
     ],
     targets: [
         .target(name: "SIPMessage", swiftSettings: strictSwift),
@@ -76,7 +79,7 @@ let package = Package(
         .target(name: "Rating", swiftSettings: strictSwift),
         .target(name: "CallControl", dependencies: ["Rating", "SIPMessage"], swiftSettings: strictSwift),
         .target(name: "CallCore", dependencies: ["CallControl", "SIPMessage"], swiftSettings: strictSwift),
-        .target(name: "Provisioning", dependencies: ["Store", "Rating", .product(name: "Yams", package: "Yams")], swiftSettings: strictSwift),
+        .target(name: "Provisioning", dependencies: ["Store", "Rating", "SIPAuth", .product(name: "Yams", package: "Yams")], swiftSettings: strictSwift),
         .target(name: "NodeConfiguration", dependencies: [.product(name: "Yams", package: "Yams")], swiftSettings: strictSwift),
         .target(
             name: "Store",
@@ -98,10 +101,23 @@ let package = Package(
             ],
             swiftSettings: strictSwift
         ),
+        .target(
+            name: "WebAPI",
+            dependencies: [
+                "Store", "Provisioning", "Rating", "CallControl", "SIPAuth",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strictSwift
+        ),
         .executableTarget(
             name: "SwitchboardCLI",
             dependencies: [
-                "SIPMessage", "SDP", "SIPStack", "SIPResolver", "SIPTransaction", "NodeConfiguration", "Store", "Provisioning", "TrunkService",
+                "SIPMessage", "SDP", "SIPStack", "SIPResolver", "SIPTransaction", "NodeConfiguration", "Store", "Provisioning",
+                "TrunkService", "WebAPI",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -111,8 +127,20 @@ let package = Package(
         .testTarget(name: "SDPTests", dependencies: ["SDP"], swiftSettings: strictSwift),
         .testTarget(name: "RatingTests", dependencies: ["Rating"], swiftSettings: strictSwift),
         .testTarget(name: "NodeConfigurationTests", dependencies: ["NodeConfiguration"], swiftSettings: strictSwift),
-        .testTarget(name: "StoreTests", dependencies: ["Store", "Rating", "Provisioning"], swiftSettings: strictSwift),
+        .testTarget(name: "StoreTests", dependencies: ["Store", "Rating", "Provisioning", "SIPAuth"], swiftSettings: strictSwift),
         .testTarget(name: "TrunkServiceTests", dependencies: ["TrunkService", "Store", "CallControl", "Rating"], swiftSettings: strictSwift),
+        .testTarget(
+            name: "WebAPITests",
+            dependencies: [
+                "WebAPI", "Store", "Rating",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Yams", package: "Yams"),
+            ],
+            swiftSettings: strictSwift
+        ),
         .testTarget(name: "CallCoreTests", dependencies: ["CallCore", "CallControl", "SIPMessage"], swiftSettings: strictSwift),
         .testTarget(name: "CallControlTests", dependencies: ["CallControl", "Rating", "SIPMessage"], swiftSettings: strictSwift),
         .testTarget(name: "SIPTransactionTests", dependencies: ["SIPTransaction", "SIPMessage"], swiftSettings: strictSwift),

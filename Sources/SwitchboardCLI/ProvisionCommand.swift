@@ -4,14 +4,18 @@ import NodeConfiguration
 import Provisioning
 import Store
 
-/// `switchboard provision FILE` — imports accounts and rate decks, idempotently.
+/// `switchboard provision FILE` — imports accounts, rate decks, trunks, limits
+/// and blacklists, idempotently.
 struct ProvisionCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "provision",
-        abstract: "Import accounts and rate decks from a YAML or JSON file (re-running changes nothing).")
+        abstract: "Import accounts, rate decks, trunks, limits and blacklists from a YAML or JSON file (re-running changes nothing).")
 
     @Argument(help: "The file to import.")
     var file: String
+
+    @Option(help: "The digest realm trunk passwords are hashed for (the realm the node challenges with).")
+    var realm: String = "switchboard"
 
     @Option(help: "Node configuration (for the database); defaults and SWITCHBOARD_DATABASE apply.")
     var config: String?
@@ -29,7 +33,7 @@ struct ProvisionCommand: AsyncParsableCommand {
         }
         let store = try await Store.open(location)
         do {
-            let report = try await parsed.apply(to: store)
+            let report = try await parsed.apply(to: store, realm: realm)
             print(report)
             try await store.close()
         } catch {

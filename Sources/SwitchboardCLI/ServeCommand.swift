@@ -7,9 +7,11 @@ import SIPStack
 import SIPTransport
 import Store
 import TrunkService
+import WebAPI
 
 /// `switchboard serve` — runs the node: the store (SQLite file by default,
-/// created on first start), the SIP endpoint and the trunk call service.
+/// created on first start), the SIP endpoint, the trunk call service and
+/// the REST API.
 struct Serve: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Run the switch.",
@@ -64,8 +66,20 @@ struct Serve: AsyncParsableCommand {
         for b in await endpoint.boundAddresses {
             logger.info("listening", metadata: ["transport": "\(b.transport)", "address": "\(b.address)"])
         }
+        // The REST API (http.listen); it shares the store and the SIP realm.
+        var api: Task<Void, Never>?
+        if let http = node.httpListen {
+            let server = WebAPIServer(store: store, realm: node.sipRealm, host: http.host, port: http.port, logger: logger)
+            api = Task {
+                do { try await server.run() } catch {
+                    logger.critical("the REST API stopped", metadata: ["error": "\(error)"])
+                }
+            }
+            logger.info("REST API listening", metadata: ["address": "\(http.host):\(http.port)"])
+        }
         // Run until interrupted.
         while !Task.isCancelled { try await Task.sleep(for: .seconds(3600)) }
+        api?.cancel()
         await calls.stop()
         await endpoint.shutdown()
         try await store.close()

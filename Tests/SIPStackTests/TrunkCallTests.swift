@@ -1,4 +1,7 @@
 import Foundation
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
 import Rating
 import SIPAuth
 import Store
@@ -73,12 +76,16 @@ func seedTrunkCustomer(_ location: StoreLocation, balance: String = "10", credit
 struct RunningSwitch {
     let process: ExternalProcess
     let port: Int
+    let httpPort: Int
+    let database: String
 
     static func start(database: String, gateways: [(name: String, port: Int)]) async throws -> RunningSwitch {
         let port = freePort()
         let config = NSTemporaryDirectory() + "switch-\(UUID().uuidString).yaml"
         // SIPp 3.6 answers only the first digest challenge and knows only MD5.
         var yaml = "sip:\n  listen: [udp:127.0.0.1:\(port)]\n  digest_algorithms: [MD5, SHA-256]\n"
+        let httpPort = freePort()
+        yaml += "http:\n  listen: 127.0.0.1:\(httpPort)\n"
         yaml += "database:\n  url: \"\(database)\"\ngateways:\n"
         for (i, g) in gateways.enumerated() {
             yaml += "  - { name: \(g.name), address: \"127.0.0.1:\(g.port)\", priority: \(10 * (i + 1)) }\n"
@@ -93,10 +100,28 @@ struct RunningSwitch {
             ready = status == 0 && output.contains("SIP/2.0 200 OK")
         }
         #expect(ready, "switchboard serve did not answer OPTIONS")
-        return RunningSwitch(process: process, port: port)
+        return RunningSwitch(process: process, port: port, httpPort: httpPort, database: database)
     }
 
     func stop() { process.kill() }
+
+    /// An operator API key, made with `switchboard api-key create` as an operator would.
+    func createAPIKey() async throws -> String {
+        let tool = try ExternalProcess(try switchboardBinary(), ["api-key", "create", "--label", "e2e"],
+                                       environment: ["SWITCHBOARD_DATABASE": database])
+        let (status, output, _) = await tool.wait(timeout: .seconds(30))
+        #expect(status == 0, "api-key create: \(output)")
+        return output.split(separator: "\n").map(String.init).first { $0.hasPrefix("sbk_") } ?? ""
+    }
+
+    /// GET on the REST API with a key; the JSON body.
+    func get(_ pathAndQuery: String, key: String) async throws -> (status: Int, json: [String: Any]) {
+        var request = URLRequest(url: try #require(URL(string: "http://127.0.0.1:\(httpPort)\(pathAndQuery)")))
+        request.setValue("Bearer \(key)", forHTTPHeaderField: "Authorization")
+        let (data, response) = try await URLSession.shared.data(for: request)
+        let status = (response as? HTTPURLResponse)?.statusCode ?? 0
+        return (status, (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] ?? [:])
+    }
 }
 
 /// What the customer's PBX does after its INVITE.
@@ -317,6 +342,13 @@ struct TrunkCallTests {
         #expect(cdr.cost == (parseMoney("0.01") ?? 0) + Decimal(cdr.durationSeconds) / 100)
         #expect(try await fetchCDRs(location, count: 1, query: CDRQuery(tagTerm: "CUST001")).count == 1)
         #expect(try await fetchCDRs(location, count: 0, query: CDRQuery(tagTerm: "CUST001-AB384720")).isEmpty)
+        // The same CDR through the REST API, found by a term of its tag.
+        let key = try await sw.createAPIKey()
+        let (status, json) = try await sw.get("/api/v1/cdrs?tag=AB384720&account=920700", key: key)
+        #expect(status == 200)
+        let listed = try #require((json["cdrs"] as? [[String: Any]])?.first, "\(json)")
+        #expect(listed["call_id"] as? String == cdr.callID && listed["tag"] as? String == "CUST001-AB384720")
+        #expect(listed["cost"] as? String == "\(cdr.cost)" && listed["trunk"] as? String == "920700-L001")
         let store = try await Store.open(location)
         #expect(try await store.account(id: "920700")?.balance == (parseMoney("10") ?? 0) - cdr.cost)  // debited once
         try await store.close()

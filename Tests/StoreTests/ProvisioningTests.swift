@@ -1,6 +1,7 @@
 import Foundation
 import Provisioning
 import Rating
+import SIPAuth
 import Store
 import Testing
 
@@ -57,9 +58,118 @@ extension StoreTests {
         #expect(error("accounts:\n  - { id: \"1\", name: A, currency: pounds }\n") == ProvisioningError("accounts[0].currency", "'pounds' is not a currency code such as GBP"))
         #expect(error("accounts:\n  - { id: \"1\", name: A, currency: GBP, balance: 1.5 }\n") == ProvisioningError("accounts[0].balance", "write amounts as strings, e.g. \"0.0125\""))
         #expect(error("rate_decks:\n  - { name: d, currency: GBP, rates: [ { prefix: \"+44\", per_minute: \"1\" } ] }\n")
-                == ProvisioningError("rate_decks[0].rates[0]", "rate deck prefix '+44' must be 1–20 digits"))
+                == ProvisioningError("rate_decks[0].rates[0].prefix", "rate deck prefix '+44' must be 1–20 digits"))
         #expect(error("rate_decks:\n  - { name: d, currency: GBP, rates: [ { prefix: \"44\" } ] }\n") == ProvisioningError("rate_decks[0].rates[0].per_minute", "is required"))
-        #expect(error("trunks: []\n") == ProvisioningError("trunks", "unknown key (known: accounts, rate_decks)"))
+        #expect(error("trunk: []\n") == ProvisioningError("trunk", "unknown key (known: accounts, blacklists, rate_decks, trunks)"))
+        #expect(error("trunks:\n  - { account: \"1\", name: L1, source_addresses: [192.0.2.1, 10.0.0.300] }\n")
+                == ProvisioningError("trunks[0].source_addresses[1]", "'10.0.0.300' is not an IP address or CIDR block"))
+        #expect(error("trunks:\n  - { account: \"1\", name: L1, username: u1 }\n") == ProvisioningError("trunks[0].password", "is required with a username"))
+        #expect(error("trunks:\n  - { account: \"1\", name: L1, password: longenough }\n") == ProvisioningError("trunks[0].username", "is required with a password"))
+        #expect(error("trunks:\n  - { account: \"1\", name: \"L 1\" }\n") == ProvisioningError("trunks[0].name", "'L 1' is not a trunk name (1–64 letters, digits, '_' or '-')"))
+        #expect(error("trunks:\n  - { account: \"1\", name: L1, limits: { low_balance: { below: \"1\" } } }\n")
+                == ProvisioningError("trunks[0].limits.low_balance", "unknown key (known: call_types, channels, rate)"))
+        #expect(error("accounts:\n  - { id: \"1\", name: A, currency: GBP, limits: { rate: { calls: 5 } } }\n")
+                == ProvisioningError("accounts[0].limits.rate.seconds", "is required"))
+        #expect(error("accounts:\n  - { id: \"1\", name: A, currency: GBP, limits: { call_types: { international: { channels: -1 } } } }\n")
+                == ProvisioningError("accounts[0].limits.call_types.international.channels", "must be 0…1000000, got -1"))
+        #expect(error("accounts:\n  - { id: \"1\", name: A, currency: GBP, limits: { low_balance: { below: 5.5 } } }\n")
+                == ProvisioningError("accounts[0].limits.low_balance.below", "write amounts as strings, e.g. \"0.0125\""))
+        #expect(error("accounts:\n  - { id: \"1\", name: A, currency: GBP, credit: \"5\" }\n")
+                == ProvisioningError("accounts[0].credit", "unknown key (known: balance, cli_policy, credit_limit, currency, id, limits, name, rate_deck)"))
+        #expect(error("blacklists:\n  - { scope: everyone, prefixes: [\"4490\"] }\n")
+                == ProvisioningError("blacklists[0].scope", "'everyone' is not a blacklist scope (platform, account:ID or trunk:ACCOUNT-NAME)"))
+        #expect(error("blacklists:\n  - { scope: platform, prefixes: [\"4490\", \"44-90\"] }\n")
+                == ProvisioningError("blacklists[0].prefixes[1]", "'44-90' is not a number prefix (1–20 digits, optional leading +)"))
+        #expect(error("blacklists:\n  - { scope: platform }\n") == ProvisioningError("blacklists[0].prefixes", "is required (a list of number prefixes; [] for none)"))
         #expect(error("{\"accounts\": [{\"id\": \"1\", \"name\": \"A\", \"currency\": \"GBP\"}]}") == nil)  // JSON works too
+    }
+}
+
+let trunkYAML = """
+    accounts:
+      - id: "920700"
+        name: Acme
+        currency: GBP
+        limits:
+          channels: 10
+          rate: { calls: 5, seconds: 1 }
+          call_types: { international: { channels: 2, rate: { calls: 1, seconds: 10 } } }
+          low_balance: { below: "5.00", channels: 1, rate: { calls: 1, seconds: 60 } }
+    trunks:
+      - account: "920700"
+        name: L001
+        source_addresses: [192.0.2.0/24, "2001:db8::1"]
+        username: acme-l001
+        password: correct horse battery
+        limits: { channels: 4, rate: { calls: 2, seconds: 1 } }
+      - { account: "920700", name: L002, source_addresses: [198.51.100.7] }
+    blacklists:
+      - { scope: platform, prefixes: ["+4490", "4487"] }
+      - { scope: "account:920700", prefixes: ["44"] }
+      - { scope: "trunk:920700-L002", prefixes: ["1900"] }
+    """
+
+extension StoreTests {
+    @Test(arguments: Backend.allCases)
+    func trunksLimitsAndBlacklistsImportIdempotently(backend: Backend) async throws {
+        let store = try await openStore(backend)
+        let file = try ProvisioningFile(yaml: trunkYAML)
+        let first = try await file.apply(to: store, realm: "sip.example.net")
+        #expect(first.accountsCreated == 1 && first.trunksCreated == 2 && first.blacklistPrefixesAdded == 4 && first.changed)
+        let again = try await file.apply(to: store, realm: "sip.example.net")
+        #expect(!again.changed, "re-importing the same file changed something: \(again)")
+        #expect(again.trunksUnchanged == 2 && again.accountsUnchanged == 1)
+
+        let t = try #require(try await store.trunk(id: "920700-L001"))
+        #expect(t.sourceAddresses == ["192.0.2.0/24", "2001:db8::1"])
+        #expect(t.username == "acme-l001" && t.realm == "sip.example.net")
+        // Only the digests are kept, and they are the ones a digest server checks against.
+        #expect(t.ha1MD5 == DigestComputation.ha1(algorithm: .md5, username: "acme-l001", realm: "sip.example.net", password: "correct horse battery"))
+        #expect(t.ha1SHA256 == DigestComputation.ha1(algorithm: .sha256, username: "acme-l001", realm: "sip.example.net", password: "correct horse battery"))
+        #expect(t.limits == CallLimits(channels: 4, rate: RateLimitSetting(calls: 2, seconds: 1)))
+        #expect(try await store.trunk(id: "920700-L002")?.username == nil)
+
+        let limits = try await store.limits(accountID: "920700")
+        #expect(limits.channels == 10 && limits.rate == RateLimitSetting(calls: 5, seconds: 1))
+        #expect(limits.callTypes?["international"] == CallTypeLimits(channels: 2, rate: RateLimitSetting(calls: 1, seconds: 10)))
+        #expect(limits.lowBalance?.threshold == m("5") && limits.lowBalance?.channels == 1)
+
+        let lists = try await store.allBlacklists()
+        #expect(lists[.platform]?.sorted() == ["4487", "4490"])
+        #expect(lists[.account("920700")] == ["44"] && lists[.trunk("920700-L002")] == ["1900"])
+
+        // A new password, another realm, a changed limit, a shorter blacklist: each is an update.
+        let changed = try ProvisioningFile(yaml: trunkYAML
+            .replacingOccurrences(of: "correct horse battery", with: "another secret")
+            .replacingOccurrences(of: "channels: 10", with: "channels: 12")
+            .replacingOccurrences(of: "[\"+4490\", \"4487\"]", with: "[\"4490\"]"))
+        let third = try await changed.apply(to: store, realm: "sip.example.net")
+        #expect(third.trunksUpdated == 1 && third.trunksUnchanged == 1 && third.accountsUpdated == 1)
+        #expect(third.blacklistPrefixesRemoved == 1 && third.blacklistPrefixesAdded == 0)
+        #expect(try await store.trunk(id: "920700-L001")?.ha1MD5
+                == DigestComputation.ha1(algorithm: .md5, username: "acme-l001", realm: "sip.example.net", password: "another secret"))
+        let otherRealm = try await changed.apply(to: store)  // "switchboard"
+        #expect(otherRealm.trunksUpdated == 1)
+        #expect(try await store.trunk(id: "920700-L001")?.realm == "switchboard")
+        try await store.close()
+    }
+
+    @Test(arguments: Backend.allCases)
+    func applyErrorsNameTheEntry(backend: Backend) async throws {
+        let store = try await openStore(backend)
+        func applyError(_ yaml: String) async throws -> ProvisioningError? {
+            do { _ = try await ProvisioningFile(yaml: yaml).apply(to: store); return nil } catch let e as ProvisioningError { return e }
+        }
+        #expect(try await applyError("trunks:\n  - { account: \"404\", name: L1 }\n")
+                == ProvisioningError("trunks[0].account", "account '404' does not exist (define it under accounts)"))
+        #expect(try await applyError("blacklists:\n  - { scope: \"trunk:1-L9\", prefixes: [] }\n")
+                == ProvisioningError("blacklists[0].scope", "trunk '1-L9' does not exist"))
+        #expect(try await applyError("accounts:\n  - { id: \"1\", name: A, currency: GBP, rate_deck: nope }\n")
+                == ProvisioningError("accounts[0].rate_deck", "rate deck 'nope' does not exist (define it under rate_decks)"))
+        let taken = "accounts:\n  - { id: \"1\", name: A, currency: GBP }\ntrunks:\n  - { account: \"1\", name: L1, username: shared, password: password1 }\n"
+        #expect(try await applyError(taken) == nil)
+        #expect(try await applyError(taken.replacingOccurrences(of: "name: L1", with: "name: L2"))
+                == ProvisioningError("trunks[0].username", "user name 'shared' is already used by trunk 1-L1"))
+        try await store.close()
     }
 }

@@ -1,0 +1,614 @@
+/// The API's OpenAPI 3.1 description, served at `GET /api/v1/openapi.yaml`.
+/// Written by hand; WebAPITests check that it is a valid OpenAPI document and
+/// that it lists exactly the routes the server registers.
+public enum OpenAPIDocument {
+    public static let yaml = #"""
+openapi: 3.1.0
+info:
+  title: Switchboard REST API
+  version: 1.0.0
+  summary: Accounts, trunks, rate decks, blacklists, limits and CDRs of a Switchboard softswitch.
+  description: |
+    JSON over HTTP. Money is always a decimal string in the account's currency
+    ("0.123456", at most 6 decimal places), never a JSON number. Times are
+    RFC 3339 UTC strings. Every error is a JSON object
+    `{"error": {"field": ..., "message": ...}}` naming the JSON field, query
+    parameter, path parameter or header that is wrong.
+
+    Authentication: `Authorization: Bearer sbk_<id>_<secret>`; create keys
+    with `switchboard api-key create [--account ID]`. An operator key (no
+    account) may do everything; an account key may read its own account and
+    CDRs and manage its own trunks and blacklists, and gets 403 for anything
+    else (other accounts, account changes and top-ups, rate decks, the
+    platform blacklist).
+  license:
+    name: Apache-2.0
+    identifier: Apache-2.0
+servers:
+  - url: /
+security:
+  - apiKey: []
+tags:
+  - name: accounts
+  - name: trunks
+  - name: rate decks
+  - name: blacklists
+  - name: cdrs
+  - name: meta
+paths:
+  /api/v1/openapi.yaml:
+    get:
+      tags: [meta]
+      operationId: getOpenAPIDocument
+      summary: This document (no key needed).
+      security: []
+      responses:
+        "200":
+          description: The OpenAPI document.
+          content:
+            application/yaml:
+              schema:
+                type: string
+  /api/v1/accounts:
+    get:
+      tags: [accounts]
+      operationId: listAccounts
+      summary: Every account (an account key sees only its own).
+      responses:
+        "200":
+          description: The accounts, by ID.
+          content:
+            application/json:
+              schema:
+                type: object
+                required: [accounts]
+                properties:
+                  accounts:
+                    type: array
+                    items: { $ref: "#/components/schemas/Account" }
+        "401": { $ref: "#/components/responses/Unauthorized" }
+  /api/v1/accounts/{id}:
+    parameters:
+      - $ref: "#/components/parameters/AccountID"
+    get:
+      tags: [accounts]
+      operationId: getAccount
+      summary: One account with its balance, rate deck and limits.
+      responses:
+        "200":
+          description: The account.
+          content:
+            application/json:
+              schema: { $ref: "#/components/schemas/Account" }
+        "401": { $ref: "#/components/responses/Unauthorized" }
+        "403": { $ref: "#/components/responses/Forbidden" }
+        "404": { $ref: "#/components/responses/NotFound" }
+    put:
+      tags: [accounts]
+      operationId: putAccount
+      summary: Create or update an account (operator keys only).
+      description: |
+        The body describes the account whole: a field left out takes its
+        default (credit_limit "0", cli_policy reject, no rate deck (the deck
+        named "default" applies), no limits). `balance` is used only when the
+        account is created; afterwards top-ups and calls move it and a balance
+        sent with an update is ignored. The currency of an existing account
+        cannot change.
+      requestBody:
+        required: true
+        content:
+          application/json:
+            schema: { $ref: "#/components/schemas/AccountInput" }
+      responses:
+        "200":
+          description: Updated.
+          content:
+            application/json:
+              schema: { $ref: "#/components/schemas/Account" }
+        "201":
+          description: Created.
+          content:
+            application/json:
+              schema: { $ref: "#/components/schemas/Account" }
+        "400": { $ref: "#/components/responses/Malformed" }
+        "401": { $ref: "#/components/responses/Unauthorized" }
+        "403": { $ref: "#/components/responses/Forbidden" }
+        "422": { $ref: "#/components/responses/Invalid" }
+  /api/v1/accounts/{id}/topups:
+    parameters:
+      - $ref: "#/components/parameters/AccountID"
+    post:
+      tags: [accounts]
+      operationId: topUpAccount
+      summary: Add to (or, with a negative amount, take from) a balance (operator keys only).
+      requestBody:
+        required: true
+        content:
+          application/json:
+            schema:
+              type: object
+              additionalProperties: false
+              required: [amount]
+              properties:
+                amount:
+                  $ref: "#/components/schemas/SignedMoney"
+      responses:
+        "200":
+          description: The new balance.
+          content:
+            application/json:
+              schema:
+                type: object
+                required: [account, currency, balance]
+                properties:
+                  account: { type: string }
+                  currency: { $ref: "#/components/schemas/Currency" }
+                  balance: { $ref: "#/components/schemas/SignedMoney" }
+        "400": { $ref: "#/components/responses/Malformed" }
+        "401": { $ref: "#/components/responses/Unauthorized" }
+        "403": { $ref: "#/components/responses/Forbidden" }
+        "404": { $ref: "#/components/responses/NotFound" }
+        "422": { $ref: "#/components/responses/Invalid" }
+  /api/v1/accounts/{id}/trunks:
+    parameters:
+      - $ref: "#/components/parameters/AccountID"
+    get:
+      tags: [trunks]
+      operationId: listTrunks
+      summary: The account's trunks.
+      responses:
+        "200":
+          description: The trunks, by ID.
+          content:
+            application/json:
+              schema:
+                type: object
+                required: [trunks]
+                properties:
+                  trunks:
+                    type: array
+                    items: { $ref: "#/components/schemas/Trunk" }
+        "401": { $ref: "#/components/responses/Unauthorized" }
+        "403": { $ref: "#/components/responses/Forbidden" }
+        "404": { $ref: "#/components/responses/NotFound" }
+  /api/v1/trunks/{id}:
+    parameters:
+      - name: id
+        in: path
+        required: true
+        description: ACCOUNT-NAME, e.g. 920700-L001.
+        schema: { type: string, pattern: "^[A-Za-z0-9]+-[A-Za-z0-9_-]+$" }
+    get:
+      tags: [trunks]
+      operationId: getTrunk
+      summary: One trunk (never its password or digests).
+      responses:
+        "200":
+          description: The trunk.
+          content:
+            application/json:
+              schema: { $ref: "#/components/schemas/Trunk" }
+        "401": { $ref: "#/components/responses/Unauthorized" }
+        "403": { $ref: "#/components/responses/Forbidden" }
+        "404": { $ref: "#/components/responses/NotFound" }
+    put:
+      tags: [trunks]
+      operationId: putTrunk
+      summary: Create or replace a trunk.
+      description: |
+        Calls match a trunk by source address (source_addresses) or by digest
+        credentials (username and password). The password is hashed at once
+        to HA1 digests (MD5 and SHA-256) for the node's SIP realm; it is never
+        stored, returned or logged. To keep the stored credentials, send the
+        same username without a password. User names are unique on the platform.
+      requestBody:
+        required: true
+        content:
+          application/json:
+            schema: { $ref: "#/components/schemas/TrunkInput" }
+      responses:
+        "200":
+          description: Replaced.
+          content:
+            application/json:
+              schema: { $ref: "#/components/schemas/Trunk" }
+        "201":
+          description: Created.
+          content:
+            application/json:
+              schema: { $ref: "#/components/schemas/Trunk" }
+        "400": { $ref: "#/components/responses/Malformed" }
+        "401": { $ref: "#/components/responses/Unauthorized" }
+        "403": { $ref: "#/components/responses/Forbidden" }
+        "404": { $ref: "#/components/responses/NotFound" }
+        "422": { $ref: "#/components/responses/Invalid" }
+    delete:
+      tags: [trunks]
+      operationId: deleteTrunk
+      summary: Delete a trunk and its blacklist.
+      responses:
+        "204":
+          description: Deleted.
+        "401": { $ref: "#/components/responses/Unauthorized" }
+        "403": { $ref: "#/components/responses/Forbidden" }
+        "404": { $ref: "#/components/responses/NotFound" }
+  /api/v1/rate-decks/{name}:
+    parameters:
+      - name: name
+        in: path
+        required: true
+        description: The deck's name; accounts without a deck of their own are rated with the deck named "default".
+        schema: { type: string, pattern: "^[A-Za-z0-9_.-]{1,64}$" }
+    get:
+      tags: [rate decks]
+      operationId: getRateDeck
+      summary: A rate deck (operator keys only).
+      responses:
+        "200":
+          description: The deck, rates by prefix.
+          content:
+            application/json:
+              schema: { $ref: "#/components/schemas/RateDeck" }
+        "401": { $ref: "#/components/responses/Unauthorized" }
+        "403": { $ref: "#/components/responses/Forbidden" }
+        "404": { $ref: "#/components/responses/NotFound" }
+    put:
+      tags: [rate decks]
+      operationId: putRateDeck
+      summary: Create or replace a rate deck (operator keys only).
+      requestBody:
+        required: true
+        content:
+          application/json:
+            schema: { $ref: "#/components/schemas/RateDeckInput" }
+      responses:
+        "200":
+          description: Replaced.
+          content:
+            application/json:
+              schema: { $ref: "#/components/schemas/RateDeck" }
+        "201":
+          description: Created.
+          content:
+            application/json:
+              schema: { $ref: "#/components/schemas/RateDeck" }
+        "400": { $ref: "#/components/responses/Malformed" }
+        "401": { $ref: "#/components/responses/Unauthorized" }
+        "403": { $ref: "#/components/responses/Forbidden" }
+        "422": { $ref: "#/components/responses/Invalid" }
+  /api/v1/blacklists/{scope}:
+    parameters:
+      - name: scope
+        in: path
+        required: true
+        description: "platform (operator keys only), account:ID or trunk:ACCOUNT-NAME."
+        schema: { type: string, examples: ["platform", "account:920700", "trunk:920700-L001"] }
+    get:
+      tags: [blacklists]
+      operationId: getBlacklist
+      summary: The destination prefixes barred in one scope (longest-prefix match).
+      responses:
+        "200":
+          description: The blacklist.
+          content:
+            application/json:
+              schema: { $ref: "#/components/schemas/Blacklist" }
+        "401": { $ref: "#/components/responses/Unauthorized" }
+        "403": { $ref: "#/components/responses/Forbidden" }
+        "404": { $ref: "#/components/responses/NotFound" }
+    put:
+      tags: [blacklists]
+      operationId: putBlacklist
+      summary: Replace the prefixes of one scope.
+      requestBody:
+        required: true
+        content:
+          application/json:
+            schema:
+              type: object
+              additionalProperties: false
+              required: [prefixes]
+              properties:
+                scope: { type: string, description: "If given, must equal the path's scope." }
+                prefixes:
+                  type: array
+                  items: { $ref: "#/components/schemas/Prefix" }
+      responses:
+        "200":
+          description: The blacklist now.
+          content:
+            application/json:
+              schema: { $ref: "#/components/schemas/Blacklist" }
+        "400": { $ref: "#/components/responses/Malformed" }
+        "401": { $ref: "#/components/responses/Unauthorized" }
+        "403": { $ref: "#/components/responses/Forbidden" }
+        "404": { $ref: "#/components/responses/NotFound" }
+        "422": { $ref: "#/components/responses/Invalid" }
+  /api/v1/cdrs:
+    get:
+      tags: [cdrs]
+      operationId: listCDRs
+      summary: Call detail records, oldest first. An account key sees only its own account's.
+      parameters:
+        - name: account
+          in: query
+          schema: { type: string }
+        - name: trunk
+          in: query
+          description: ACCOUNT-NAME.
+          schema: { type: string }
+        - name: tag
+          in: query
+          description: One term of the X-simwood-tag split on single "-" (CUST001-AB384720 is found by CUST001 and by AB384720).
+          schema: { type: string, maxLength: 128 }
+        - name: from
+          in: query
+          description: Calls that started at or after this time; Unix seconds or RFC 3339.
+          schema: { $ref: "#/components/schemas/TimeParameter" }
+        - name: to
+          in: query
+          description: Calls that started before this time; Unix seconds or RFC 3339.
+          schema: { $ref: "#/components/schemas/TimeParameter" }
+        - name: limit
+          in: query
+          schema: { type: integer, minimum: 1, maximum: 10000, default: 1000 }
+      responses:
+        "200":
+          description: The matching CDRs.
+          content:
+            application/json:
+              schema:
+                type: object
+                required: [cdrs]
+                properties:
+                  cdrs:
+                    type: array
+                    items: { $ref: "#/components/schemas/CDR" }
+        "401": { $ref: "#/components/responses/Unauthorized" }
+        "403": { $ref: "#/components/responses/Forbidden" }
+        "422": { $ref: "#/components/responses/Invalid" }
+components:
+  securitySchemes:
+    apiKey:
+      type: http
+      scheme: bearer
+      bearerFormat: sbk_<id>_<secret>
+      description: Only SHA-256 of the secret is stored; the key is shown once, when it is created.
+  parameters:
+    AccountID:
+      name: id
+      in: path
+      required: true
+      schema: { $ref: "#/components/schemas/AccountID" }
+  responses:
+    Malformed:
+      description: The body is not JSON, or not a JSON object (field "body").
+      content:
+        application/json:
+          schema: { $ref: "#/components/schemas/Error" }
+    Unauthorized:
+      description: No API key, or an unknown, deleted or wrong one (field "Authorization").
+      headers:
+        WWW-Authenticate:
+          description: Bearer
+          schema: { type: string }
+      content:
+        application/json:
+          schema: { $ref: "#/components/schemas/Error" }
+    Forbidden:
+      description: The key may not see or change this object.
+      content:
+        application/json:
+          schema: { $ref: "#/components/schemas/Error" }
+    NotFound:
+      description: No such object (or, field "path", no such route).
+      content:
+        application/json:
+          schema: { $ref: "#/components/schemas/Error" }
+    Invalid:
+      description: A field or query parameter fails validation; `field` names it (e.g. "source_addresses[1]", "limits.rate.seconds", "rates[0].per_minute").
+      content:
+        application/json:
+          schema: { $ref: "#/components/schemas/Error" }
+  schemas:
+    Error:
+      type: object
+      required: [error]
+      properties:
+        error:
+          type: object
+          required: [field, message]
+          properties:
+            field:
+              type: string
+              description: The JSON field (dotted path, [index] for list items), query parameter, path parameter or header that is wrong.
+            message:
+              type: string
+              description: What is wrong and what is expected.
+    AccountID:
+      type: string
+      pattern: "^[A-Za-z0-9]{1,64}$"
+    Currency:
+      type: string
+      pattern: "^[A-Z]{3}$"
+      examples: ["GBP"]
+    Money:
+      type: string
+      pattern: "^[0-9]+(\\.[0-9]{0,6})?$"
+      description: A non-negative decimal amount as a string.
+      examples: ["0.0125"]
+    SignedMoney:
+      type: string
+      pattern: "^-?[0-9]+(\\.[0-9]{0,6})?$"
+      examples: ["-1.50"]
+    Prefix:
+      type: string
+      pattern: "^\\+?[0-9]{1,20}$"
+    TimeParameter:
+      type: string
+      description: Unix seconds (1700000000) or RFC 3339 (2024-03-01T12:00:00Z).
+    RateLimit:
+      type: object
+      additionalProperties: false
+      required: [calls, seconds]
+      description: At most `calls` new calls per `seconds` seconds.
+      properties:
+        calls: { type: integer, minimum: 0, maximum: 1000000 }
+        seconds: { type: integer, minimum: 1, maximum: 86400 }
+    CallTypeLimits:
+      type: object
+      additionalProperties: false
+      properties:
+        channels: { type: integer, minimum: 0, maximum: 1000000 }
+        rate: { $ref: "#/components/schemas/RateLimit" }
+    TrunkLimits:
+      type: object
+      additionalProperties: false
+      description: Absent limits are unlimited.
+      properties:
+        channels: { type: integer, minimum: 0, maximum: 1000000, description: Concurrent calls. }
+        rate: { $ref: "#/components/schemas/RateLimit" }
+        call_types:
+          type: object
+          description: Limits per call type (e.g. international); names are letters, digits and '_'.
+          additionalProperties: { $ref: "#/components/schemas/CallTypeLimits" }
+    AccountLimits:
+      type: object
+      additionalProperties: false
+      description: Absent limits are unlimited.
+      properties:
+        channels: { type: integer, minimum: 0, maximum: 1000000 }
+        rate: { $ref: "#/components/schemas/RateLimit" }
+        call_types:
+          type: object
+          additionalProperties: { $ref: "#/components/schemas/CallTypeLimits" }
+        low_balance:
+          type: object
+          additionalProperties: false
+          required: [below]
+          description: Fewer channels or calls while balance plus credit is below `below`.
+          properties:
+            below: { $ref: "#/components/schemas/Money" }
+            channels: { type: integer, minimum: 0, maximum: 1000000 }
+            rate: { $ref: "#/components/schemas/RateLimit" }
+    Account:
+      type: object
+      required: [id, name, currency, balance, credit_limit, cli_policy, rate_deck, limits]
+      properties:
+        id: { $ref: "#/components/schemas/AccountID" }
+        name: { type: string }
+        currency: { $ref: "#/components/schemas/Currency" }
+        balance: { $ref: "#/components/schemas/SignedMoney" }
+        credit_limit: { $ref: "#/components/schemas/Money" }
+        cli_policy: { type: string, enum: [reject, warn] }
+        rate_deck: { type: [string, "null"], description: null means the deck named "default". }
+        limits: { $ref: "#/components/schemas/AccountLimits" }
+    AccountInput:
+      type: object
+      additionalProperties: false
+      required: [name, currency]
+      properties:
+        id: { type: string, description: "If given, must equal the path's id." }
+        name: { type: string, minLength: 1 }
+        currency: { $ref: "#/components/schemas/Currency" }
+        balance: { $ref: "#/components/schemas/SignedMoney" }
+        credit_limit: { $ref: "#/components/schemas/Money" }
+        cli_policy: { type: string, enum: [reject, warn], default: reject }
+        rate_deck: { type: [string, "null"] }
+        limits: { $ref: "#/components/schemas/AccountLimits" }
+    Trunk:
+      type: object
+      required: [id, account, name, source_addresses, username, realm, has_password, limits]
+      properties:
+        id: { type: string, examples: ["920700-L001"] }
+        account: { $ref: "#/components/schemas/AccountID" }
+        name: { type: string }
+        source_addresses:
+          type: array
+          items: { type: string, description: IPv4 or IPv6 address or CIDR block. }
+        username: { type: [string, "null"] }
+        realm: { type: [string, "null"], description: The realm the stored digests were made for. }
+        has_password: { type: boolean }
+        limits: { $ref: "#/components/schemas/TrunkLimits" }
+    TrunkInput:
+      type: object
+      additionalProperties: false
+      properties:
+        id: { type: string, description: "If given, must equal the path's id." }
+        account: { type: string, description: "If given, must equal the path's account." }
+        name: { type: string, description: "If given, must equal the path's name." }
+        source_addresses:
+          type: array
+          items: { type: string }
+          examples: [["192.0.2.0/24", "2001:db8::1"]]
+        username: { type: [string, "null"] }
+        password:
+          type: [string, "null"]
+          minLength: 8
+          writeOnly: true
+          description: Required with a new username; hashed at once, never stored or returned.
+        limits: { $ref: "#/components/schemas/TrunkLimits" }
+    Rate:
+      type: object
+      additionalProperties: false
+      required: [prefix, per_minute]
+      properties:
+        prefix: { type: string, pattern: "^[0-9]{1,20}$" }
+        destination: { type: string }
+        connection: { $ref: "#/components/schemas/Money" }
+        per_minute: { $ref: "#/components/schemas/Money" }
+        increments:
+          type: string
+          pattern: "^[0-9]+/[0-9]+$"
+          default: 60/60
+          description: Billing increments first/next in seconds (60/60, 1/1, 30/6).
+    RateDeck:
+      type: object
+      required: [name, currency, rates]
+      properties:
+        name: { type: string }
+        currency: { $ref: "#/components/schemas/Currency" }
+        rates:
+          type: array
+          items: { $ref: "#/components/schemas/Rate" }
+    RateDeckInput:
+      type: object
+      additionalProperties: false
+      required: [currency, rates]
+      properties:
+        name: { type: string, description: "If given, must equal the path's name." }
+        currency: { $ref: "#/components/schemas/Currency" }
+        rates:
+          type: array
+          items: { $ref: "#/components/schemas/Rate" }
+    Blacklist:
+      type: object
+      required: [scope, prefixes]
+      properties:
+        scope: { type: string }
+        prefixes:
+          type: array
+          items: { type: string, pattern: "^[0-9]{1,20}$" }
+    CDR:
+      type: object
+      required: [id, call_id, account, trunk, tag, from, to, call_type, start_at, answer_at, end_at, duration_seconds, billed_seconds, cost, final_status, reason, interrupted]
+      properties:
+        id: { type: integer }
+        call_id: { type: string }
+        account: { type: string }
+        trunk: { type: [string, "null"] }
+        tag: { type: [string, "null"], description: The X-simwood-tag as given. }
+        from: { type: string }
+        to: { type: string }
+        call_type: { type: [string, "null"] }
+        start_at: { type: string, format: date-time }
+        answer_at: { type: [string, "null"], format: date-time }
+        end_at: { type: string, format: date-time }
+        duration_seconds: { type: integer }
+        billed_seconds: { type: integer }
+        cost: { $ref: "#/components/schemas/Money" }
+        final_status: { type: integer, description: The SIP final status (0 for a call interrupted by a stop). }
+        reason: { type: [string, "null"] }
+        interrupted: { type: boolean }
+"""#
+}

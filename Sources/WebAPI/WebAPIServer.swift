@@ -1,0 +1,434 @@
+import CallControl
+import Foundation
+import HTTPTypes
+import Hummingbird
+import Logging
+import NIOCore
+import Provisioning
+import Rating
+import Store
+
+/// The per-request context: who is calling, once the key is checked.
+public struct APIRequestContext: RequestContext {
+    public var coreContext: CoreRequestContextStorage
+    public var caller: Caller?
+    public init(source: ApplicationRequestContextSource) {
+        coreContext = .init(source: source)
+        caller = nil
+    }
+    /// Request bodies are small JSON documents (a rate deck of ~20,000 rates fits).
+    public var maxUploadSize: Int { 4 * 1024 * 1024 }
+}
+
+/// The JSON REST API under `/api/v1` (SPEC.md "Operating it"): accounts,
+/// top-ups, trunks, rate decks, blacklists, CDRs; described by the OpenAPI
+/// document served at `/api/v1/openapi.yaml`.
+///
+///     let server = WebAPIServer(store: store, realm: "switchboard", host: "127.0.0.1", port: 8080, logger: logger)
+///     try await server.run()                       // until cancelled or SIGTERM/SIGINT handling of the caller
+///     // or, in a ServiceGroup with other services:
+///     let app = server.makeApplication()           // a ServiceLifecycle Service
+public struct WebAPIServer: Sendable {
+    public let store: Store
+    /// The SIP digest realm trunk passwords are hashed for: the realm the node challenges with.
+    public let realm: String
+    public let host: String
+    public let port: Int
+    public let logger: Logger
+
+    public init(store: Store, realm: String = "switchboard", host: String, port: Int, logger: Logger) {
+        self.store = store; self.realm = realm; self.host = host; self.port = port; self.logger = logger
+    }
+
+    /// The routes, also used to answer 405 for a known path with another method.
+    public static let routes: [(method: HTTPRequest.Method, path: String)] = [
+        (.get, "/api/v1/openapi.yaml"),
+        (.get, "/api/v1/accounts"),
+        (.get, "/api/v1/accounts/{id}"),
+        (.put, "/api/v1/accounts/{id}"),
+        (.post, "/api/v1/accounts/{id}/topups"),
+        (.get, "/api/v1/accounts/{id}/trunks"),
+        (.get, "/api/v1/trunks/{id}"),
+        (.put, "/api/v1/trunks/{id}"),
+        (.delete, "/api/v1/trunks/{id}"),
+        (.get, "/api/v1/rate-decks/{name}"),
+        (.put, "/api/v1/rate-decks/{name}"),
+        (.get, "/api/v1/blacklists/{scope}"),
+        (.put, "/api/v1/blacklists/{scope}"),
+        (.get, "/api/v1/cdrs"),
+    ]
+
+    /// The router with every route and the auth/error/log middleware.
+    public func makeRouter() -> Router<APIRequestContext> {
+        let router = Router(context: APIRequestContext.self)
+        router.add(middleware: APIMiddleware(store: store, logger: logger))
+        let h = Handlers(store: store, realm: realm)
+        for (method, path) in Self.routes {
+            // OpenAPI's {name} is Hummingbird's :name.
+            let hbPath = path.split(separator: "/").map { $0.hasPrefix("{") ? ":" + $0.dropFirst().dropLast() : $0 }.joined(separator: "/")
+            router.on(RouterPath("/" + hbPath), method: method) { request, context in
+                try await h.handle(method, path, request, context)
+            }
+        }
+        return router
+    }
+
+    /// A Hummingbird application (a ServiceLifecycle `Service`) serving the API.
+    /// `onServerRunning` receives the bound port (useful with port 0).
+    public func makeApplication(onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in })
+        -> some ApplicationProtocol {
+        let logger = self.logger
+        return Application(
+            router: makeRouter(),
+            configuration: ApplicationConfiguration(address: .hostname(host, port: port), serverName: "switchboard"),
+            onServerRunning: { channel in
+                let bound = channel.localAddress?.port ?? 0
+                logger.info("REST API listening", metadata: ["address": "\(channel.localAddress?.description ?? "?")"])
+                await onServerRunning(bound)
+            },
+            logger: logger)
+    }
+
+    /// Serves until the task is cancelled.
+    public func run() async throws {
+        try await makeApplication().run()
+    }
+}
+
+/// Authenticates (except for the OpenAPI document), turns every error into
+/// the JSON error body, and logs one line per request — never the key's
+/// secret or a request body.
+struct APIMiddleware: RouterMiddleware {
+    typealias Context = APIRequestContext
+    let store: Store
+    let logger: Logger
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        var context = context
+        let response: Response
+        var problem: String?
+        do {
+            if !(request.method == .get && request.uri.path == "/api/v1/openapi.yaml") {
+                context.caller = try await APIKeys.authenticate(request.headers[.authorization], store: store)
+            }
+            response = try await next(request, context)
+        } catch {
+            let e = Self.apiError(error, request: request)
+            problem = e.status.code >= 500 ? "\(error)" : e.message
+            response = try e.response(from: request, context: context)
+        }
+        var metadata: Logger.Metadata = [
+            "method": "\(request.method)", "path": "\(request.uri.path)", "status": "\(response.status.code)",
+        ]
+        if let caller = context.caller { metadata["key"] = "\(caller.keyID)" }
+        if let problem { metadata["problem"] = "\(problem)" }
+        let level: Logger.Level = response.status.code >= 500 ? .error : response.status.code >= 400 ? .notice : .info
+        logger.log(level: level, "api request", metadata: metadata)
+        return response
+    }
+
+    static func apiError(_ error: any Error, request: Request) -> APIError {
+        switch error {
+        case let e as APIError: return e
+        case let e as ProvisioningError: return APIError(e)
+        case StoreError.invalid(let field, let reason): return .invalid(field, reason)
+        case StoreError.notFound(let what): return .notFound("id", "\(what) does not exist")
+        case let e as HTTPError where e.status == .notFound:
+            let path = request.uri.path
+            let allowed = WebAPIServer.routes.filter { matches($0.path, path) }.map(\.method.rawValue)
+            if !allowed.isEmpty {
+                var e = APIError(.methodNotAllowed, field: "method", "\(request.method) is not allowed on \(path) (allowed: \(allowed.joined(separator: ", ")))")
+                e.headers[.allow] = allowed.joined(separator: ", ")
+                return e
+            }
+            return .notFound("path", "no API route \(path.prefix(200)); see /api/v1/openapi.yaml")
+        case is NIOTooManyBytesError:
+            return APIError(.contentTooLarge, field: "body", "the request body is larger than 4 MiB")
+        case let e as HTTPError where e.status == .contentTooLarge:
+            return APIError(.contentTooLarge, field: "body", "the request body is larger than 4 MiB")
+        case let e as HTTPError where e.status.code < 500:
+            return APIError(e.status, field: "request", e.body ?? e.status.reasonPhrase)
+        default:
+            return APIError(.internalServerError, field: "", "internal error; the server log has the details")
+        }
+    }
+
+    /// Whether `path` fits the route pattern (`{x}` matches one non-empty segment).
+    static func matches(_ pattern: String, _ path: String) -> Bool {
+        let p = pattern.split(separator: "/", omittingEmptySubsequences: false)
+        let s = path.split(separator: "/", omittingEmptySubsequences: false)
+        guard p.count == s.count else { return false }
+        return zip(p, s).allSatisfy { $0.hasPrefix("{") ? !$1.isEmpty : $0 == $1 }
+    }
+}
+
+/// The route handlers.
+struct Handlers: Sendable {
+    let store: Store
+    let realm: String
+
+    func handle(_ method: HTTPRequest.Method, _ route: String, _ request: Request, _ context: APIRequestContext) async throws -> Response {
+        if route == "/api/v1/openapi.yaml" {
+            return Response(status: .ok, headers: [.contentType: "application/yaml; charset=utf-8"],
+                            body: .init(byteBuffer: ByteBuffer(string: OpenAPIDocument.yaml)))
+        }
+        guard let caller = context.caller else { throw APIError.unauthorized("an API key is required") }
+        func param(_ name: String) throws(APIError) -> String {
+            guard let raw = context.parameters.get(name), let v = raw.removingPercentEncoding, !v.isEmpty else {
+                throw APIError.notFound(name, "the path has no \(name)")
+            }
+            return v
+        }
+        var request = request
+        switch (method, route) {
+        case (.get, "/api/v1/accounts"): return try await listAccounts(caller)
+        case (.get, "/api/v1/accounts/{id}"): return try await getAccount(try param("id"), caller)
+        case (.put, "/api/v1/accounts/{id}"):
+            return try await putAccount(try param("id"), try await body(&request, context), caller)
+        case (.post, "/api/v1/accounts/{id}/topups"):
+            return try await topUp(try param("id"), try await body(&request, context), caller)
+        case (.get, "/api/v1/accounts/{id}/trunks"): return try await listTrunks(try param("id"), caller)
+        case (.get, "/api/v1/trunks/{id}"): return try await getTrunk(try param("id"), caller)
+        case (.put, "/api/v1/trunks/{id}"): return try await putTrunk(try param("id"), try await body(&request, context), caller)
+        case (.delete, "/api/v1/trunks/{id}"): return try await deleteTrunk(try param("id"), caller)
+        case (.get, "/api/v1/rate-decks/{name}"): return try await getRateDeck(try param("name"), caller)
+        case (.put, "/api/v1/rate-decks/{name}"):
+            return try await putRateDeck(try param("name"), try await body(&request, context), caller)
+        case (.get, "/api/v1/blacklists/{scope}"): return try await getBlacklist(try param("scope"), caller)
+        case (.put, "/api/v1/blacklists/{scope}"):
+            return try await putBlacklist(try param("scope"), try await body(&request, context), caller)
+        case (.get, "/api/v1/cdrs"):
+            return try await cdrs(request.uri.queryParameters.map { (String($0.key), String($0.value)) }, caller)
+        default: throw HTTPError(.notFound)
+        }
+    }
+
+    func body(_ request: inout Request, _ context: APIRequestContext) async throws -> [String: Any] {
+        let bytes = try await request.collectBody(upTo: context.maxUploadSize)
+        return try JSONIn.object(bytes)
+    }
+
+    // MARK: Accounts
+
+    func accountJSON(_ a: Account) async throws -> Out.Account {
+        Out.Account(a, rateDeck: try await store.rateDeckName(accountID: a.id), limits: try await store.limits(accountID: a.id))
+    }
+
+    func existingAccount(_ id: String, field: String = "id") async throws -> Account {
+        guard let a = try await store.account(id: id) else { throw APIError.notFound(field, "account '\(id.prefix(64))' does not exist") }
+        return a
+    }
+
+    func listAccounts(_ caller: Caller) async throws -> Response {
+        var out: [Out.Account] = []
+        if let own = caller.accountID {
+            if let a = try await store.account(id: own) { out.append(try await accountJSON(a)) }
+        } else {
+            for a in try await store.allAccounts() { out.append(try await accountJSON(a)) }
+        }
+        return try JSONOut.response(Out.Accounts(accounts: out))
+    }
+
+    func getAccount(_ id: String, _ caller: Caller) async throws -> Response {
+        try caller.mayAccess(account: id, field: "id")
+        return try JSONOut.response(try await accountJSON(try await existingAccount(id)))
+    }
+
+    func putAccount(_ rawID: String, _ b: [String: Any], _ caller: Caller) async throws -> Response {
+        // Balance, credit limit and limits are the operator's: an account key
+        // could otherwise raise its own credit.
+        try caller.mustBeOperator("id", "creating or changing an account")
+        let id = try FieldParser.accountID(rawID, "id")
+        try FieldParser.onlyKnownKeys(b, ["balance", "cli_policy", "credit_limit", "currency", "id", "limits", "name", "rate_deck"], "")
+        if let bodyID = b["id"], !FieldParser.isNull(bodyID), (bodyID as? String) != id {
+            throw APIError.invalid("id", "the body's id must match the path's ('\(id)') or be left out")
+        }
+        let before = try await store.account(id: id)
+        let currency = try FieldParser.currency(b["currency"], "currency")
+        if let before, before.currency != currency {
+            throw APIError.invalid("currency", "account \(id) keeps its balance and CDRs in \(before.currency); its currency cannot change")
+        }
+        // Set on creation only; afterwards top-ups and calls move it (a balance sent with an update is ignored).
+        let balance = try FieldParser.money(FieldParser.isNull(b["balance"]) ? "0" : b["balance"], "balance", allowNegative: true)
+        let account = Account(
+            id: id, name: try FieldParser.string(b["name"], "name"), currency: currency, balance: before?.balance ?? balance,
+            creditLimit: try FieldParser.money(FieldParser.isNull(b["credit_limit"]) ? "0" : b["credit_limit"], "credit_limit"),
+            cliPolicy: try FieldParser.cliPolicy(b["cli_policy"], "cli_policy"))
+        let deck = try FieldParser.optionalString(b["rate_deck"], "rate_deck")
+        if let deck, try await store.rateDeck(named: deck) == nil {
+            throw APIError.invalid("rate_deck", "rate deck '\(deck.prefix(64))' does not exist (create it with PUT /api/v1/rate-decks/\(deck.prefix(64)))")
+        }
+        let limits = try FieldParser.limits(b["limits"], "limits", account: true)
+        try await store.upsertAccount(account)
+        try await store.setRateDeck(accountID: id, deck: deck)
+        try await store.setLimits(accountID: id, limits)
+        return try JSONOut.response(try await accountJSON(try await existingAccount(id)), status: before == nil ? .created : .ok)
+    }
+
+    func topUp(_ id: String, _ b: [String: Any], _ caller: Caller) async throws -> Response {
+        try caller.mustBeOperator("id", "topping up a balance")
+        try FieldParser.onlyKnownKeys(b, ["amount"], "")
+        let amount = try FieldParser.money(b["amount"], "amount", allowNegative: true)
+        guard amount != 0 else { throw APIError.invalid("amount", "must not be zero (a positive amount adds, a negative one takes away)") }
+        let account = try await existingAccount(id)
+        let balance = try await store.adjustBalance(accountID: id, by: amount)
+        return try JSONOut.response(Out.Balance(account: id, currency: account.currency, balance: Out.money(balance)))
+    }
+
+    // MARK: Trunks
+
+    func listTrunks(_ accountID: String, _ caller: Caller) async throws -> Response {
+        try caller.mayAccess(account: accountID, field: "id")
+        _ = try await existingAccount(accountID)
+        return try JSONOut.response(Out.Trunks(trunks: try await store.trunks(accountID: accountID).map(Out.Trunk.init)))
+    }
+
+    func getTrunk(_ id: String, _ caller: Caller) async throws -> Response {
+        guard let ref = TrunkReference(id) else { throw APIError.notFound("id", "'\(id.prefix(64))' is not a trunk ID (ACCOUNT-NAME)") }
+        try caller.mayAccess(account: ref.account, field: "id")
+        guard let t = try await store.trunk(id: id) else { throw APIError.notFound("id", "trunk '\(id)' does not exist") }
+        return try JSONOut.response(Out.Trunk(t))
+    }
+
+    func putTrunk(_ id: String, _ b: [String: Any], _ caller: Caller) async throws -> Response {
+        guard let ref = TrunkReference(id), ref.account.allSatisfy(\.isASCII) else {
+            throw APIError.invalid("id", "'\(id.prefix(64))' is not a trunk ID: ACCOUNT-NAME (account: letters and digits; name: letters, digits, '_', '-')")
+        }
+        try caller.mayAccess(account: ref.account, field: "id")
+        _ = try FieldParser.trunkName(ref.trunk, "id")
+        _ = try await existingAccount(ref.account)
+        try FieldParser.onlyKnownKeys(b, ["account", "id", "limits", "name", "password", "source_addresses", "username"], "")
+        for (key, expected) in [("id", id), ("account", ref.account), ("name", ref.trunk)] {
+            if let v = b[key], !FieldParser.isNull(v), (v as? String) != expected {
+                throw APIError.invalid(key, "must match the path ('\(expected)') or be left out")
+            }
+        }
+        var trunk = Trunk(accountID: ref.account, name: ref.trunk,
+                          sourceAddresses: try FieldParser.sourceAddresses(b["source_addresses"], "source_addresses"),
+                          limits: try FieldParser.limits(b["limits"], "limits", account: false))
+        let before = try await store.trunk(id: id)
+        let username = try FieldParser.optionalString(b["username"], "username")
+        if let username, FieldParser.isNull(b["password"]), let before, before.username == username, before.realm == realm,
+           before.ha1MD5 != nil || before.ha1SHA256 != nil {
+            // Same user name, no new password: keep the stored digests.
+            trunk.username = username; trunk.realm = before.realm; trunk.ha1MD5 = before.ha1MD5; trunk.ha1SHA256 = before.ha1SHA256
+        } else if let credentials = try FieldParser.credentials(username: b["username"], password: b["password"], "") {
+            trunk = ProvisioningFile.TrunkEntry.hashed(trunk, username: credentials.username, password: credentials.password, realm: realm)
+        }
+        if let u = trunk.username, try await store.trunks().contains(where: { $0.username == u && $0.id != id }) {
+            throw APIError.invalid("username", "user name '\(u.prefix(64))' is already used by another trunk; user names are unique across the platform")
+        }
+        try await store.putTrunk(trunk)
+        guard let saved = try await store.trunk(id: id) else { throw APIError.notFound("id", "trunk '\(id)' does not exist") }
+        return try JSONOut.response(Out.Trunk(saved), status: before == nil ? .created : .ok)
+    }
+
+    func deleteTrunk(_ id: String, _ caller: Caller) async throws -> Response {
+        guard let ref = TrunkReference(id) else { throw APIError.notFound("id", "'\(id.prefix(64))' is not a trunk ID (ACCOUNT-NAME)") }
+        try caller.mayAccess(account: ref.account, field: "id")
+        guard try await store.deleteTrunk(id: id) else { throw APIError.notFound("id", "trunk '\(id)' does not exist") }
+        try await store.setBlacklist(.trunk(id), prefixes: [])  // its blacklist goes with it
+        return Response(status: .noContent)
+    }
+
+    // MARK: Rate decks
+
+    func getRateDeck(_ name: String, _ caller: Caller) async throws -> Response {
+        try caller.mustBeOperator("name", "reading rate decks")
+        guard let deck = try await store.rateDeck(named: name) else { throw APIError.notFound("name", "rate deck '\(name.prefix(64))' does not exist") }
+        return try JSONOut.response(Out.RateDeck(deck))
+    }
+
+    func putRateDeck(_ name: String, _ b: [String: Any], _ caller: Caller) async throws -> Response {
+        try caller.mustBeOperator("name", "changing rate decks")
+        guard name.count <= 64, name.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "_-.".contains($0)) }) else {
+            throw APIError.invalid("name", "'\(name.prefix(64))' is not a rate deck name (1–64 letters, digits, '_', '-', '.')")
+        }
+        try FieldParser.onlyKnownKeys(b, ["currency", "name", "rates"], "")
+        if let v = b["name"], !FieldParser.isNull(v), (v as? String) != name { throw APIError.invalid("name", "must match the path ('\(name)') or be left out") }
+        if FieldParser.isNull(b["rates"]) { throw APIError.invalid("rates", "is required (a list of rates; [] for none)") }
+        let deck = try FieldParser.rateDeck(name: name, b, "")
+        let existed = try await store.rateDeck(named: name) != nil
+        try await store.putRateDeck(deck)
+        guard let saved = try await store.rateDeck(named: name) else { throw APIError.notFound("name", "rate deck '\(name)' does not exist") }
+        return try JSONOut.response(Out.RateDeck(saved), status: existed ? .ok : .created)
+    }
+
+    // MARK: Blacklists
+
+    /// Parses and authorises a scope; 404 if it names no existing account or trunk.
+    func scope(_ text: String, _ caller: Caller, writing: Bool) async throws -> BlacklistScope {
+        let scope: BlacklistScope
+        do { scope = try FieldParser.blacklistScope(text, "scope") } catch { throw APIError(error, status: .notFound) }
+        switch scope {
+        case .platform:
+            try caller.mustBeOperator("scope", writing ? "changing the platform blacklist" : "reading the platform blacklist")
+        case .account(let a):
+            try caller.mayAccess(account: a, field: "scope")
+            _ = try await existingAccount(a, field: "scope")
+        case .trunk(let t):
+            if let ref = TrunkReference(t) { try caller.mayAccess(account: ref.account, field: "scope") }
+            guard try await store.trunk(id: t) != nil else { throw APIError.notFound("scope", "trunk '\(t.prefix(64))' does not exist") }
+        }
+        return scope
+    }
+
+    func getBlacklist(_ text: String, _ caller: Caller) async throws -> Response {
+        let s = try await scope(text, caller, writing: false)
+        return try JSONOut.response(Out.Blacklist(scope: s.description, prefixes: try await store.blacklist(s)))
+    }
+
+    func putBlacklist(_ text: String, _ b: [String: Any], _ caller: Caller) async throws -> Response {
+        let s = try await scope(text, caller, writing: true)
+        try FieldParser.onlyKnownKeys(b, ["prefixes", "scope"], "")
+        if let v = b["scope"], !FieldParser.isNull(v), (v as? String) != s.description {
+            throw APIError.invalid("scope", "must match the path ('\(s)') or be left out")
+        }
+        try await store.setBlacklist(s, prefixes: try FieldParser.prefixes(b["prefixes"], "prefixes"))
+        return try JSONOut.response(Out.Blacklist(scope: s.description, prefixes: try await store.blacklist(s)))
+    }
+
+    // MARK: CDRs
+
+    static let cdrParameters = ["account", "from", "limit", "tag", "to", "trunk"]
+
+    func cdrs(_ query: [(String, String)], _ caller: Caller) async throws -> Response {
+        var q = CDRQuery()
+        var seen = Set<String>()
+        for (key, value) in query {
+            guard Self.cdrParameters.contains(key) else {
+                throw APIError.invalid(String(key.prefix(64)), "unknown query parameter (known: \(Self.cdrParameters.joined(separator: ", ")))")
+            }
+            guard seen.insert(key).inserted else { throw APIError.invalid(key, "is given more than once") }
+            guard !value.isEmpty else { throw APIError.invalid(key, "is empty") }
+            switch key {
+            case "account": q.accountID = try FieldParser.accountID(value, "account")
+            case "trunk":
+                guard TrunkReference(value) != nil else { throw APIError.invalid("trunk", "'\(value.prefix(64))' is not a trunk ID (ACCOUNT-NAME)") }
+                q.trunkID = value
+            case "tag":
+                guard value.count <= 128 else { throw APIError.invalid("tag", "is longer than 128 characters") }
+                q.tagTerm = value
+            case "from": q.startFrom = try Self.time(value, "from")
+            case "to": q.startBefore = try Self.time(value, "to")
+            default:  // limit
+                guard let n = Int(value), (1...10_000).contains(n) else { throw APIError.invalid("limit", "must be a whole number 1…10000, got '\(value.prefix(32))'") }
+                q.limit = n
+            }
+        }
+        if let f = q.startFrom, let t = q.startBefore, t <= f { throw APIError.invalid("to", "must be after from") }
+        if let own = caller.accountID {
+            if let a = q.accountID { try caller.mayAccess(account: a, field: "account") }
+            if let t = q.trunkID, let ref = TrunkReference(t) { try caller.mayAccess(account: ref.account, field: "trunk") }
+            q.accountID = own
+        }
+        return try JSONOut.response(Out.CDRs(cdrs: try await store.cdrs(q).map(Out.CDR.init)))
+    }
+
+    /// Unix seconds ("1700000000", "1700000000.5") or RFC 3339.
+    static func time(_ text: String, _ field: String) throws(APIError) -> Double {
+        if text.allSatisfy({ $0.isASCII && ($0.isNumber || $0 == ".") }), let t = Double(text), t.isFinite { return t }
+        if let t = RFC3339.parse(text) { return t }
+        throw APIError.invalid(field, "'\(text.prefix(64))' is neither Unix seconds (1700000000) nor an RFC 3339 time (2024-03-01T12:00:00Z)")
+    }
+}

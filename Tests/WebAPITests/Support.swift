@@ -1,0 +1,150 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import HummingbirdTesting
+import Logging
+import NIOCore
+import Rating
+import Store
+import Testing
+import WebAPI
+
+/// Every API test runs on both store backends, over real HTTP on loopback.
+enum Backend: String, CaseIterable, Sendable, CustomTestStringConvertible {
+    case sqlite, postgres
+    var testDescription: String { rawValue }
+}
+
+/// PostgreSQL comes from SWITCHBOARD_TEST_POSTGRES_URL (scripts/test.sh starts
+/// a throw-away server). These tests use their own database next to it,
+/// `<name>_webapi`, created here: the store tests drop and recreate the tables
+/// of theirs while these run in the same process.
+func openStore(_ backend: Backend) async throws -> Store {
+    switch backend {
+    case .sqlite:
+        return try await Store.open(.sqlite(path: NSTemporaryDirectory() + "switchboard-webapi-\(UUID().uuidString).sqlite"))
+    case .postgres:
+        guard let shared = ProcessInfo.processInfo.environment["SWITCHBOARD_TEST_POSTGRES_URL"] else {
+            Issue.record("SWITCHBOARD_TEST_POSTGRES_URL is not set: run the README's test command (bash scripts/test.sh), which starts PostgreSQL")
+            throw StoreError.cannotOpen("PostgreSQL", "no test server")
+        }
+        let url = try await ownDatabase(shared)
+        let store = try await Store.open(.postgres(url: url))
+        try await store.resetForTests()
+        try await store.close()
+        return try await Store.open(.postgres(url: url))
+    }
+}
+
+/// Creates `<db>_webapi` beside the shared test database (once per process) with psql.
+func ownDatabase(_ shared: String) async throws -> String {
+    guard var c = URLComponents(string: shared), c.path.count > 1 else { throw StoreError.cannotOpen("PostgreSQL", "bad test URL") }
+    let name = String(c.path.dropFirst()) + "_webapi"
+    c.path = "/" + name
+    guard let url = c.string else { throw StoreError.cannotOpen("PostgreSQL", "bad test URL") }
+    try await OwnDatabase.shared.create(name: name, via: shared)
+    return url
+}
+
+actor OwnDatabase {
+    static let shared = OwnDatabase()
+    var created = Set<String>()
+
+    func create(name: String, via url: String) throws {
+        guard !created.contains(name) else { return }
+        let candidates = ["/usr/bin/psql"] + ((try? FileManager.default.contentsOfDirectory(atPath: "/usr/lib/postgresql")) ?? [])
+            .sorted().reversed().map { "/usr/lib/postgresql/\($0)/bin/psql" }
+        guard let psql = candidates.first(where: { FileManager.default.isExecutableFile(atPath: $0) }) else {
+            throw StoreError.cannotOpen("PostgreSQL", "psql not found (install postgresql-client)")
+        }
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: psql)
+        p.arguments = [url, "-v", "ON_ERROR_STOP=0", "-q", "-c", "CREATE DATABASE \(name)"]
+        p.standardOutput = FileHandle.nullDevice
+        p.standardError = FileHandle.nullDevice  // "already exists" is fine
+        try p.run()
+        p.waitUntilExit()
+        created.insert(name)
+    }
+}
+
+func m(_ s: String) -> Money { parseMoney(s) ?? -1 }
+
+/// Log lines the server wrote, to check that no secret reaches the log.
+final class LogCollector: @unchecked Sendable {
+    private let lock = NSLock()
+    private var lines: [String] = []
+    func append(_ line: String) { lock.lock(); lines.append(line); lock.unlock() }
+    var all: String { lock.lock(); defer { lock.unlock() }; return lines.joined(separator: "\n") }
+
+    struct Handler: LogHandler {
+        let collector: LogCollector
+        var metadata: Logger.Metadata = [:]
+        var logLevel: Logger.Level = .trace
+        subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+            get { metadata[key] }
+            set { metadata[key] = newValue }
+        }
+        func log(event: LogEvent) {
+            let all = metadata.merging(event.metadata ?? [:]) { $1 }
+            let fields = all.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
+            collector.append("\(event.level) \(event.message) \(fields) \(event.error.map { "\($0)" } ?? "")")
+        }
+    }
+}
+
+/// The keys a test uses: an operator key, and keys of accounts 920700 and 920701.
+struct Keys: Sendable {
+    var operatorKey: String
+    var acme: String
+    var other: String
+}
+
+/// A response as the tests read it.
+struct Reply: @unchecked Sendable {
+    var status: Int
+    var headers: HTTPFields
+    var text: String
+    var json: [String: Any]
+
+    var errorField: String? { (json["error"] as? [String: Any])?["field"] as? String }
+    var errorMessage: String? { (json["error"] as? [String: Any])?["message"] as? String }
+}
+
+extension TestClientProtocol {
+    func call(_ method: HTTPRequest.Method, _ uri: String, key: String?, body: String? = nil, rawAuthorization: String? = nil) async throws -> Reply {
+        var headers: HTTPFields = [:]
+        if let key { headers[.authorization] = "Bearer \(key)" }
+        if let rawAuthorization { headers[.authorization] = rawAuthorization }
+        if body != nil { headers[.contentType] = "application/json" }
+        let r = try await execute(uri: uri, method: method, headers: headers, body: body.map { ByteBuffer(string: $0) })
+        let text = String(buffer: r.body)
+        let json = (try? JSONSerialization.jsonObject(with: Data(text.utf8))) as? [String: Any] ?? [:]
+        return Reply(status: Int(r.status.code), headers: r.headers, text: text, json: json)
+    }
+}
+
+/// Opens a store with two accounts and three keys, serves the API on a
+/// loopback port, runs `body`, and closes the store.
+func withAPI(_ backend: Backend, logs: LogCollector? = nil,
+             _ body: @Sendable (any TestClientProtocol, Keys, Store) async throws -> Void) async throws {
+    let store = try await openStore(backend)
+    do {
+        try await store.upsertAccount(Account(id: "920700", name: "Acme", currency: "GBP", balance: m("10"), creditLimit: 0))
+        try await store.upsertAccount(Account(id: "920701", name: "Other", currency: "EUR", balance: m("5"), creditLimit: 0))
+        let keys = Keys(operatorKey: try await APIKeys.create(in: store, accountID: nil, label: "ops").token,
+                        acme: try await APIKeys.create(in: store, accountID: "920700", label: "acme").token,
+                        other: try await APIKeys.create(in: store, accountID: "920701", label: "other").token)
+        var logger = Logger(label: "webapi-test") { _ in
+            if let logs { return LogCollector.Handler(collector: logs) }
+            return SwiftLogNoOpLogHandler()
+        }
+        logger.logLevel = .trace
+        let server = WebAPIServer(store: store, realm: "test.example", host: "127.0.0.1", port: 0, logger: logger)
+        try await server.makeApplication().test(.live) { client in try await body(client, keys, store) }
+    } catch {
+        try? await store.close()
+        throw error
+    }
+    try await store.close()
+}
