@@ -203,6 +203,17 @@ public struct B2BUACall: Sendable {
                 .writeRecord(record(status: 200, reason: nil, clearedBy: .caller, now: now))]
     }
 
+    /// The caller never ACKed the 2xx (RFC 3261 §13.3.1.4): the dialog is
+    /// torn down both ways, and the call is recorded as cleared by the platform.
+    public mutating func aLegACKTimeout(now: Double) -> [Action] {
+        guard state == .answered else { return [] }
+        state = .ended
+        bCSeq += 1
+        return [.sendToA(aLegRequest(.bye, reason: nil)), .sendToB(bLegRequest(.bye, cseq: bCSeq), gateway: attempt),
+                .cancelTimer(.maximumDuration), .cancelTimer(.costCap), .cancelTimer(.balanceCap),
+                .writeRecord(record(status: 200, reason: "No ACK From Caller", clearedBy: .platform, now: now))]
+    }
+
     /// BYE from the callee: BYE to the caller, record.
     public mutating func bLegBye(now: Double) -> [Action] {
         guard state == .answered else { return [] }

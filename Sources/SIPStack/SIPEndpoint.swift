@@ -144,6 +144,7 @@ public actor SIPEndpoint {
     let eventStream: AsyncStream<Event>
     var transport: SIPTransport?
     var handler: RequestHandler
+    var onMissingACK: (@Sendable (String) async -> Void)?
     var servers: [TransactionKey: ServerEntry] = [:]
     var clients: [TransactionKey: ClientEntry] = [:]
     var accepted: [DialogRequestKey: AcceptedEntry] = [:]
@@ -188,6 +189,9 @@ public actor SIPEndpoint {
     }
 
     public func setHandler(_ handler: @escaping RequestHandler) { self.handler = handler }
+
+    /// Called with the Call-ID when a 2xx we sent to an INVITE was never ACKed (64·T1).
+    public func setMissingACKHandler(_ handler: @escaping @Sendable (String) async -> Void) { onMissingACK = handler }
 
     /// Bound listener addresses (ports resolved if 0 was configured).
     public var boundAddresses: [(transport: SIPTransportProtocol, address: SocketAddress)] {
@@ -247,6 +251,8 @@ public actor SIPEndpoint {
                 case .giveUp:
                     logger.warning("no ACK for 2xx", metadata: ["call-id": "\(dk.callID)", "cseq": "\(dk.cseq)"])
                     accepted[dk] = nil
+                    // RFC 3261 §13.3.1.4: the UAS should end the dialog; the TU sends the BYE.
+                    if let onMissingACK { let callID = dk.callID; Task { await onMissingACK(callID) } }
                 default: break
                 }
             }

@@ -72,7 +72,7 @@ public final class SIPTransport: Sendable {
     let udpChannels: [Channel]
     let tcpServers: [Channel]
     let connections: NIOLockedValueBox<[SocketAddress: Channel]>
-    let handlerBox: NIOLockedValueBox<Handler>
+    let handler: Handler
     let faultLog: RateLimitedLog
 
     /// Where the listeners are bound (ports resolved when 0 was asked for).
@@ -86,7 +86,7 @@ public final class SIPTransport: Sendable {
     ) async throws -> SIPTransport {
         let shared = SharedState(
             limits: configuration.limits, logger: logger,
-            connections: NIOLockedValueBox([:]), handler: NIOLockedValueBox(onMessage),
+            connections: NIOLockedValueBox([:]), handler: onMessage,
             faultLog: RateLimitedLog(logger: logger))
         var udp: [Channel] = []
         var tcp: [Channel] = []
@@ -137,7 +137,7 @@ public final class SIPTransport: Sendable {
         self.udpChannels = udp
         self.tcpServers = tcp
         self.connections = shared.connections
-        self.handlerBox = shared.handler
+        self.handler = shared.handler
         self.faultLog = shared.faultLog
         self.boundAddresses = bound.map { (transport: $0.0, address: $0.1) }
         self.shared = shared
@@ -236,7 +236,12 @@ struct SharedState: Sendable {
     let limits: SIPParserLimits
     let logger: Logger
     let connections: NIOLockedValueBox<[SocketAddress: Channel]>
-    let handler: NIOLockedValueBox<SIPTransport.Handler>
+    /// Set once at start and never changed, so a plain immutable closure.
+    /// (It once lived in a NIOLockedValueBox read with `withLockedValue { $0 }`:
+    /// the inout access reabstracted the closure and wrote it back wrapped in
+    /// two more thunks per message, so delivery got slower with every message
+    /// and the thunk chain finally overflowed the stack.)
+    let handler: SIPTransport.Handler
     let faultLog: RateLimitedLog
 
     func deliver(_ bytes: [UInt8], from source: SocketAddress, local: SocketAddress?, transport: SIPTransportProtocol,
@@ -245,7 +250,7 @@ struct SharedState: Sendable {
             var message = try SIPMessage(parsing: bytes, limits: limits)
             if message.isRequest { Self.stampReceived(&message, source: source) }
             let inbound = SIPInbound(message: message, source: source, transport: transport, local: local, connection: connection)
-            handler.withLockedValue { $0 }(inbound)
+            handler(inbound)
         } catch {
             faultLog.log("unparseable \(transport) message from \(source): \(error)")
             if let response = SIPMessageParser.errorResponse(for: bytes, error: error) { reply(response) }

@@ -161,6 +161,9 @@ public final class Store: Sendable {
             // committed CDR survives the process being killed (kill -9), though
             // not a power cut of the machine. PostgreSQL is the store for that.
             try await connection.sql().raw("PRAGMA synchronous=NORMAL").run()
+            // Another process (provision, api-key, a second node on the same file)
+            // may hold the write lock for a moment: wait for it rather than fail.
+            _ = try await connection.sql().raw("PRAGMA busy_timeout=5000").all()
             store = Store(backend: .sqlite, database: connection.sql(), location: location, gate: AsyncGate()) {
                 try await connection.close()
             }

@@ -31,11 +31,7 @@ struct ParseCommand: ParsableCommand {
                 if json {
                     documents.append(Self.json(message, file: file))
                 } else {
-                    var line = "\(file): ok \(message.method?.rawValue ?? message.statusCode.map(String.init) ?? "")"
-                    if message.isRequest, let r = RequestScreening(role: .userAgentServer).check(message) {
-                        line += " (a UAS answers \(r))"
-                    }
-                    print(line)
+                    print(Self.summary(message, file: file))
                 }
             } catch {
                 allOK = false
@@ -54,14 +50,26 @@ struct ParseCommand: ParsableCommand {
         if !allOK { throw ExitCode(1) }
     }
 
+    /// "FILE: ok INVITE" plus what a UAS would answer. Kept out of line:
+    /// Swift 6.3.1's optimizer crashes ("Found outside of lifetime use") when
+    /// this is inlined into `run()` in release builds.
+    @inline(never)
+    static func summary(_ message: SIPMessage, file: String) -> String {
+        var line = "\(file): ok \(message.method?.rawValue ?? message.statusCode.map(String.init) ?? "")"
+        if message.isRequest, let r = RequestScreening(role: .userAgentServer).check(message) {
+            line += " (a UAS answers \(r))"
+        }
+        return line
+    }
+
+    @inline(never)
     static func json(_ m: SIPMessage, file: String) -> [String: Any] {
         var d: [String: Any] = ["file": file]
-        switch m.startLine {
-        case .request(let method, let uri):
-            d["type"] = "request"; d["method"] = method.rawValue; d["requestURI"] = uri
+        if let method = m.method {
+            d["type"] = "request"; d["method"] = method.rawValue; d["requestURI"] = m.requestURI ?? ""
             if let u = m.parsedRequestURI { d["parsedRequestURI"] = uriJSON(u) }
-        case .response(let code, let reason):
-            d["type"] = "response"; d["statusCode"] = code; d["reasonPhrase"] = reason
+        } else {
+            d["type"] = "response"; d["statusCode"] = m.statusCode ?? 0; d["reasonPhrase"] = m.reasonPhrase ?? ""
         }
         d["headers"] = m.headerFields.map { ["name": $0.name, "value": $0.value] }
         d["vias"] = m.vias.map { v -> [String: Any] in

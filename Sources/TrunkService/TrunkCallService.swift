@@ -50,6 +50,7 @@ public actor TrunkCallService {
     /// Loads the directory, resolves the gateways and starts the periodic reload.
     public func start(endpoint: SIPEndpoint, reloadEvery seconds: Double = 5) async throws {
         self.endpoint = endpoint
+        await endpoint.setMissingACKHandler { [weak self] callID in await self?.missingACK(callID: callID) }
         directory = try await TrunkDirectory.load(from: store)
         var named = node.gateways.map { ($0.name, $0.address) }
         if let e = node.emergencyGateway { named.append(("emergency", e)) }
@@ -288,6 +289,14 @@ public actor TrunkCallService {
     func bTimeout(callID: String) async {
         guard var entry = calls[callID] else { return }
         let actions = entry.machine.bLegTimeout(now: Date().timeIntervalSince1970)
+        calls[callID] = entry
+        await perform(actions, callID: callID)
+    }
+
+    func missingACK(callID: String) async {
+        guard var entry = calls[callID] else { return }
+        logger.notice("caller never acknowledged the answer; clearing the call", metadata: ["call-id": "\(callID)"])
+        let actions = entry.machine.aLegACKTimeout(now: Date().timeIntervalSince1970)
         calls[callID] = entry
         await perform(actions, callID: callID)
     }

@@ -150,6 +150,79 @@ extension B2BUACall.Action {
         #expect(record.durationSeconds == (timer == .costCap ? 90 : 120))
     }
 
+    @Test func answerCrossingTheCancelIsAcknowledgedAndHungUp() throws {
+        var call = newCall()
+        let b = try #require(call.start(now: 0).first?.bRequest)
+        _ = call.bLegResponse(gatewayResponse(180, to: b), now: 1)
+        _ = call.aLegCancel(now: 2)
+        let late = call.bLegResponse(gatewayResponse(200, to: b), now: 2.1)
+        #expect(late.compactMap(\.bRequest).map(\.method) == [.ack, .bye])
+        #expect(late.compactMap(\.bRequest).allSatisfy { $0.toTag == "gwtag" && $0.callID == "b-leg-1@switch" })
+        #expect(late.compactMap(\.aResponse).isEmpty && late.compactMap(\.record).isEmpty)  // the caller already has its 487
+        let again = call.bLegResponse(gatewayResponse(200, to: b), now: 2.2)
+        #expect(again.isEmpty)  // a retransmission: once is enough
+    }
+
+    @Test func reInviteIsRelayedInTheOtherDialogWithItsBody() throws {
+        var call = newCall()
+        let b = try #require(call.start(now: 0).first?.bRequest)
+        _ = call.bLegResponse(gatewayResponse(200, to: b), now: 1)
+        var reinvite = SIPMessage(request: .invite, uri: "sip:b2bua@203.0.113.1:5060")
+        reinvite.append(.callID, "a-leg-1@192.0.2.10")
+        reinvite.append(.cseq, "11 INVITE")
+        reinvite.append(.contentType, "application/sdp")
+        reinvite.append(CallControlHeaders.tagHeader, "leak")
+        reinvite.body = Array("v=0\r\ns=hold\r\n".utf8)
+        let relayedReinvite = call.relayFromA(reinvite)
+        let toB = try #require(relayedReinvite)
+        #expect(toB.method == .invite && toB.callID == "b-leg-1@switch" && toB.toTag == "gwtag" && toB.fromTag == "btag")
+        #expect(toB.cseq == SIPCSeq(2, .invite) && toB.body == reinvite.body && !toB.contains(CallControlHeaders.tagHeader))
+        #expect(toB.requestURI == "sip:447700900123@198.51.100.5:5060")  // the callee's Contact
+        let answer = gatewayResponse(200, to: toB, sdp: true)
+        let relayed = call.relayResponse(answer, to: reinvite)
+        #expect(relayed.statusCode == 200 && relayed.callID == "a-leg-1@192.0.2.10" && relayed.cseq == SIPCSeq(11, .invite))
+        #expect(relayed.body == answer.body && relayed.contains(.contact))
+        #expect(call.bLegACK(cseq: 2).cseq == SIPCSeq(2, .ack))
+        // From the callee: toward the caller's Contact, in the A dialog.
+        var update = SIPMessage(request: .update, uri: "sip:b2bua@203.0.113.1:5060")
+        update.append(.callID, "b-leg-1@switch")
+        update.append(.cseq, "5 UPDATE")
+        let relayedUpdate = call.relayFromB(update)
+        let toA = try #require(relayedUpdate)
+        #expect(toA.method == .update && toA.callID == "a-leg-1@192.0.2.10" && toA.requestURI == "sip:pbx@192.0.2.10:5060")
+        #expect(toA.fromTag == "a-to" && toA.toTag == "atag")
+    }
+
+    @Test func inDialogRequestsBeforeTheAnswerAreRefused() throws {
+        var call = newCall()
+        _ = call.start(now: 0)
+        let relayed = call.relayFromA(SIPMessage(request: .info, uri: "sip:x"))
+        #expect(relayed?.method == nil)
+    }
+
+    @Test func missingACKClearsBothLegs() throws {
+        var call = newCall()
+        let b = try #require(call.start(now: 0).first?.bRequest)
+        _ = call.bLegResponse(gatewayResponse(200, to: b), now: 1)
+        let actions = call.aLegACKTimeout(now: 33)
+        #expect(actions.compactMap(\.aRequest).first?.method == .bye && actions.compactMap(\.bRequest).first?.method == .bye)
+        let record = try #require(actions.compactMap(\.record).first)
+        #expect(record.clearedBy == .platform && record.reason == "No ACK From Caller" && record.durationSeconds == 32)
+    }
+
+    @Test func balanceRunningOutClearsWithItsOwnReason() throws {
+        var call = B2BUACall(invite: aInvite, gateways: gateways, bCallID: "b-leg-1@switch", bFromTag: "btag", aToTag: "a-to",
+                             localContact: "203.0.113.1:5060", maxDuration: nil, costCapSeconds: nil, balanceCapSeconds: 45,
+                             warning: "Invalid CLI")
+        let b = try #require(call.start(now: 0).first?.bRequest)
+        let answered = call.bLegResponse(gatewayResponse(200, to: b), now: 1)
+        #expect(answered.compactMap(\.timer).map(\.0) == [.balanceCap])
+        #expect(answered.compactMap(\.aResponse).first?.firstValue("X-Warning") == "Invalid CLI")
+        let actions = call.timerFired(.balanceCap, now: 46.004)
+        #expect(actions.compactMap(\.aRequest).first?.firstValue("X-Reason") == "Balance now below limit")
+        #expect(actions.compactMap(\.record).first?.durationSeconds == 45)
+    }
+
     @Test func noGatewayMeans503() {
         var call = B2BUACall(invite: aInvite, gateways: [], bCallID: "b", bFromTag: "t", aToTag: "a", localContact: "h", maxDuration: nil, costCapSeconds: nil)
         #expect(call.start(now: 0).first?.aResponse?.statusCode == 503)

@@ -19,6 +19,9 @@ import Testing
         #expect(c.emergencyGateway == "192.0.2.50:5060")
         #expect(c.gateways(for: "+447700900123").map(\.name) == ["carrier-a", "carrier-b"])
         #expect(c.gateways(for: "33123456789").map(\.name) == ["carrier-b"])
+        #expect(c.sipRealm == "switchboard" && c.digestAlgorithms == ["SHA-256", "MD5"])
+        #expect(c.callType(of: "447700900123") == "mobile" && c.callType(of: "+33123456789") == "international")
+        #expect(c.callType(of: "441632960000") == nil)
     }
 
     @Test func environmentOverridesTheFile() throws {
@@ -42,6 +45,8 @@ import Testing
         #expect(error("gateways:\n  - name: a\n    address: gw\n    prefixes: [\"44a\"]\n") == ConfigurationError("gateways[0].prefixes[0]", "'44a' is not a digit prefix"))
         #expect(error("database:\n  url: mysql://x\n") == ConfigurationError("database.url", "must be sqlite:PATH or a postgres:// URL"))
         #expect(error("colour: blue\n")?.key == "colour")
+        #expect(error("sip:\n  digest_algorithms: [MD5, SHA-512]\n") == ConfigurationError("sip.digest_algorithms[1]", "'SHA-512' is not SHA-256 or MD5"))
+        #expect(error("call_types:\n  international: [\"00x\"]\n") == ConfigurationError("call_types.international[0]", "'00x' is not a digit prefix"))
         #expect(error("sip: [\n")?.key == "file")
         #expect(ConfigurationError("http.listen", "'x' must be host:port").description == "configuration http.listen: 'x' must be host:port")
     }

@@ -71,6 +71,33 @@ struct StoreTests {
         try await store.close()
     }
 
+    /// Two nodes on one database (two Store instances, as two processes would have):
+    /// each call is recorded and debited once, whichever node writes it, however often.
+    @Test(arguments: Backend.allCases)
+    func twoNodesDebitEachCallOnce(backend: Backend) async throws {
+        let first = try await openStore(backend)
+        let second: Store
+        switch first.location {
+        case .sqlite(let path): second = try await Store.open(.sqlite(path: path))
+        case .postgres(let url): second = try await Store.open(.postgres(url: url))
+        }
+        try await first.upsertAccount(Account(id: "920700", name: "Acme", currency: "GBP", balance: m("100"), creditLimit: 0))
+        let recorded = try await withThrowingTaskGroup(of: Bool.self) { group in
+            for i in 0..<30 {
+                // Every call's CDR is written by both nodes (a retried write after a failover).
+                group.addTask { try await first.recordCall(cdr("n\(i)", cost: "0.01")) }
+                group.addTask { try await second.recordCall(cdr("n\(i)", cost: "0.01")) }
+            }
+            var n = 0
+            for try await ok in group where ok { n += 1 }
+            return n
+        }
+        #expect(recorded == 30)
+        #expect(try await second.account(id: "920700")?.balance == m("99.70"))
+        try await second.close()
+        try await first.close()
+    }
+
     @Test(arguments: Backend.allCases)
     func concurrentCallsDebitExactly(backend: Backend) async throws {
         let store = try await openStore(backend)
