@@ -41,6 +41,10 @@ public struct NodeConfiguration: Sendable, Equatable {
     /// (RFC 8760 §2.3). Some clients (SIPp 3.6, older PBXs) only read the
     /// first challenge: put MD5 first for them.
     public var digestAlgorithms: [String] = ["SHA-256", "MD5"]
+    /// Secret the digest nonces are signed with. Nodes of a cluster need the
+    /// same one, so that a challenge from one node is accepted by another;
+    /// unset, each start makes a random one (fine for a single node).
+    public var nonceSecret: String?
     /// Call types by destination prefix, longest match (T9 per-type limits),
     /// e.g. international: ["1", "33"], mobile: ["447"].
     public var callTypes: [String: [String]] = [:]
@@ -59,7 +63,7 @@ public struct NodeConfiguration: Sendable, Equatable {
         a.nodeName == b.nodeName && a.sipListeners == b.sipListeners && a.httpListen?.host == b.httpListen?.host
             && a.httpListen?.port == b.httpListen?.port && a.database == b.database && a.gateways == b.gateways
             && a.emergencyGateway == b.emergencyGateway && a.emergencyNumbers == b.emergencyNumbers
-            && a.sipRealm == b.sipRealm && a.callTypes == b.callTypes && a.digestAlgorithms == b.digestAlgorithms
+            && a.sipRealm == b.sipRealm && a.callTypes == b.callTypes && a.digestAlgorithms == b.digestAlgorithms && a.nonceSecret == b.nonceSecret
     }
 
     public static let defaults = NodeConfiguration(
@@ -137,6 +141,12 @@ extension NodeConfiguration {
                 }
             }
             if let realm = s["realm"] { sipRealm = try Self.string(realm, "sip.realm") }
+            if let secret = s["nonce_secret"] {
+                let text = try Self.string(secret, "sip.nonce_secret")
+                // Never echo the value in the error.
+                guard text.utf8.count >= 16 else { throw ConfigurationError("sip.nonce_secret", "must be at least 16 characters") }
+                nonceSecret = text
+            }
             if let algorithms = s["digest_algorithms"] {
                 guard let list = algorithms as? [Any], !list.isEmpty else {
                     throw ConfigurationError("sip.digest_algorithms", "must be a non-empty list of SHA-256 and/or MD5")
@@ -216,6 +226,10 @@ extension NodeConfiguration {
 
     public mutating func apply(environment env: [String: String]) throws(ConfigurationError) {
         if let v = env["SWITCHBOARD_NODE_NAME"] { nodeName = v }
+        if let v = env["SWITCHBOARD_NONCE_SECRET"] {
+            guard v.utf8.count >= 16 else { throw ConfigurationError("SWITCHBOARD_NONCE_SECRET", "must be at least 16 characters") }
+            nonceSecret = v
+        }
         if let v = env["SWITCHBOARD_SIP_LISTEN"] {
             sipListeners = try v.split(separator: ",").map { item throws(ConfigurationError) in
                 try Self.listener(item.trimmingCharacters(in: .whitespaces), key: "SWITCHBOARD_SIP_LISTEN")

@@ -52,9 +52,13 @@ struct Serve: AsyncParsableCommand {
         let interrupted = try await store.recordInterruptedCalls(now: Date().timeIntervalSince1970)
         if interrupted > 0 { logger.warning("recorded calls interrupted by the last stop", metadata: ["count": "\(interrupted)"]) }
 
-        var secret = [UInt8](repeating: 0, count: 32)
-        var rng = SystemRandomNumberGenerator()
-        for i in secret.indices { secret[i] = UInt8.random(in: 0...255, using: &rng) }
+        // Digest nonces are signed with the configured secret (shared by a
+        // cluster's nodes), else with a random one for this run.
+        var secret = Array((node.nonceSecret ?? "").utf8)
+        if secret.isEmpty {
+            var rng = SystemRandomNumberGenerator()
+            secret = (0..<32).map { _ in UInt8.random(in: 0...255, using: &rng) }
+        }
         let calls = TrunkCallService(store: store, node: node, nonceSecret: secret, logger: logger)
         let endpoint = try await SIPEndpoint.start(
             configuration: SIPEndpointConfiguration(listen: node.sipListeners.map {

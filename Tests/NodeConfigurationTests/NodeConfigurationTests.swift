@@ -22,6 +22,15 @@ import Testing
         #expect(c.sipRealm == "switchboard" && c.digestAlgorithms == ["SHA-256", "MD5"])
         #expect(c.callType(of: "447700900123") == "mobile" && c.callType(of: "+33123456789") == "international")
         #expect(c.callType(of: "441632960000") == nil)
+        #expect(c.nonceSecret == nil)  // random per start unless a cluster sets one
+    }
+
+    @Test func clusterNonceSecretFromFileOrEnvironment() throws {
+        var c = NodeConfiguration.defaults
+        try c.apply(yaml: "sip:\n  nonce_secret: \"0123456789abcdef-cluster\"\n")
+        #expect(c.nonceSecret == "0123456789abcdef-cluster")
+        try c.apply(environment: ["SWITCHBOARD_NONCE_SECRET": "another-secret-of-enough-length"])
+        #expect(c.nonceSecret == "another-secret-of-enough-length")
     }
 
     @Test func environmentOverridesTheFile() throws {
@@ -46,6 +55,7 @@ import Testing
         #expect(error("database:\n  url: mysql://x\n") == ConfigurationError("database.url", "must be sqlite:PATH or a postgres:// URL"))
         #expect(error("colour: blue\n")?.key == "colour")
         #expect(error("sip:\n  digest_algorithms: [MD5, SHA-512]\n") == ConfigurationError("sip.digest_algorithms[1]", "'SHA-512' is not SHA-256 or MD5"))
+        #expect(error("sip:\n  nonce_secret: short\n") == ConfigurationError("sip.nonce_secret", "must be at least 16 characters"))
         #expect(error("call_types:\n  international: [\"00x\"]\n") == ConfigurationError("call_types.international[0]", "'00x' is not a digit prefix"))
         #expect(error("sip: [\n")?.key == "file")
         #expect(ConfigurationError("http.listen", "'x' must be host:port").description == "configuration http.listen: 'x' must be host:port")
