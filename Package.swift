@@ -123,16 +123,20 @@ let package = Package(
             ],
             swiftSettings: strictSwift
         ),
+        // Test helpers shared by test targets: external peers (SIPp, psql, the
+        // switchboard binary) started with posix_spawn, free ports, a fresh
+        // database per test on SQLite or PostgreSQL.
+        .target(name: "TestSupport", dependencies: ["Store"], path: "Tests/TestSupport", swiftSettings: strictSwift),
         .testTarget(name: "SIPMessageTests", dependencies: ["SIPMessage"], swiftSettings: strictSwift),
         .testTarget(name: "SDPTests", dependencies: ["SDP"], swiftSettings: strictSwift),
         .testTarget(name: "RatingTests", dependencies: ["Rating"], swiftSettings: strictSwift),
         .testTarget(name: "NodeConfigurationTests", dependencies: ["NodeConfiguration"], swiftSettings: strictSwift),
-        .testTarget(name: "StoreTests", dependencies: ["Store", "Rating", "Provisioning", "SIPAuth"], swiftSettings: strictSwift),
+        .testTarget(name: "StoreTests", dependencies: ["Store", "Rating", "Provisioning", "SIPAuth", "TestSupport"], swiftSettings: strictSwift),
         .testTarget(name: "TrunkServiceTests", dependencies: ["TrunkService", "Store", "CallControl", "Rating"], swiftSettings: strictSwift),
         .testTarget(
             name: "WebAPITests",
             dependencies: [
-                "WebAPI", "Store", "Rating",
+                "WebAPI", "Store", "Rating", "TestSupport",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
@@ -148,7 +152,7 @@ let package = Package(
         .testTarget(name: "SIPResolverTests", dependencies: ["SIPResolver"], swiftSettings: strictSwift),
         .testTarget(
             name: "SIPStackTests",
-            dependencies: ["SIPStack", "SIPMessage", "SIPTransport", "SIPResolver", "SIPAuth", "SIPTransaction", "Store", "Rating",
+            dependencies: ["SIPStack", "SIPMessage", "SIPTransport", "SIPResolver", "SIPAuth", "SIPTransaction", "Store", "Rating", "TestSupport",
                            .product(name: "NIOCore", package: "swift-nio")],
             swiftSettings: strictSwift
         ),

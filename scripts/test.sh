@@ -19,6 +19,13 @@ if ((${#need[@]})); then
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
 
+# The REST API test validates openapi.yaml with openapi-spec-validator (PyPI).
+if ! python3 -c "import openapi_spec_validator, yaml" >/dev/null 2>&1; then
+    echo "== installing openapi-spec-validator"
+    python3 -m pip install -q openapi-spec-validator pyyaml 2>/dev/null \
+        || python3 -m pip install -q --break-system-packages openapi-spec-validator pyyaml
+fi
+
 echo "== starting a throw-away PostgreSQL"
 pgbin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
 pgdir=$(mktemp -d /tmp/switchboard-pg.XXXXXX)

@@ -10,7 +10,7 @@ public struct GatewayTarget: Sendable, Equatable {
 }
 
 /// Timers a call owns (distinct from transaction timers).
-public enum CallTimer: Sendable, Hashable {
+public enum CallTimer: Sendable, Hashable, CaseIterable {
     /// T5: X-simwood-maxdur reached.
     case maximumDuration
     /// T4: the running cost reaches X-simwood-maxcost.
@@ -146,9 +146,7 @@ public struct B2BUACall: Sendable {
             bToTag = response.toTag
             bRemoteTarget = response.contacts.first?.address?.uri.description
             var actions: [Action] = [.sendToB(bLegRequest(.ack, cseq: bCSeq), gateway: attempt), .respondToA(relayed(response, code: code))]
-            if let maxDuration { actions.append(.startTimer(.maximumDuration, seconds: maxDuration)) }
-            if let costCapSeconds { actions.append(.startTimer(.costCap, seconds: costCapSeconds)) }
-            if let balanceCapSeconds { actions.append(.startTimer(.balanceCap, seconds: balanceCapSeconds)) }
+            for timer in CallTimer.allCases { if let seconds = seconds(of: timer) { actions.append(.startTimer(timer, seconds: seconds)) } }
             return actions
         case (.routing, 300...), (.early, 300...):
             // Failover to the next gateway on 408, 5xx (RFC 3263 §4.3 spirit); other
@@ -198,9 +196,8 @@ public struct B2BUACall: Sendable {
         guard state == .answered else { return [] }
         state = .ended
         bCSeq += 1
-        return [.sendToB(bLegRequest(.bye, cseq: bCSeq), gateway: attempt),
-                .cancelTimer(.maximumDuration), .cancelTimer(.costCap), .cancelTimer(.balanceCap),
-                .writeRecord(record(status: 200, reason: nil, clearedBy: .caller, now: now))]
+        return [.sendToB(bLegRequest(.bye, cseq: bCSeq), gateway: attempt)] + Self.cancelTimers(except: nil)
+            + [.writeRecord(record(status: 200, reason: nil, clearedBy: .caller, now: now))]
     }
 
     /// The caller never ACKed the 2xx (RFC 3261 §13.3.1.4): the dialog is
@@ -209,18 +206,17 @@ public struct B2BUACall: Sendable {
         guard state == .answered else { return [] }
         state = .ended
         bCSeq += 1
-        return [.sendToA(aLegRequest(.bye, reason: nil)), .sendToB(bLegRequest(.bye, cseq: bCSeq), gateway: attempt),
-                .cancelTimer(.maximumDuration), .cancelTimer(.costCap), .cancelTimer(.balanceCap),
-                .writeRecord(record(status: 200, reason: "No ACK From Caller", clearedBy: .platform, now: now))]
+        return [.sendToA(aLegRequest(.bye, reason: nil)), .sendToB(bLegRequest(.bye, cseq: bCSeq), gateway: attempt)]
+            + Self.cancelTimers(except: nil)
+            + [.writeRecord(record(status: 200, reason: "No ACK From Caller", clearedBy: .platform, now: now))]
     }
 
     /// BYE from the callee: BYE to the caller, record.
     public mutating func bLegBye(now: Double) -> [Action] {
         guard state == .answered else { return [] }
         state = .ended
-        return [.sendToA(aLegRequest(.bye, reason: nil)),
-                .cancelTimer(.maximumDuration), .cancelTimer(.costCap), .cancelTimer(.balanceCap),
-                .writeRecord(record(status: 200, reason: nil, clearedBy: .callee, now: now))]
+        return [.sendToA(aLegRequest(.bye, reason: nil))] + Self.cancelTimers(except: nil)
+            + [.writeRecord(record(status: 200, reason: nil, clearedBy: .callee, now: now))]
     }
 
     /// T4/T5: the platform clears an answered call, BYE both ways with X-Reason.
@@ -237,16 +233,28 @@ public struct B2BUACall: Sendable {
         var toB = bLegRequest(.bye, cseq: bCSeq)
         toB.append(.reason, rejection.reasonHeader)
         var actions: [Action] = [.sendToA(aLegRequest(.bye, reason: rejection)), .sendToB(toB, gateway: attempt)]
-        for other in [CallTimer.maximumDuration, .costCap, .balanceCap] where other != timer { actions.append(.cancelTimer(other)) }
+        actions += Self.cancelTimers(except: timer)
         // The CDR ends at the moment the limit was reached, not when the timer
         // task got to run (a few ms later), so duration and cost are exact.
         var end = now
-        let seconds: Int? = timer == .maximumDuration ? maxDuration : timer == .costCap ? costCapSeconds : balanceCapSeconds
-        if let answeredAt, let seconds, now >= answeredAt + Double(seconds), now < answeredAt + Double(seconds) + 1.5 {
+        if let answeredAt, let seconds = seconds(of: timer), now >= answeredAt + Double(seconds), now < answeredAt + Double(seconds) + 1.5 {
             end = answeredAt + Double(seconds)
         }
         actions.append(.writeRecord(record(status: 200, reason: rejection.reasonText, clearedBy: .platform, now: end)))
         return actions
+    }
+
+    /// Seconds from the answer until `timer` fires; nil when it is not set for this call.
+    func seconds(of timer: CallTimer) -> Int? {
+        switch timer {
+        case .maximumDuration: return maxDuration
+        case .costCap: return costCapSeconds
+        case .balanceCap: return balanceCapSeconds
+        }
+    }
+
+    static func cancelTimers(except kept: CallTimer?) -> [Action] {
+        CallTimer.allCases.filter { $0 != kept }.map { .cancelTimer($0) }
     }
 
     // MARK: In-dialog requests (re-INVITE, UPDATE, INFO …), passed through
@@ -273,15 +281,7 @@ public struct B2BUACall: Sendable {
     public func bLegACK(cseq: UInt32) -> SIPMessage { bLegRequest(.ack, cseq: cseq) }
 
     /// The ACK for a 2xx to a relayed re-INVITE on the A leg.
-    public func aLegACK(cseq: UInt32) -> SIPMessage {
-        var m = SIPMessage(request: .ack, uri: aInvite.contacts.first?.address?.uri.description ?? aInvite.from?.uri.description ?? "")
-        if let to = aInvite.firstValue(.to) { m.append(.from, to + ";tag=\(aToTag)") }
-        if let from = aInvite.firstValue(.from) { m.append(.to, from) }
-        if let c = aInvite.callID { m.append(.callID, c) }
-        m.append(.cseq, "\(cseq) ACK")
-        for rr in aInvite.values(.recordRoute) { m.append(.route, rr) }
-        return m
-    }
+    public func aLegACK(cseq: UInt32) -> SIPMessage { aDialogRequest(.ack, cseq: cseq) }
 
     /// A response from the other leg, answered on `request`'s own transaction.
     public func relayResponse(_ response: SIPMessage, to request: SIPMessage) -> SIPMessage {
@@ -332,15 +332,21 @@ public struct B2BUACall: Sendable {
     }
 
     /// A request to the caller in the A dialog: From/To swapped (we are the UAS side there).
-    mutating func aLegRequest(_ method: SIPMethod, reason: CallRejection?) -> SIPMessage {
+    func aDialogRequest(_ method: SIPMethod, cseq: UInt32) -> SIPMessage {
         let target = aInvite.contacts.first?.address?.uri.description ?? aInvite.from?.uri.description ?? ""
         var m = SIPMessage(request: method, uri: target)
         if let to = aInvite.firstValue(.to) { m.append(.from, to + ";tag=\(aToTag)") }
         if let from = aInvite.firstValue(.from) { m.append(.to, from) }
         if let c = aInvite.callID { m.append(.callID, c) }
-        aCSeq += 1
-        m.append(.cseq, "\(aCSeq) \(method)")
+        m.append(.cseq, "\(cseq) \(method)")
         for rr in aInvite.values(.recordRoute) { m.append(.route, rr) }
+        return m
+    }
+
+    /// The next request of ours in the A dialog, with the platform's reason if it clears the call.
+    mutating func aLegRequest(_ method: SIPMethod, reason: CallRejection?) -> SIPMessage {
+        aCSeq += 1
+        var m = aDialogRequest(method, cseq: aCSeq)
         if let reason {
             m.append(CallControlHeaders.reasonHeader, reason.reasonText)
             m.append(.reason, reason.reasonHeader)

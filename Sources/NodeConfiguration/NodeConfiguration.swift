@@ -192,7 +192,7 @@ extension NodeConfiguration {
                 guard let name = g["name"] else { throw ConfigurationError("\(key).name", "is required") }
                 guard let address = g["address"] else { throw ConfigurationError("\(key).address", "is required") }
                 let addr = try Self.string(address, "\(key).address")
-                _ = try Self.hostPort(addr.contains(":") ? addr : addr + ":5060", key: "\(key).address")
+                _ = try Self.gatewayAddress(addr, key: "\(key).address")
                 var prefixes: [String] = []
                 if let p = g["prefixes"] {
                     guard let list = p as? [Any] else { throw ConfigurationError("\(key).prefixes", "must be a list of digit strings") }
@@ -212,7 +212,11 @@ extension NodeConfiguration {
         }
         if let em = root["emergency"] {
             let e = try Self.mapping(em, "emergency")
-            if let g = e["gateway"] { emergencyGateway = try Self.string(g, "emergency.gateway") }
+            if let g = e["gateway"] {
+                let addr = try Self.string(g, "emergency.gateway")
+                _ = try Self.gatewayAddress(addr, key: "emergency.gateway")
+                emergencyGateway = addr
+            }
             if let n = e["numbers"] {
                 guard let list = n as? [Any] else { throw ConfigurationError("emergency.numbers", "must be a list") }
                 emergencyNumbers = try list.enumerated().map { i, x throws(ConfigurationError) in
@@ -271,6 +275,21 @@ extension NodeConfiguration {
             throw ConfigurationError(key, "'\(s)' has no valid port (0…65535)")
         }
         return (host, port)
+    }
+
+    /// A gateway's `host[:port]` or `[IPv6][:port]`; the port defaults to 5060.
+    public static func gatewayHostPort(_ address: String) -> (host: String, port: Int)? {
+        try? gatewayAddress(address, key: "")
+    }
+
+    static func gatewayAddress(_ s: String, key: String) throws(ConfigurationError) -> (host: String, port: Int) {
+        if s.hasPrefix("[") {
+            guard let close = s.firstIndex(of: "]") else { throw ConfigurationError(key, "'\(s)' has an unclosed '['") }
+            let rest = s[s.index(after: close)...]
+            if rest.isEmpty { return (String(s[s.index(after: s.startIndex)..<close]), 5060) }
+            return try hostPort(s, key: key)
+        }
+        return try hostPort(s.contains(":") ? s : s + ":5060", key: key)
     }
 
     static func database(_ s: String, key: String) throws(ConfigurationError) -> Database {

@@ -162,9 +162,10 @@ public struct ProvisioningFile: Sendable {
             if let deck = entry.rateDeck, try await store.rateDeck(named: deck) == nil {
                 throw ProvisioningError("accounts[\(i)].rate_deck", "rate deck '\(deck)' does not exist (define it under rate_decks)")
             }
-            let before = try await store.account(id: account.id)
-            let beforeDeck = before == nil ? nil : try await store.rateDeckName(accountID: account.id)
-            let beforeLimits = before == nil ? CallLimits() : try await store.limits(accountID: account.id)
+            let stored = try await store.accountRecord(id: account.id)
+            let before = stored?.account
+            let beforeDeck = stored?.rateDeck
+            let beforeLimits = stored?.limits ?? CallLimits()
             try await Self.storing("accounts[\(i)]") {
                 try await store.upsertAccount(account)
                 try await store.setRateDeck(accountID: account.id, deck: entry.rateDeck)

@@ -148,6 +148,8 @@ public actor SIPEndpoint {
     var servers: [TransactionKey: ServerEntry] = [:]
     var clients: [TransactionKey: ClientEntry] = [:]
     var accepted: [DialogRequestKey: AcceptedEntry] = [:]
+    /// INVITE client transactions by Call-ID and CSeq, for CANCEL.
+    var inviteClients: [DialogRequestKey: TransactionKey] = [:]
     /// ACKs sent for 2xx responses, resent if the 2xx is retransmitted (RFC 3261 §13.2.2.4).
     var sentACKs: [DialogRequestKey: (SIPMessage, SIPDestination)] = [:]
     var timers: [TimerID: Scheduled<Void>] = [:]
@@ -203,6 +205,7 @@ public actor SIPEndpoint {
         timers.removeAll()
         for (_, c) in clients { c.continuation?.resume(throwing: SIPClientError.invalidRequest("endpoint shut down")) }
         clients.removeAll()
+        inviteClients.removeAll()
         events.finish()
         await transport?.close()
         transport = nil
@@ -457,6 +460,7 @@ public actor SIPEndpoint {
             }
             clients[key] = ClientEntry(machine: machine, destination: destination, request: message, continuation: continuation,
                                        onProvisional: onProvisional)
+            if method == .invite, let dk = dialogRequestKey(message) { inviteClients[dk] = key }
             Task { await self.performClient(actions, key: key) }
         }
     }
@@ -467,10 +471,7 @@ public actor SIPEndpoint {
     /// provisional response if none has arrived yet; a final response makes
     /// it moot. Returns without waiting for the CANCEL's own 200.
     public func cancelInvite(callID: String, cseq: UInt32) {
-        guard let (key, entry) = clients.first(where: { k, e in
-            guard case .invite = e.machine, case .client(_, .invite) = k else { return false }
-            return e.request.callID == callID && e.request.cseq?.number == cseq
-        }) else { return }
+        guard let key = inviteClients[DialogRequestKey(callID: callID, cseq: cseq)], let entry = clients[key] else { return }
         if entry.heardProvisional {
             sendCancel(for: entry)
         } else {
@@ -586,6 +587,7 @@ public actor SIPEndpoint {
                 if let c = clients[key]?.continuation {
                     c.resume(throwing: SIPClientError.timeout(entry.destination))
                 }
+                if case .invite = entry.machine, let dk = dialogRequestKey(entry.request) { inviteClients[dk] = nil }
                 clients[key] = nil
                 for t in TransactionTimer.allCases { cancelTimer(TimerID(owner: .client(key), timer: t)) }
             }

@@ -72,6 +72,14 @@ public struct Account: Sendable, Equatable {
     }
 }
 
+/// An account and the settings stored beside it.
+public struct AccountRecord: Sendable, Equatable {
+    public var account: Account
+    /// Its own rate deck; nil means the deck named "default".
+    public var rateDeck: String?
+    public var limits: CallLimits
+}
+
 /// A call detail record (issue 3 §8).
 public struct CDR: Sendable, Equatable {
     public var id: Int64?
@@ -316,15 +324,36 @@ public final class Store: Sendable {
     }
 
     public func account(id: String) async throws -> Account? {
-        guard let row = try await run({ database in try await database.raw("""
-            SELECT id, name, currency, balance_micros, credit_limit_micros, cli_policy FROM accounts WHERE id = \(bind: id)
-            """).first() }) else { return nil }
-        return Account(
-            id: try row.decode(column: "id", as: String.self), name: try row.decode(column: "name", as: String.self),
-            currency: try row.decode(column: "currency", as: String.self),
-            balance: MoneyColumn.money(try row.decode(column: "balance_micros", as: Int64.self)),
-            creditLimit: MoneyColumn.money(try row.decode(column: "credit_limit_micros", as: Int64.self)),
-            cliPolicy: CLIPolicy(rawValue: try row.decode(column: "cli_policy", as: String.self)) ?? .reject)
+        try await accountRecord(id: id)?.account
+    }
+
+    /// An account with its rate deck and limits, in one query.
+    public func accountRecord(id: String) async throws -> AccountRecord? {
+        try await accountRecords(id: id).first
+    }
+
+    /// Every account with its rate deck and limits, in one query (for the
+    /// call path's periodic reload and the API's list).
+    public func accountRecords() async throws -> [AccountRecord] {
+        try await accountRecords(id: nil)
+    }
+
+    func accountRecords(id: String?) async throws -> [AccountRecord] {
+        var sql = SQLQueryString("SELECT id, name, currency, balance_micros, credit_limit_micros, cli_policy, rate_deck, limits FROM accounts")
+        if let id { sql.appendLiteral(" WHERE id = "); sql.appendInterpolation(bind: id) }
+        sql.appendLiteral(" ORDER BY id")
+        let query = sql
+        return try await run { try await $0.raw(query).all() }.map { row in
+            AccountRecord(
+                account: Account(
+                    id: try row.decode(column: "id", as: String.self), name: try row.decode(column: "name", as: String.self),
+                    currency: try row.decode(column: "currency", as: String.self),
+                    balance: MoneyColumn.money(try row.decode(column: "balance_micros", as: Int64.self)),
+                    creditLimit: MoneyColumn.money(try row.decode(column: "credit_limit_micros", as: Int64.self)),
+                    cliPolicy: CLIPolicy(rawValue: try row.decode(column: "cli_policy", as: String.self)) ?? .reject),
+                rateDeck: try row.decode(column: "rate_deck", as: String?.self),
+                limits: CallLimits.decode(try row.decode(column: "limits", as: String?.self)))
+        }
     }
 
     /// Adds to (or, negative, takes from) a balance atomically; returns the new balance.
@@ -391,11 +420,6 @@ public final class Store: Sendable {
         let row = try await run { try await $0.raw("SELECT rate_deck FROM accounts WHERE id = \(bind: id)").first() }
         if let name = try row?.decode(column: "rate_deck", as: String?.self), let deck = try await rateDeck(named: name) { return deck }
         return try await rateDeck(named: "default")
-    }
-
-    public func rateDeckName(accountID: String) async throws -> String? {
-        let row = try await run { try await $0.raw("SELECT rate_deck FROM accounts WHERE id = \(bind: accountID)").first() }
-        return try row?.decode(column: "rate_deck", as: String?.self)
     }
 
     public func setRateDeck(accountID: String, deck: String?) async throws {
@@ -492,16 +516,6 @@ public final class Store: Sendable {
                 finalStatus: Int(try row.decode(column: "final_status", as: Int64.self)),
                 reason: try row.decode(column: "reason", as: String?.self),
                 interrupted: try row.decode(column: "interrupted", as: Int64.self) != 0)
-        }
-    }
-}
-
-extension Store {
-    /// Drops every table (tests only: PostgreSQL tests share one database).
-    public func resetForTests() async throws {
-        for table in ["api_keys", "blacklist", "trunks", "cdr_tag_terms", "cdrs", "live_calls", "rates", "rate_decks", "accounts", "schema_migrations"] {
-            let statement = "DROP TABLE IF EXISTS " + table
-            try await run { try await $0.raw(SQLQueryString(statement)).run() }
         }
     }
 }

@@ -123,15 +123,7 @@ extension Store {
     }
 
     public func limits(accountID: String) async throws -> CallLimits {
-        let row = try await run { try await $0.raw("SELECT limits FROM accounts WHERE id = \(bind: accountID)").first() }
-        return CallLimits.decode(try row?.decode(column: "limits", as: String?.self))
-    }
-
-    public func allAccounts() async throws -> [Account] {
-        let rows = try await run { try await $0.raw("SELECT id FROM accounts ORDER BY id").all() }
-        var out: [Account] = []
-        for r in rows { if let a = try await account(id: try r.decode(column: "id", as: String.self)) { out.append(a) } }
-        return out
+        try await accountRecord(id: accountID)?.limits ?? CallLimits()
     }
 
     // MARK: Trunks
@@ -290,21 +282,17 @@ public struct IPBlock: Sendable, Equatable, CustomStringConvertible {
         return true
     }
 
+    /// The address's bytes (4 or 16), by the C library's strict parser.
     static func parse(_ s: String) -> [UInt8]? {
         var s = s
         if s.hasPrefix("["), s.hasSuffix("]") { s = String(s.dropFirst().dropLast()) }
-        if !s.contains(":") {
-            let p = s.split(separator: ".", omittingEmptySubsequences: false)
-            guard p.count == 4 else { return nil }
-            var out: [UInt8] = []
-            for x in p {
-                guard !x.isEmpty, x.count <= 3, x.allSatisfy(\.isNumber), let v = UInt8(x) else { return nil }
-                out.append(v)
-            }
-            return out
+        if s.contains(":") {
+            var v6 = in6_addr()
+            guard inet_pton(AF_INET6, s, &v6) == 1 else { return nil }
+            return withUnsafeBytes(of: &v6) { Array($0) }
         }
-        var addr = in6_addr()
-        guard inet_pton(AF_INET6, s, &addr) == 1 else { return nil }
-        return withUnsafeBytes(of: &addr) { Array($0) }
+        var v4 = in_addr()
+        guard inet_pton(AF_INET, s, &v4) == 1 else { return nil }
+        return withUnsafeBytes(of: &v4) { Array($0) }
     }
 }

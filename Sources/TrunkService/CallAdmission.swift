@@ -63,6 +63,10 @@ public struct LimitKey: Sendable, Hashable {
     public var scope: Scope
     public var id: String
     public var callType: String?
+
+    public init(scope: Scope, id: String, callType: String? = nil) {
+        self.scope = scope; self.id = id; self.callType = callType
+    }
 }
 
 /// The live state of rate and channel limits on this node (T9, T10), as a

@@ -37,9 +37,8 @@ public actor TrunkCallService {
     var calls: [String: LiveCallEntry] = [:]
     var aCallIDOfB: [String: String] = [:]
     var gatewayAddresses: [String: SIPDestination] = [:]
+    var localContacts: [String: String] = [:]
     var refreshTask: Task<Void, Never>?
-    /// Calls recorded since start (for the log and the benchmark).
-    public private(set) var completedCalls = 0
 
     public init(store: Store, node: NodeConfiguration, nonceSecret: [UInt8], logger: Logger) {
         self.store = store; self.node = node; self.logger = logger
@@ -77,8 +76,6 @@ public actor TrunkCallService {
             logger.error("could not reload accounts and trunks from the store; keeping the last copy", metadata: ["error": "\(error)"])
         }
     }
-
-    public var liveCallCount: Int { calls.count }
 
     // MARK: Requests
 
@@ -161,7 +158,7 @@ public actor TrunkCallService {
         let routes = node.gateways(for: destination).compactMap { g in gatewayAddresses[g.name].map { (g, $0) } }
         guard let endpoint else { return }
         let caller = SIPDestination(address: request.source, transport: request.transport)
-        let localContact = await endpoint.contactHostPort(for: caller) ?? "127.0.0.1"
+        let localContact = await contactHostPort(for: caller, endpoint: endpoint)
         var machine = B2BUACall(
             invite: invite, gateways: routes.map { GatewayTarget(name: $0.0.name, hostPort: $0.0.address) },
             bCallID: SIPEndpoint.newCallID(host: node.nodeName), bFromTag: SIPEndpoint.newTag(), aToTag: SIPEndpoint.newTag(),
@@ -182,6 +179,16 @@ public actor TrunkCallService {
         calls[callID] = LiveCallEntry(machine: machine, attempt: attempt, admission: admission, invite: request, caller: caller,
                                       gateways: routes.map(\.1))
         await perform(actions, callID: callID)
+    }
+
+    /// Our host:port for Contact headers: fixed per transport and address
+    /// family, so asked of the endpoint once rather than on every call.
+    func contactHostPort(for destination: SIPDestination, endpoint: SIPEndpoint) async -> String {
+        let key = "\(destination.transport)/\(destination.address.ipAddress?.contains(":") == true ? 6 : 4)"
+        if let known = localContacts[key] { return known }
+        let found = await endpoint.contactHostPort(for: destination) ?? "127.0.0.1"
+        localContacts[key] = found
+        return found
     }
 
     enum AuthOutcome { case trunk(Trunk), challenge(stale: Bool), refuse(String) }
@@ -378,7 +385,6 @@ public actor TrunkCallService {
         directory.debit(account: a.account.id, cost)
         do {
             try await store.recordCall(cdr)
-            completedCalls += 1
         } catch {
             // The live_calls row stays, so the next start records it as interrupted.
             logger.error("could not write a CDR", metadata: ["call-id": "\(callID)", "error": "\(error)"])
@@ -389,10 +395,7 @@ public actor TrunkCallService {
 
     /// The caller's number: P-Asserted-Identity's user, else From's.
     static func callerNumber(_ invite: SIPMessage) -> String {
-        if let pai = invite.firstValue(.pAssertedIdentity), let open = pai.firstIndex(of: "<"), let close = pai.firstIndex(of: ">"), open < close,
-           let uri = try? SIPURI(String(pai[pai.index(after: open)..<close])), let user = uri.user {
-            return user
-        }
+        if let pai = invite.splitValues(.pAssertedIdentity).first, let user = (try? SIPNameAddress(pai))?.uri.user { return user }
         return invite.from?.uri.user ?? ""
     }
 
@@ -402,20 +405,10 @@ public actor TrunkCallService {
         return String(user.filter { !"-.() ".contains($0) })
     }
 
-    /// A gateway's `host[:port]` as a UDP destination; IP literals only for
-    /// now (names are resolved once, at start).
+    /// A gateway's address as a UDP destination; a host name is resolved
+    /// once, at start.
     static func resolve(_ address: String) -> SIPDestination? {
-        var host = address, port = 5060
-        if address.hasPrefix("[") {
-            guard let close = address.firstIndex(of: "]") else { return nil }
-            host = String(address[address.index(after: address.startIndex)..<close])
-            let rest = address[address.index(after: close)...]
-            if rest.hasPrefix(":"), let p = Int(rest.dropFirst()) { port = p }
-        } else if let colon = address.lastIndex(of: ":"), address.firstIndex(of: ":") == colon {
-            host = String(address[..<colon])
-            guard let p = Int(address[address.index(after: colon)...]) else { return nil }
-            port = p
-        }
+        guard let (host, port) = NodeConfiguration.gatewayHostPort(address) else { return nil }
         if let a = try? SocketAddress(ipAddress: host, port: port) { return SIPDestination(address: a, transport: .udp) }
         if let a = try? SocketAddress.makeAddressResolvingHost(host, port: port) { return SIPDestination(address: a, transport: .udp) }
         return nil

@@ -21,21 +21,24 @@ public struct TrunkDirectory: Sendable {
 
     public static func load(from store: Store) async throws -> TrunkDirectory {
         var d = TrunkDirectory()
-        for a in try await store.allAccounts() {
-            d.accounts[a.id] = a
-            d.accountLimits[a.id] = try await store.limits(accountID: a.id)
-            if let deck = try await store.rateDeckName(accountID: a.id) { d.deckOfAccount[a.id] = deck }
+        for r in try await store.accountRecords() {
+            d.accounts[r.account.id] = r.account
+            d.accountLimits[r.account.id] = r.limits
+            if let deck = r.rateDeck { d.deckOfAccount[r.account.id] = deck }
         }
-        for t in try await store.trunks() {
-            d.trunks[t.id] = t
-            for s in t.sourceAddresses { if let b = IPBlock(s) { d.acl.append((b, t.id)) } }
-            if let u = t.username { d.byUsername[u] = t.id }
-        }
+        for t in try await store.trunks() { d.add(t) }
         for name in Set(d.deckOfAccount.values).union(["default"]) {
             if let deck = try await store.rateDeck(named: name) { d.decks[name] = deck }
         }
         d.blacklists = Blacklists(try await store.allBlacklists())
         return d
+    }
+
+    /// Indexes a trunk by its ACL blocks and its digest user name.
+    public mutating func add(_ t: Trunk) {
+        trunks[t.id] = t
+        for s in t.sourceAddresses { if let b = IPBlock(s) { acl.append((b, t.id)) } }
+        if let u = t.username { byUsername[u] = t.id }
     }
 
     /// The trunk whose ACL holds `address` (the most specific block wins).

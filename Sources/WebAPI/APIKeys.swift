@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import SIPAuth
 import Store
 
 /// Who is calling: an operator key (every account, rate decks, platform
@@ -85,26 +86,9 @@ public enum APIKeys {
         }
         let stored = try await store.apiKey(id: id)
         // Hash and compare even for an unknown id, so both paths cost the same.
-        let matches = constantTimeEqual(secretHash(secret), stored?.secretHash ?? String(repeating: "0", count: 64))
+        let matches = constantTimeEqual(Array(secretHash(secret).utf8), Array((stored?.secretHash ?? String(repeating: "0", count: 64)).utf8))
         guard let stored, matches else { throw APIError.unauthorized("the API key is unknown, deleted or wrong") }
         if let account = stored.accountID { return .account(account, keyID: id) }
         return .platformOperator(keyID: id)
-    }
-
-    /// Compares without stopping at the first difference.
-    static func constantTimeEqual(_ a: String, _ b: String) -> Bool {
-        let x = Array(a.utf8), y = Array(b.utf8)
-        var diff = UInt8(x.count == y.count ? 0 : 1)
-        for i in 0..<max(x.count, y.count) {
-            diff |= (i < x.count ? x[i] : 0) ^ (i < y.count ? y[i] : 0)
-        }
-        return diff == 0
-    }
-
-    static func hex(_ bytes: some Sequence<UInt8>) -> String {
-        let digits = Array("0123456789abcdef".utf8)
-        var out: [UInt8] = []
-        for b in bytes { out.append(digits[Int(b >> 4)]); out.append(digits[Int(b & 0xF)]) }
-        return String(decoding: out, as: UTF8.self)
     }
 }

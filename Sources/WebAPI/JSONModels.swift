@@ -62,6 +62,8 @@ enum Out {
         enum CodingKeys: String, CodingKey {
             case id, name, currency, balance, creditLimit = "credit_limit", cliPolicy = "cli_policy", rateDeck = "rate_deck", limits
         }
+        init(_ r: AccountRecord) { self.init(r.account, rateDeck: r.rateDeck, limits: r.limits) }
+
         init(_ a: StoreAccount, rateDeck: String?, limits: CallLimits) {
             id = a.id; name = a.name; currency = a.currency; balance = money(a.balance); creditLimit = money(a.creditLimit)
             cliPolicy = a.cliPolicy.rawValue; self.rateDeck = rateDeck; self.limits = Limits(limits)

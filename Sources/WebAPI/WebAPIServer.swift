@@ -210,28 +210,28 @@ struct Handlers: Sendable {
 
     // MARK: Accounts
 
-    func accountJSON(_ a: Account) async throws -> Out.Account {
-        Out.Account(a, rateDeck: try await store.rateDeckName(accountID: a.id), limits: try await store.limits(accountID: a.id))
+    func existingAccount(_ id: String, field: String = "id") async throws -> Account {
+        try await existingAccountRecord(id, field: field).account
     }
 
-    func existingAccount(_ id: String, field: String = "id") async throws -> Account {
-        guard let a = try await store.account(id: id) else { throw APIError.notFound(field, "account '\(id.prefix(64))' does not exist") }
-        return a
+    func existingAccountRecord(_ id: String, field: String = "id") async throws -> AccountRecord {
+        guard let r = try await store.accountRecord(id: id) else { throw APIError.notFound(field, "account '\(id.prefix(64))' does not exist") }
+        return r
     }
 
     func listAccounts(_ caller: Caller) async throws -> Response {
-        var out: [Out.Account] = []
+        let records: [AccountRecord]
         if let own = caller.accountID {
-            if let a = try await store.account(id: own) { out.append(try await accountJSON(a)) }
+            records = try await store.accountRecord(id: own).map { [$0] } ?? []
         } else {
-            for a in try await store.allAccounts() { out.append(try await accountJSON(a)) }
+            records = try await store.accountRecords()
         }
-        return try JSONOut.response(Out.Accounts(accounts: out))
+        return try JSONOut.response(Out.Accounts(accounts: records.map(Out.Account.init)))
     }
 
     func getAccount(_ id: String, _ caller: Caller) async throws -> Response {
         try caller.mayAccess(account: id, field: "id")
-        return try JSONOut.response(try await accountJSON(try await existingAccount(id)))
+        return try JSONOut.response(Out.Account(try await existingAccountRecord(id)))
     }
 
     func putAccount(_ rawID: String, _ b: [String: Any], _ caller: Caller) async throws -> Response {
@@ -262,7 +262,7 @@ struct Handlers: Sendable {
         try await store.upsertAccount(account)
         try await store.setRateDeck(accountID: id, deck: deck)
         try await store.setLimits(accountID: id, limits)
-        return try JSONOut.response(try await accountJSON(try await existingAccount(id)), status: before == nil ? .created : .ok)
+        return try JSONOut.response(Out.Account(try await existingAccountRecord(id)), status: before == nil ? .created : .ok)
     }
 
     func topUp(_ id: String, _ b: [String: Any], _ caller: Caller) async throws -> Response {

@@ -25,6 +25,18 @@ import Testing
         #expect(c.nonceSecret == nil)  // random per start unless a cluster sets one
     }
 
+    @Test func gatewayAddressesTakeAnOptionalPort() {
+        #expect(NodeConfiguration.gatewayHostPort("gw.example")! == ("gw.example", 5060))
+        #expect(NodeConfiguration.gatewayHostPort("192.0.2.1:5080")! == ("192.0.2.1", 5080))
+        #expect(NodeConfiguration.gatewayHostPort("[2001:db8::1]")! == ("2001:db8::1", 5060))
+        #expect(NodeConfiguration.gatewayHostPort("[2001:db8::1]:5070")! == ("2001:db8::1", 5070))
+        #expect(NodeConfiguration.gatewayHostPort("gw:99999") == nil && NodeConfiguration.gatewayHostPort("[::1") == nil)
+        var c = NodeConfiguration.defaults
+        #expect(throws: ConfigurationError("emergency.gateway", "'sos:x' has no valid port (0…65535)")) {
+            try c.apply(yaml: "emergency:\n  gateway: \"sos:x\"\n")
+        }
+    }
+
     @Test func clusterNonceSecretFromFileOrEnvironment() throws {
         var c = NodeConfiguration.defaults
         try c.apply(yaml: "sip:\n  nonce_secret: \"0123456789abcdef-cluster\"\n")

@@ -5,6 +5,7 @@ import SIPStack
 import SIPTransaction
 import SIPTransport
 import Testing
+import TestSupport
 
 /// The built `switchboard` binary (scripts/test.sh builds it with the tests).
 func switchboardBinary() throws -> String {
@@ -14,6 +15,18 @@ func switchboardBinary() throws -> String {
         if FileManager.default.isExecutableFile(atPath: path) { return path }
     }
     throw ExternalProcessError.notInstalled("switchboard (run swift build first)")
+}
+
+/// Probes a starting `switchboard serve` with `switchboard sip options` until it
+/// answers 200 (about 10 s at most); whether it did.
+func waitUntilAnswersOptions(port: Int) async throws -> Bool {
+    for _ in 0..<40 {
+        try await Task.sleep(for: .milliseconds(250))
+        let probe = try ExternalProcess(try switchboardBinary(), ["sip", "options", "sip:127.0.0.1:\(port)", "--bind", "127.0.0.1", "--timeout", "1"])
+        let (status, output, _) = await probe.wait(timeout: .seconds(10))
+        if status == 0 && output.contains("SIP/2.0 200 OK") { return true }
+    }
+    return false
 }
 
 let corpusFiles: [String] = {
@@ -154,14 +167,7 @@ struct ServeCommandTests {
             "SWITCHBOARD_SIP_LISTEN": "udp:127.0.0.1:\(port)", "SWITCHBOARD_DATABASE": "sqlite:\(db)",
         ])
         defer { serve.kill(); unlink(db) }
-        var answered = false
-        for _ in 0..<20 where !answered {
-            try await Task.sleep(for: .milliseconds(300))
-            let probe = try ExternalProcess(try switchboardBinary(), ["sip", "options", "sip:127.0.0.1:\(port)", "--bind", "127.0.0.1", "--timeout", "1"])
-            let (status, output, _) = await probe.wait(timeout: .seconds(10))
-            answered = status == 0 && output.contains("SIP/2.0 200 OK")
-        }
-        #expect(answered)
+        #expect(try await waitUntilAnswersOptions(port: port))
         #expect(FileManager.default.fileExists(atPath: db))  // the store was created on first start
     }
 

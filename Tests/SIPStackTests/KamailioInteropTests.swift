@@ -5,6 +5,7 @@ import SIPMessage
 import SIPStack
 import SIPTransport
 import Testing
+import TestSupport
 
 /// Kamailio (Debian's package) as the customer's SIP proxy.
 final class KamailioProxy {

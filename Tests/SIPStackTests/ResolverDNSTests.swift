@@ -1,6 +1,7 @@
 import Foundation
 import SIPResolver
 import Testing
+import TestSupport
 
 /// RFC 3263 look-ups against a real DNS server: dnsmasq on a loopback port.
 @Suite("RFC 3263 resolution against dnsmasq", .serialized)

@@ -4,6 +4,7 @@ import SIPMessage
 import SIPStack
 import SIPTransport
 import Testing
+import TestSupport
 
 func fixture(_ path: String) -> String {
     URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()

@@ -6,48 +6,12 @@ import Rating
 import SIPAuth
 import Store
 import Testing
+import TestSupport
 
 // End-to-end trunk calls over real sockets: SIPp plays the customer's PBX and
 // the upstream carrier gateway, `switchboard serve` (the built binary) sits
 // between them, and the CDRs are read back from the store it wrote. Every
-// scenario runs on SQLite and on PostgreSQL.
-
-enum StoreBackend: String, CaseIterable, Sendable, CustomTestStringConvertible {
-    case sqlite, postgres
-    var testDescription: String { rawValue }
-}
-
-/// A fresh database for one test: a new SQLite file, or a new database on the
-/// test PostgreSQL server (so tests running side by side never share rows).
-func freshDatabase(_ backend: StoreBackend) async throws -> (url: String, location: StoreLocation) {
-    switch backend {
-    case .sqlite:
-        let path = NSTemporaryDirectory() + "trunk-e2e-\(UUID().uuidString).sqlite"
-        return ("sqlite:\(path)", .sqlite(path: path))
-    case .postgres:
-        guard let base = ProcessInfo.processInfo.environment["SWITCHBOARD_TEST_POSTGRES_URL"],
-              var components = URLComponents(string: base) else {
-            Issue.record("SWITCHBOARD_TEST_POSTGRES_URL is not set: run the README's test command (bash scripts/test.sh), which starts PostgreSQL")
-            throw StoreError.cannotOpen("PostgreSQL", "no test server")
-        }
-        let name = "e2e_" + UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased().prefix(16)
-        let psql = try ExternalProcess(try postgresTool("psql"), [base, "-q", "-c", "CREATE DATABASE \(name)"])
-        let (status, output, _) = await psql.wait(timeout: .seconds(30))
-        #expect(status == 0, "psql: \(output)")
-        components.path = "/\(name)"
-        let url = components.string ?? base
-        return (url, .postgres(url: url))
-    }
-}
-
-func postgresTool(_ name: String) throws -> String {
-    let dirs = (try? FileManager.default.contentsOfDirectory(atPath: "/usr/lib/postgresql")) ?? []
-    for d in dirs.sorted().reversed() {
-        let p = "/usr/lib/postgresql/\(d)/bin/\(name)"
-        if FileManager.default.isExecutableFile(atPath: p) { return p }
-    }
-    throw ExternalProcessError.notInstalled(name)
-}
+// scenario runs on SQLite and on PostgreSQL, each in a database of its own.
 
 /// The customer, a rate deck and a trunk trusted by source address 127.0.0.1.
 func seedTrunkCustomer(_ location: StoreLocation, balance: String = "10", credit: String = "0", cliPolicy: CLIPolicy = .reject,
@@ -92,14 +56,7 @@ struct RunningSwitch {
         }
         try yaml.write(toFile: config, atomically: true, encoding: .utf8)
         let process = try ExternalProcess(try switchboardBinary(), ["serve", "--config", config])
-        var ready = false
-        for _ in 0..<40 where !ready {
-            try await Task.sleep(for: .milliseconds(250))
-            let probe = try ExternalProcess(try switchboardBinary(), ["sip", "options", "sip:127.0.0.1:\(port)", "--bind", "127.0.0.1", "--timeout", "1"])
-            let (status, output, _) = await probe.wait(timeout: .seconds(10))
-            ready = status == 0 && output.contains("SIP/2.0 200 OK")
-        }
-        #expect(ready, "switchboard serve did not answer OPTIONS")
+        #expect(try await waitUntilAnswersOptions(port: port), "switchboard serve did not answer OPTIONS")
         return RunningSwitch(process: process, port: port, httpPort: httpPort, database: database)
     }
 
@@ -122,6 +79,30 @@ struct RunningSwitch {
         let status = (response as? HTTPURLResponse)?.statusCode ?? 0
         return (status, (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] ?? [:])
     }
+}
+
+/// A fresh database with the customer in it, one SIPp gateway and the switch
+/// routing to it: what most trunk call tests start from.
+struct TrunkTestbed {
+    let location: StoreLocation
+    let gateway: ExternalProcess
+    let sw: RunningSwitch
+
+    static func start(_ backend: StoreBackend, gateway arguments: [String] = ["-sn", "uas", "-m", "1"],
+                      seed: (StoreLocation) async throws -> Void = { try await seedTrunkCustomer($0) }) async throws -> TrunkTestbed {
+        let (url, location) = try await freshDatabase(backend)
+        try await seed(location)
+        let (gateway, port) = try startGateway(arguments)
+        do {
+            return TrunkTestbed(location: location, gateway: gateway,
+                                sw: try await RunningSwitch.start(database: url, gateways: [("carrier", port)]))
+        } catch {
+            gateway.kill()
+            throw error
+        }
+    }
+
+    func stop() { gateway.kill(); sw.stop() }
 }
 
 /// What the customer's PBX does after its INVITE.
@@ -319,12 +300,11 @@ func fetchCDRs(_ location: StoreLocation, count: Int, query: CDRQuery = CDRQuery
 struct TrunkCallTests {
     @Test(arguments: StoreBackend.allCases)
     func answeredCallIsBridgedRatedAndRecordedWithItsTag(backend: StoreBackend) async throws {
-        let (url, location) = try await freshDatabase(backend)
-        try await seedTrunkCustomer(location)
-        let (gateway, gwPort) = try startGateway(["-sn", "uas", "-m", "1"])
-        defer { gateway.kill() }
-        let sw = try await RunningSwitch.start(database: url, gateways: [("carrier", gwPort)])
-        defer { sw.stop() }
+        let bed = try await TrunkTestbed.start(backend)
+        defer { bed.stop() }
+        let location = bed.location
+        let gateway = bed.gateway
+        let sw = bed.sw
 
         let result = try await placeCall(uacScenario(number: "447700900123", headers: ["X-simwood-tag: CUST001-AB384720"],
                                                      plan: .hangUpAfter(milliseconds: 2000)), switchPort: sw.port)
@@ -385,12 +365,11 @@ struct TrunkCallTests {
 
     @Test(arguments: StoreBackend.allCases)
     func maximumDurationClearsBothLegsOnTime(backend: StoreBackend) async throws {
-        let (url, location) = try await freshDatabase(backend)
-        try await seedTrunkCustomer(location)
-        let (gateway, gwPort) = try startGateway(["-sn", "uas", "-m", "1"])
-        defer { gateway.kill() }
-        let sw = try await RunningSwitch.start(database: url, gateways: [("carrier", gwPort)])
-        defer { sw.stop() }
+        let bed = try await TrunkTestbed.start(backend)
+        defer { bed.stop() }
+        let location = bed.location
+        let gateway = bed.gateway
+        let sw = bed.sw
         let started = ContinuousClock.now
         let result = try await placeCall(uacScenario(number: "447700900123", headers: ["X-simwood-maxdur: 3"],
                                                      plan: .awaitBye(checks: ["X-Reason: Maximum Duration Reached"])), switchPort: sw.port)
@@ -406,12 +385,10 @@ struct TrunkCallTests {
 
     @Test(arguments: StoreBackend.allCases)
     func maximumCostClearsTheCallWhenReached(backend: StoreBackend) async throws {
-        let (url, location) = try await freshDatabase(backend)
-        try await seedTrunkCustomer(location)
-        let (gateway, gwPort) = try startGateway(["-sn", "uas", "-m", "1"])
-        defer { gateway.kill() }
-        let sw = try await RunningSwitch.start(database: url, gateways: [("carrier", gwPort)])
-        defer { sw.stop() }
+        let bed = try await TrunkTestbed.start(backend)
+        defer { bed.stop() }
+        let location = bed.location
+        let sw = bed.sw
         // 0.01 to connect, then 0.01 a second: 0.03 is reached at 2 s.
         let result = try await placeCall(uacScenario(number: "447700900123", headers: ["X-simwood-maxcost: 0.03"],
                                                      plan: .awaitBye(checks: ["X-Reason: Maximum Cost Reached",
@@ -442,12 +419,11 @@ struct TrunkCallTests {
 
     @Test(arguments: StoreBackend.allCases)
     func cancelFromTheCallerReachesTheGateway(backend: StoreBackend) async throws {
-        let (url, location) = try await freshDatabase(backend)
-        try await seedTrunkCustomer(location)
-        let (gateway, gwPort) = try startGateway(["-sf", fixture("sipp/gw_ring_then_cancel.xml"), "-m", "1"])
-        defer { gateway.kill() }
-        let sw = try await RunningSwitch.start(database: url, gateways: [("carrier", gwPort)])
-        defer { sw.stop() }
+        let bed = try await TrunkTestbed.start(backend, gateway: ["-sf", fixture("sipp/gw_ring_then_cancel.xml"), "-m", "1"])
+        defer { bed.stop() }
+        let location = bed.location
+        let gateway = bed.gateway
+        let sw = bed.sw
         let result = try await placeCall(uacScenario(number: "447700900123", plan: .cancelAfterRinging(milliseconds: 500)), switchPort: sw.port)
         #expect(result.status == 0 && result.successful == 1, "\(result.output.suffix(2000))")
         let (gs, go, _) = await gateway.wait(timeout: .seconds(20))
@@ -458,12 +434,11 @@ struct TrunkCallTests {
 
     @Test(arguments: StoreBackend.allCases)
     func byeFromTheGatewayReachesTheCaller(backend: StoreBackend) async throws {
-        let (url, location) = try await freshDatabase(backend)
-        try await seedTrunkCustomer(location)
-        let (gateway, gwPort) = try startGateway(["-sf", fixture("sipp/gw_answer_then_bye.xml"), "-m", "1"])
-        defer { gateway.kill() }
-        let sw = try await RunningSwitch.start(database: url, gateways: [("carrier", gwPort)])
-        defer { sw.stop() }
+        let bed = try await TrunkTestbed.start(backend, gateway: ["-sf", fixture("sipp/gw_answer_then_bye.xml"), "-m", "1"])
+        defer { bed.stop() }
+        let location = bed.location
+        let gateway = bed.gateway
+        let sw = bed.sw
         let result = try await placeCall(uacScenario(number: "447700900123", plan: .awaitBye(checks: [])), switchPort: sw.port)
         #expect(result.status == 0 && result.successful == 1, "\(result.output.suffix(2000))")
         let (gs, go, _) = await gateway.wait(timeout: .seconds(20))
@@ -477,16 +452,14 @@ struct TrunkCallTests {
 struct TrunkCallPolicyTests {
     @Test(arguments: StoreBackend.allCases)
     func digestTrunkIsChallengedThenAdmitted(backend: StoreBackend) async throws {
-        let (url, location) = try await freshDatabase(backend)
         // No ACL matches: the call must authenticate with the trunk's credentials.
         let trunk = Trunk(accountID: "920700", name: "D1", username: "acme-d1", realm: "switchboard",
                           ha1MD5: DigestComputation.ha1(algorithm: .md5, username: "acme-d1", realm: "switchboard", password: "s3cret-pw"),
                           ha1SHA256: DigestComputation.ha1(algorithm: .sha256, username: "acme-d1", realm: "switchboard", password: "s3cret-pw"))
-        try await seedTrunkCustomer(location, trunks: [trunk])
-        let (gateway, gwPort) = try startGateway(["-sn", "uas", "-m", "1"])
-        defer { gateway.kill() }
-        let sw = try await RunningSwitch.start(database: url, gateways: [("carrier", gwPort)])
-        defer { sw.stop() }
+        let bed = try await TrunkTestbed.start(backend) { try await seedTrunkCustomer($0, trunks: [trunk]) }
+        defer { bed.stop() }
+        let location = bed.location
+        let sw = bed.sw
         let good = try await placeCall(uacScenario(number: "447700900123", plan: .hangUpAfter(milliseconds: 200), authenticate: true),
                                        switchPort: sw.port, extra: ["-au", "acme-d1", "-ap", "s3cret-pw"])
         #expect(good.status == 0 && good.successful == 1, "\(good.output.suffix(2000))")
@@ -501,12 +474,10 @@ struct TrunkCallPolicyTests {
 
     @Test(arguments: StoreBackend.allCases)
     func trunkOverrideAndCLIWarning(backend: StoreBackend) async throws {
-        let (url, location) = try await freshDatabase(backend)
-        try await seedTrunkCustomer(location, cliPolicy: .warn)
-        let (gateway, gwPort) = try startGateway(["-sn", "uas", "-m", "1"])
-        defer { gateway.kill() }
-        let sw = try await RunningSwitch.start(database: url, gateways: [("carrier", gwPort)])
-        defer { sw.stop() }
+        let bed = try await TrunkTestbed.start(backend) { try await seedTrunkCustomer($0, cliPolicy: .warn) }
+        defer { bed.stop() }
+        let location = bed.location
+        let sw = bed.sw
         // T2: the call goes on the named trunk of the same account; T7 (warn): it completes with X-Warning.
         let result = try await placeCall(uacScenario(number: "447700900123", from: "anonymous", headers: ["X-simwood-trunk: 920700-L002"],
                                                      plan: .hangUpAfter(milliseconds: 200), checks: ["X-Warning: Invalid CLI"]),

@@ -4,6 +4,7 @@ import Rating
 import SIPAuth
 import Store
 import Testing
+import TestSupport
 
 let provisioningYAML = """
     rate_decks:
@@ -23,11 +24,10 @@ let provisioningYAML = """
       - { id: "920701", name: Other, currency: EUR }
     """
 
-// Part of the serialized store suite: the PostgreSQL tests share one database.
 extension StoreTests {
-    @Test(arguments: Backend.allCases)
-    func importIsIdempotentAndUpdatesWhatChanged(backend: Backend) async throws {
-        let store = try await openStore(backend)
+    @Test(arguments: StoreBackend.allCases)
+    func importIsIdempotentAndUpdatesWhatChanged(backend: StoreBackend) async throws {
+        let store = try await openFreshStore(backend)
         let file = try ProvisioningFile(yaml: provisioningYAML)
         let first = try await file.apply(to: store)
         #expect(first.accountsCreated == 2 && first.ratesAdded == 2)
@@ -110,9 +110,9 @@ let trunkYAML = """
     """
 
 extension StoreTests {
-    @Test(arguments: Backend.allCases)
-    func trunksLimitsAndBlacklistsImportIdempotently(backend: Backend) async throws {
-        let store = try await openStore(backend)
+    @Test(arguments: StoreBackend.allCases)
+    func trunksLimitsAndBlacklistsImportIdempotently(backend: StoreBackend) async throws {
+        let store = try await openFreshStore(backend)
         let file = try ProvisioningFile(yaml: trunkYAML)
         let first = try await file.apply(to: store, realm: "sip.example.net")
         #expect(first.accountsCreated == 1 && first.trunksCreated == 2 && first.blacklistPrefixesAdded == 4 && first.changed)
@@ -154,9 +154,9 @@ extension StoreTests {
         try await store.close()
     }
 
-    @Test(arguments: Backend.allCases)
-    func applyErrorsNameTheEntry(backend: Backend) async throws {
-        let store = try await openStore(backend)
+    @Test(arguments: StoreBackend.allCases)
+    func applyErrorsNameTheEntry(backend: StoreBackend) async throws {
+        let store = try await openFreshStore(backend)
         func applyError(_ yaml: String) async throws -> ProvisioningError? {
             do { _ = try await ProvisioningFile(yaml: yaml).apply(to: store); return nil } catch let e as ProvisioningError { return e }
         }

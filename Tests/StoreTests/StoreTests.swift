@@ -2,32 +2,11 @@ import Foundation
 import Rating
 import Store
 import Testing
+import TestSupport
 
-/// Every store test runs on both backends. PostgreSQL comes from
-/// SWITCHBOARD_TEST_POSTGRES_URL, which scripts/test.sh sets after starting a
-/// throw-away server on loopback.
-enum Backend: String, CaseIterable, Sendable, CustomTestStringConvertible {
-    case sqlite, postgres
-    var testDescription: String { rawValue }
-}
-
-func openStore(_ backend: Backend) async throws -> Store {
-    switch backend {
-    case .sqlite:
-        let path = NSTemporaryDirectory() + "switchboard-test-\(UUID().uuidString).sqlite"
-        return try await Store.open(.sqlite(path: path))
-    case .postgres:
-        guard let url = ProcessInfo.processInfo.environment["SWITCHBOARD_TEST_POSTGRES_URL"] else {
-            Issue.record("SWITCHBOARD_TEST_POSTGRES_URL is not set: run the README's test command (bash scripts/test.sh), which starts PostgreSQL")
-            throw StoreError.cannotOpen("PostgreSQL", "no test server")
-        }
-        // A fresh schema per test: drop what an earlier test left.
-        let store = try await Store.open(.postgres(url: url))
-        try await store.resetForTests()
-        try await store.close()
-        return try await Store.open(.postgres(url: url))
-    }
-}
+// Every store test runs on both backends, each in a database of its own
+// (TestSupport's freshDatabase; PostgreSQL from SWITCHBOARD_TEST_POSTGRES_URL,
+// which scripts/test.sh sets after starting a throw-away server on loopback).
 
 func m(_ s: String) -> Money { parseMoney(s) ?? -1 }
 
@@ -37,11 +16,11 @@ func cdr(_ callID: String, account: String = "920700", tag: String? = nil, start
         cost: m(cost), finalStatus: 200)
 }
 
-@Suite("Store on SQLite and PostgreSQL", .serialized)
+@Suite("Store on SQLite and PostgreSQL")
 struct StoreTests {
-    @Test(arguments: Backend.allCases)
-    func migrationsRunOnceAndAccountsRoundTrip(backend: Backend) async throws {
-        let store = try await openStore(backend)
+    @Test(arguments: StoreBackend.allCases)
+    func migrationsRunOnceAndAccountsRoundTrip(backend: StoreBackend) async throws {
+        let store = try await openFreshStore(backend)
         #expect(try await store.schemaVersion() == 3)
         try await store.upsertAccount(Account(id: "920700", name: "Acme", currency: "GBP", balance: m("10.50"), creditLimit: m("5")))
         // Provisioning again updates details but never resets the balance.
@@ -59,9 +38,9 @@ struct StoreTests {
         try await store.close()
     }
 
-    @Test(arguments: Backend.allCases)
-    func callsAreRecordedAndDebitedOnce(backend: Backend) async throws {
-        let store = try await openStore(backend)
+    @Test(arguments: StoreBackend.allCases)
+    func callsAreRecordedAndDebitedOnce(backend: StoreBackend) async throws {
+        let store = try await openFreshStore(backend)
         try await store.upsertAccount(Account(id: "920700", name: "Acme", currency: "GBP", balance: m("1.00"), creditLimit: 0))
         #expect(try await store.recordCall(cdr("call-1", cost: "0.123456")))
         #expect(try await store.recordCall(cdr("call-1", cost: "0.123456")) == false)  // a retried write
@@ -73,9 +52,9 @@ struct StoreTests {
 
     /// Two nodes on one database (two Store instances, as two processes would have):
     /// each call is recorded and debited once, whichever node writes it, however often.
-    @Test(arguments: Backend.allCases)
-    func twoNodesDebitEachCallOnce(backend: Backend) async throws {
-        let first = try await openStore(backend)
+    @Test(arguments: StoreBackend.allCases)
+    func twoNodesDebitEachCallOnce(backend: StoreBackend) async throws {
+        let first = try await openFreshStore(backend)
         let second: Store
         switch first.location {
         case .sqlite(let path): second = try await Store.open(.sqlite(path: path))
@@ -98,9 +77,9 @@ struct StoreTests {
         try await first.close()
     }
 
-    @Test(arguments: Backend.allCases)
-    func concurrentCallsDebitExactly(backend: Backend) async throws {
-        let store = try await openStore(backend)
+    @Test(arguments: StoreBackend.allCases)
+    func concurrentCallsDebitExactly(backend: StoreBackend) async throws {
+        let store = try await openFreshStore(backend)
         try await store.upsertAccount(Account(id: "920700", name: "Acme", currency: "GBP", balance: m("100"), creditLimit: 0))
         try await withThrowingTaskGroup(of: Bool.self) { group in
             for i in 0..<40 { group.addTask { try await store.recordCall(cdr("c\(i)", cost: "0.01")) } }
@@ -110,9 +89,9 @@ struct StoreTests {
         try await store.close()
     }
 
-    @Test(arguments: Backend.allCases)
-    func cdrsAreFoundByTagTermNotByTheWholeTag(backend: Backend) async throws {
-        let store = try await openStore(backend)
+    @Test(arguments: StoreBackend.allCases)
+    func cdrsAreFoundByTagTermNotByTheWholeTag(backend: StoreBackend) async throws {
+        let store = try await openFreshStore(backend)
         try await store.upsertAccount(Account(id: "920700", name: "Acme", currency: "GBP", balance: 10, creditLimit: 0))
         try await store.upsertAccount(Account(id: "920701", name: "Other", currency: "GBP", balance: 10, creditLimit: 0))
         try await store.recordCall(cdr("t1", tag: "CUST001-AB384720", start: 100))
@@ -128,9 +107,9 @@ struct StoreTests {
         try await store.close()
     }
 
-    @Test(arguments: Backend.allCases)
-    func liveCallsBecomeInterruptedCDRsAfterARestart(backend: Backend) async throws {
-        let store = try await openStore(backend)
+    @Test(arguments: StoreBackend.allCases)
+    func liveCallsBecomeInterruptedCDRsAfterARestart(backend: StoreBackend) async throws {
+        let store = try await openFreshStore(backend)
         try await store.upsertAccount(Account(id: "920700", name: "Acme", currency: "GBP", balance: 10, creditLimit: 0))
         try await store.callStarted(LiveCall(callID: "live-1", accountID: "920700", tag: "X-1", from: "441632960000", to: "447700900123", startAt: 50))
         try await store.callStarted(LiveCall(callID: "done-1", accountID: "920700", from: "441632960000", to: "447700900123", startAt: 60))

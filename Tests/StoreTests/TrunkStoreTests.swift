@@ -2,11 +2,12 @@ import Foundation
 import Rating
 import Store
 import Testing
+import TestSupport
 
 extension StoreTests {
-    @Test(arguments: Backend.allCases)
-    func trunksRoundTripAndAreCheckedOnTheWayIn(backend: Backend) async throws {
-        let store = try await openStore(backend)
+    @Test(arguments: StoreBackend.allCases)
+    func trunksRoundTripAndAreCheckedOnTheWayIn(backend: StoreBackend) async throws {
+        let store = try await openFreshStore(backend)
         try await store.upsertAccount(Account(id: "920700", name: "Acme", currency: "GBP", balance: m("10"), creditLimit: 0))
         let limits = CallLimits(channels: 4, rate: RateLimitSetting(calls: 10, seconds: 60),
                                 callTypes: ["international": CallTypeLimits(channels: 1)])
@@ -33,9 +34,9 @@ extension StoreTests {
         try await store.close()
     }
 
-    @Test(arguments: Backend.allCases)
-    func blacklistsAndAPIKeys(backend: Backend) async throws {
-        let store = try await openStore(backend)
+    @Test(arguments: StoreBackend.allCases)
+    func blacklistsAndAPIKeys(backend: StoreBackend) async throws {
+        let store = try await openFreshStore(backend)
         try await store.upsertAccount(Account(id: "920700", name: "Acme", currency: "GBP", balance: m("10"), creditLimit: 0))
         #expect(try await store.setBlacklist(.platform, prefixes: ["+4490", "4487"]) == (2, 0))
         #expect(try await store.setBlacklist(.platform, prefixes: ["4490", "4487"]) == (0, 0))  // "+" is not part of the prefix

@@ -3,7 +3,7 @@ import Foundation
 import Rating
 import Store
 import Testing
-@testable import TrunkService
+import TrunkService
 
 func m(_ s: String) -> Money { parseMoney(s) ?? Decimal(string: s) ?? -999 }
 
@@ -125,11 +125,11 @@ func admission(_ d: AdmissionDecision) -> Admission? {
 
     @Test func trunkACLPicksTheMostSpecificBlock() throws {
         var d = TrunkDirectory()
-        d.trunks = ["1-A": Trunk(accountID: "1", name: "A", sourceAddresses: ["10.0.0.0/8"]),
-                    "2-B": Trunk(accountID: "2", name: "B", sourceAddresses: ["10.1.2.3"])]
-        d.acl = [(try #require(IPBlock("10.0.0.0/8")), "1-A"), (try #require(IPBlock("10.1.2.3")), "2-B")]
+        d.add(Trunk(accountID: "1", name: "A", sourceAddresses: ["10.0.0.0/8"]))
+        d.add(Trunk(accountID: "2", name: "B", sourceAddresses: ["10.1.2.3"], username: "b-user"))
         #expect(d.trunk(forSource: "10.1.2.3")?.id == "2-B")
         #expect(d.trunk(forSource: "10.9.9.9")?.id == "1-A")
         #expect(d.trunk(forSource: "192.0.2.1") == nil)
+        #expect(d.trunk(forUsername: "b-user")?.id == "2-B")
     }
 }

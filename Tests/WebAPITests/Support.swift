@@ -7,66 +7,11 @@ import NIOCore
 import Rating
 import Store
 import Testing
+import TestSupport
 import WebAPI
 
-/// Every API test runs on both store backends, over real HTTP on loopback.
-enum Backend: String, CaseIterable, Sendable, CustomTestStringConvertible {
-    case sqlite, postgres
-    var testDescription: String { rawValue }
-}
-
-/// PostgreSQL comes from SWITCHBOARD_TEST_POSTGRES_URL (scripts/test.sh starts
-/// a throw-away server). These tests use their own database next to it,
-/// `<name>_webapi`, created here: the store tests drop and recreate the tables
-/// of theirs while these run in the same process.
-func openStore(_ backend: Backend) async throws -> Store {
-    switch backend {
-    case .sqlite:
-        return try await Store.open(.sqlite(path: NSTemporaryDirectory() + "switchboard-webapi-\(UUID().uuidString).sqlite"))
-    case .postgres:
-        guard let shared = ProcessInfo.processInfo.environment["SWITCHBOARD_TEST_POSTGRES_URL"] else {
-            Issue.record("SWITCHBOARD_TEST_POSTGRES_URL is not set: run the README's test command (bash scripts/test.sh), which starts PostgreSQL")
-            throw StoreError.cannotOpen("PostgreSQL", "no test server")
-        }
-        let url = try await ownDatabase(shared)
-        let store = try await Store.open(.postgres(url: url))
-        try await store.resetForTests()
-        try await store.close()
-        return try await Store.open(.postgres(url: url))
-    }
-}
-
-/// Creates `<db>_webapi` beside the shared test database (once per process) with psql.
-func ownDatabase(_ shared: String) async throws -> String {
-    guard var c = URLComponents(string: shared), c.path.count > 1 else { throw StoreError.cannotOpen("PostgreSQL", "bad test URL") }
-    let name = String(c.path.dropFirst()) + "_webapi"
-    c.path = "/" + name
-    guard let url = c.string else { throw StoreError.cannotOpen("PostgreSQL", "bad test URL") }
-    try await OwnDatabase.shared.create(name: name, via: shared)
-    return url
-}
-
-actor OwnDatabase {
-    static let shared = OwnDatabase()
-    var created = Set<String>()
-
-    func create(name: String, via url: String) throws {
-        guard !created.contains(name) else { return }
-        let candidates = ["/usr/bin/psql"] + ((try? FileManager.default.contentsOfDirectory(atPath: "/usr/lib/postgresql")) ?? [])
-            .sorted().reversed().map { "/usr/lib/postgresql/\($0)/bin/psql" }
-        guard let psql = candidates.first(where: { FileManager.default.isExecutableFile(atPath: $0) }) else {
-            throw StoreError.cannotOpen("PostgreSQL", "psql not found (install postgresql-client)")
-        }
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: psql)
-        p.arguments = [url, "-v", "ON_ERROR_STOP=0", "-q", "-c", "CREATE DATABASE \(name)"]
-        p.standardOutput = FileHandle.nullDevice
-        p.standardError = FileHandle.nullDevice  // "already exists" is fine
-        try p.run()
-        p.waitUntilExit()
-        created.insert(name)
-    }
-}
+// Every API test runs on both store backends, each in a database of its own
+// (TestSupport's freshDatabase), over real HTTP on loopback.
 
 func m(_ s: String) -> Money { parseMoney(s) ?? -1 }
 
@@ -126,9 +71,9 @@ extension TestClientProtocol {
 
 /// Opens a store with two accounts and three keys, serves the API on a
 /// loopback port, runs `body`, and closes the store.
-func withAPI(_ backend: Backend, logs: LogCollector? = nil,
+func withAPI(_ backend: StoreBackend, logs: LogCollector? = nil,
              _ body: @Sendable (any TestClientProtocol, Keys, Store) async throws -> Void) async throws {
-    let store = try await openStore(backend)
+    let store = try await openFreshStore(backend)
     do {
         try await store.upsertAccount(Account(id: "920700", name: "Acme", currency: "GBP", balance: m("10"), creditLimit: 0))
         try await store.upsertAccount(Account(id: "920701", name: "Other", currency: "EUR", balance: m("5"), creditLimit: 0))

@@ -1,20 +1,19 @@
 import Foundation
-import Testing
 
 /// A peer program (SIPp, dnsmasq, the switchboard binary…) run by a test,
 /// started with posix_spawn and reaped with waitpid so that nothing depends
 /// on Foundation's process monitor. Stopped with SIGKILL: the test runner's
 /// children have SIGTERM blocked (shared/notes/toolchain.md).
-final class ExternalProcess: @unchecked Sendable {
-    let name: String
-    let pid: pid_t
+public final class ExternalProcess: @unchecked Sendable {
+    public let name: String
+    public let pid: pid_t
     /// Output goes to a file, not a pipe: a peer that prints a lot (SIPp's
     /// screens) would block on a full pipe.
     let outputPath: String
     private let lock = NSLock()
     private var exitStatus: Int32?
 
-    init(_ executable: String, _ arguments: [String], environment extra: [String: String] = [:]) throws {
+    public init(_ executable: String, _ arguments: [String], environment extra: [String: String] = [:]) throws {
         name = (executable as NSString).lastPathComponent
         guard let path = ExternalProcess.find(executable) else { throw ExternalProcessError.notInstalled(executable) }
         outputPath = NSTemporaryDirectory() + "switchboard-\(name)-\(UUID().uuidString).log"
@@ -47,9 +46,12 @@ final class ExternalProcess: @unchecked Sendable {
         pid = child
     }
 
-    static func find(_ executable: String) -> String? {
+    public static func find(_ executable: String) -> String? {
         if executable.hasPrefix("/") { return FileManager.default.isExecutableFile(atPath: executable) ? executable : nil }
-        for dir in ["/usr/bin", "/usr/sbin", "/usr/local/bin", "/bin", "/sbin"] {
+        // PATH first (the python3 that scripts/test.sh installed packages for), then
+        // the system directories (sbin is not on every PATH: kamailio, dnsmasq).
+        let path = (ProcessInfo.processInfo.environment["PATH"] ?? "").split(separator: ":").map(String.init)
+        for dir in path + ["/usr/bin", "/usr/sbin", "/usr/local/bin", "/bin", "/sbin"] where !dir.isEmpty {
             let p = dir + "/" + executable
             if FileManager.default.isExecutableFile(atPath: p) { return p }
         }
@@ -68,11 +70,11 @@ final class ExternalProcess: @unchecked Sendable {
         return exitStatus
     }
 
-    var isRunning: Bool { poll() == nil }
+    public var isRunning: Bool { poll() == nil }
 
     /// Waits up to `timeout` for the process to exit; kills it if it does not.
     /// Returns the exit status and everything it printed.
-    func wait(timeout: Duration) async -> (status: Int32, output: String, timedOut: Bool) {
+    public func wait(timeout: Duration) async -> (status: Int32, output: String, timedOut: Bool) {
         let deadline = ContinuousClock.now + timeout
         while poll() == nil, ContinuousClock.now < deadline {
             try? await Task.sleep(for: .milliseconds(50))
@@ -87,7 +89,7 @@ final class ExternalProcess: @unchecked Sendable {
     }
 
     /// Kills the whole process group (the peer and any workers it forked).
-    func kill() {
+    public func kill() {
         Foundation.kill(-pid, SIGKILL)
     }
 
@@ -99,10 +101,10 @@ final class ExternalProcess: @unchecked Sendable {
     }
 }
 
-enum ExternalProcessError: Error, CustomStringConvertible {
+public enum ExternalProcessError: Error, CustomStringConvertible {
     case notInstalled(String)
     case spawnFailed(String, Int32)
-    var description: String {
+    public var description: String {
         switch self {
         case .notInstalled(let p): return "\(p) is not installed: run the README's test command (bash scripts/test.sh), which installs it"
         case .spawnFailed(let p, let rc): return "could not start \(p): error \(rc)"
@@ -111,7 +113,7 @@ enum ExternalProcessError: Error, CustomStringConvertible {
 }
 
 /// A UDP/TCP port nobody is using right now, for a peer that needs a fixed one.
-func freePort() -> Int {
+public func freePort() -> Int {
     let fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
     defer { close(fd) }
     var addr = sockaddr_in()
@@ -122,22 +124,4 @@ func freePort() -> Int {
     var len = socklen_t(MemoryLayout<sockaddr_in>.size)
     _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) } }
     return Int(UInt16(bigEndian: addr.sin_port))
-}
-
-/// SIPp's final statistics: "Successful call" and "Failed call" counters.
-struct SIPpResult {
-    let status: Int32
-    let output: String
-    var successful: Int? { counter("Successful call") }
-    var failed: Int? { counter("Failed call") }
-
-    func counter(_ name: String) -> Int? {
-        // Lines look like: "Successful call           |        0                  |       20"
-        var value: Int?
-        for line in output.split(separator: "\n") where line.contains(name) {
-            let cells = line.split(separator: "|").map { $0.trimmingCharacters(in: .whitespaces) }
-            if let last = cells.last, let n = Int(last) { value = n }
-        }
-        return value
-    }
 }

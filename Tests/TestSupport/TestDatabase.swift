@@ -1,0 +1,57 @@
+import Foundation
+import Store
+
+/// The two store backends every store-facing test runs on.
+public enum StoreBackend: String, CaseIterable, Sendable {
+    case sqlite, postgres
+}
+
+public enum TestDatabaseError: Error, CustomStringConvertible {
+    case noPostgres
+    case psql(String)
+
+    public var description: String {
+        switch self {
+        case .noPostgres:
+            return "SWITCHBOARD_TEST_POSTGRES_URL is not set: run the README's test command (bash scripts/test.sh), which starts PostgreSQL"
+        case .psql(let output): return "could not create a test database: \(output.prefix(500))"
+        }
+    }
+}
+
+/// A database of its own for one test: a new SQLite file, or a new database
+/// on the test PostgreSQL server (SWITCHBOARD_TEST_POSTGRES_URL, started by
+/// scripts/test.sh). Tests never share rows, so they may run side by side.
+public func freshDatabase(_ backend: StoreBackend) async throws -> (url: String, location: StoreLocation) {
+    switch backend {
+    case .sqlite:
+        let path = NSTemporaryDirectory() + "switchboard-test-\(UUID().uuidString).sqlite"
+        return ("sqlite:\(path)", .sqlite(path: path))
+    case .postgres:
+        guard let base = ProcessInfo.processInfo.environment["SWITCHBOARD_TEST_POSTGRES_URL"],
+              var components = URLComponents(string: base) else { throw TestDatabaseError.noPostgres }
+        let name = "t_" + UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased().prefix(20)
+        let psql = try ExternalProcess(try postgresTool("psql"), [base, "-q", "-c", "CREATE DATABASE \(name)"])
+        let (status, output, _) = await psql.wait(timeout: .seconds(30))
+        guard status == 0 else { throw TestDatabaseError.psql(output) }
+        components.path = "/\(name)"
+        let url = components.string ?? base
+        return (url, .postgres(url: url))
+    }
+}
+
+/// A migrated, empty store in a fresh database.
+public func openFreshStore(_ backend: StoreBackend) async throws -> Store {
+    try await Store.open(try await freshDatabase(backend).location)
+}
+
+/// A PostgreSQL client program from the installed server's bin directory.
+public func postgresTool(_ name: String) throws -> String {
+    let dirs = (try? FileManager.default.contentsOfDirectory(atPath: "/usr/lib/postgresql")) ?? []
+    for d in dirs.sorted().reversed() {
+        let p = "/usr/lib/postgresql/\(d)/bin/\(name)"
+        if FileManager.default.isExecutableFile(atPath: p) { return p }
+    }
+    if let p = ExternalProcess.find(name) { return p }
+    throw ExternalProcessError.notInstalled(name)
+}
