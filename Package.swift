@@ -11,6 +11,7 @@ import PackageDescription
 //   SIPTransport    SwiftNIO UDP/TCP listeners and connections, framing.
 //   SIPStack        transport + transactions + resolver: an endpoint that
 //                   sends requests and answers them.
+//   SIMs            SIP2SIM SIM identity and secrets: ICCID (Luhn-checked), password encryption at rest.
 //   Rating          rate decks, billing increments, call cost (decimal money).
 //   CallControl     the X-simwood-* per-call controls (SPEC.md T1–T5, T13).
 //   CallCore        a B2BUA call (A leg, B leg, failover, clearing) as a pure state machine.
@@ -77,6 +78,7 @@ let package = Package(
             swiftSettings: strictSwift
         ),
         .target(name: "Rating", swiftSettings: strictSwift),
+        .target(name: "SIMs", dependencies: [.product(name: "Crypto", package: "swift-crypto")], swiftSettings: strictSwift),
         .target(name: "CallControl", dependencies: ["Rating", "SIPMessage"], swiftSettings: strictSwift),
         .target(name: "CallCore", dependencies: ["CallControl", "SIPMessage"], swiftSettings: strictSwift),
         .target(name: "Provisioning", dependencies: ["Store", "Rating", "SIPAuth", .product(name: "Yams", package: "Yams")], swiftSettings: strictSwift),
@@ -130,6 +132,7 @@ let package = Package(
         .testTarget(name: "SIPMessageTests", dependencies: ["SIPMessage"], swiftSettings: strictSwift),
         .testTarget(name: "SDPTests", dependencies: ["SDP"], swiftSettings: strictSwift),
         .testTarget(name: "RatingTests", dependencies: ["Rating"], swiftSettings: strictSwift),
+        .testTarget(name: "SIMsTests", dependencies: ["SIMs", .product(name: "Crypto", package: "swift-crypto")], swiftSettings: strictSwift),
         .testTarget(name: "NodeConfigurationTests", dependencies: ["NodeConfiguration"], swiftSettings: strictSwift),
         .testTarget(name: "StoreTests", dependencies: ["Store", "Rating", "Provisioning", "SIPAuth", "TestSupport"], swiftSettings: strictSwift),
         .testTarget(name: "TrunkServiceTests", dependencies: ["TrunkService", "Store", "CallControl", "Rating"], swiftSettings: strictSwift),
