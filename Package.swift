@@ -11,6 +11,7 @@ import PackageDescription
 //   SIPTransport    SwiftNIO UDP/TCP listeners and connections, framing.
 //   SIPStack        transport + transactions + resolver: an endpoint that
 //                   sends requests and answers them.
+//   OutboundRegistration  REGISTER client per address of record as a pure state machine (refresh, digest, back-off, de-register one Contact).
 //   SIMs            SIP2SIM SIM identity and secrets: ICCID (Luhn-checked), password encryption at rest.
 //   Rating          rate decks, billing increments, call cost (decimal money).
 //   CallControl     the X-simwood-* per-call controls (SPEC.md T1–T5, T13).
@@ -78,6 +79,7 @@ let package = Package(
             swiftSettings: strictSwift
         ),
         .target(name: "Rating", swiftSettings: strictSwift),
+        .target(name: "OutboundRegistration", dependencies: ["SIPMessage", "SIPAuth"], swiftSettings: strictSwift),
         .target(name: "SIMs", dependencies: [.product(name: "Crypto", package: "swift-crypto")], swiftSettings: strictSwift),
         .target(name: "CallControl", dependencies: ["Rating", "SIPMessage"], swiftSettings: strictSwift),
         .target(name: "CallCore", dependencies: ["CallControl", "SIPMessage"], swiftSettings: strictSwift),
@@ -132,6 +134,7 @@ let package = Package(
         .testTarget(name: "SIPMessageTests", dependencies: ["SIPMessage"], swiftSettings: strictSwift),
         .testTarget(name: "SDPTests", dependencies: ["SDP"], swiftSettings: strictSwift),
         .testTarget(name: "RatingTests", dependencies: ["Rating"], swiftSettings: strictSwift),
+        .testTarget(name: "OutboundRegistrationTests", dependencies: ["OutboundRegistration", "SIPMessage", "SIPAuth"], swiftSettings: strictSwift),
         .testTarget(name: "SIMsTests", dependencies: ["SIMs", .product(name: "Crypto", package: "swift-crypto")], swiftSettings: strictSwift),
         .testTarget(name: "NodeConfigurationTests", dependencies: ["NodeConfiguration"], swiftSettings: strictSwift),
         .testTarget(name: "StoreTests", dependencies: ["Store", "Rating", "Provisioning", "SIPAuth", "TestSupport"], swiftSettings: strictSwift),
