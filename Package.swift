@@ -12,6 +12,7 @@ import PackageDescription
 //   SIPStack        transport + transactions + resolver: an endpoint that
 //                   sends requests and answers them.
 //   OutboundRegistration  REGISTER client per address of record as a pure state machine (refresh, digest, back-off, de-register one Contact).
+//   SIP2SIM         SIP2SIM services: the registration agent keeping every SIM registered with its customer's server.
 //   SIMs            SIP2SIM SIM identity and secrets: ICCID (Luhn-checked), password encryption at rest.
 //   Rating          rate decks, billing increments, call cost (decimal money).
 //   CallControl     the X-simwood-* per-call controls (SPEC.md T1–T5, T13).
@@ -80,6 +81,15 @@ let package = Package(
         ),
         .target(name: "Rating", swiftSettings: strictSwift),
         .target(name: "OutboundRegistration", dependencies: ["SIPMessage", "SIPAuth"], swiftSettings: strictSwift),
+        .target(
+            name: "SIP2SIM",
+            dependencies: [
+                "OutboundRegistration", "SIMs", "SIPMessage", "SIPResolver", "SIPStack",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strictSwift
+        ),
         .target(name: "SIMs", dependencies: [.product(name: "Crypto", package: "swift-crypto")], swiftSettings: strictSwift),
         .target(name: "CallControl", dependencies: ["Rating", "SIPMessage"], swiftSettings: strictSwift),
         .target(name: "CallCore", dependencies: ["CallControl", "SIPMessage"], swiftSettings: strictSwift),
@@ -130,7 +140,7 @@ let package = Package(
         // Test helpers shared by test targets: external peers (SIPp, psql, the
         // switchboard binary) started with posix_spawn, free ports, a fresh
         // database per test on SQLite or PostgreSQL.
-        .target(name: "TestSupport", dependencies: ["Store"], path: "Tests/TestSupport", swiftSettings: strictSwift),
+        .target(name: "TestSupport", dependencies: ["Store", "SIPAuth"], path: "Tests/TestSupport", swiftSettings: strictSwift),
         .testTarget(name: "SIPMessageTests", dependencies: ["SIPMessage"], swiftSettings: strictSwift),
         .testTarget(name: "SDPTests", dependencies: ["SDP"], swiftSettings: strictSwift),
         .testTarget(name: "RatingTests", dependencies: ["Rating"], swiftSettings: strictSwift),
@@ -156,6 +166,12 @@ let package = Package(
         .testTarget(name: "SIPTransactionTests", dependencies: ["SIPTransaction", "SIPMessage"], swiftSettings: strictSwift),
         .testTarget(name: "SIPAuthTests", dependencies: ["SIPAuth"], swiftSettings: strictSwift),
         .testTarget(name: "SIPResolverTests", dependencies: ["SIPResolver"], swiftSettings: strictSwift),
+        .testTarget(
+            name: "SIP2SIMTests",
+            dependencies: ["SIP2SIM", "OutboundRegistration", "SIMs", "SIPStack", "SIPMessage", "SIPTransport", "SIPAuth", "TestSupport",
+                           .product(name: "NIOCore", package: "swift-nio"), .product(name: "Logging", package: "swift-log")],
+            swiftSettings: strictSwift
+        ),
         .testTarget(
             name: "SIPStackTests",
             dependencies: ["SIPStack", "SIPMessage", "SIPTransport", "SIPResolver", "SIPAuth", "SIPTransaction", "Store", "Rating", "TestSupport",
