@@ -124,6 +124,8 @@ public actor RegistrationAgent {
     }
 
     public func status(of iccid: ICCID) -> RegistrationStatus? { statuses[iccid] }
+    /// Whether the SIM still has a machine here (registered, trying, or de-registering).
+    public func isRegistering(_ iccid: ICCID) -> Bool { machines[iccid] != nil }
     public var registeredCount: Int { statuses.values.reduce(0) { $0 + ($1.state == .registered ? 1 : 0) } }
     public var simCount: Int { machines.count }
 

@@ -24,7 +24,8 @@ struct RegistrationAgentTests {
         let port: Int
         let runner: Task<Void, Never>
 
-        static func start(host: String = "127.0.0.1", expires: UInt32 = 120) async throws -> Node {
+        static func start(host: String = "127.0.0.1", expires: UInt32 = 120, name: String = "node",
+                          statusTo board: (any SIMRegistrationSource)? = nil) async throws -> Node {
             let endpoint = try await SIPEndpoint.start(
                 configuration: SIPEndpointConfiguration(listen: [SIPListenAddress(host: host, port: 0, transport: .udp)])
             ) { request in await request.respond(405) }
@@ -35,7 +36,8 @@ struct RegistrationAgentTests {
                 endpoint: endpoint,
                 configuration: RegistrationAgentConfiguration(contactHost: host, contactPort: UInt16(port), expires: expires,
                                                               policy: RegistrationPolicy(retryBase: 1, retryCap: 4)),
-                logger: logger)
+                logger: logger,
+                onStatus: { statuses in try? await board?.recordStatuses(statuses, node: name) })
             let runner = Task { await agent.run() }
             return Node(endpoint: endpoint, agent: agent, port: port, runner: runner)
         }
