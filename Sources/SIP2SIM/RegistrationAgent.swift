@@ -22,8 +22,9 @@ public struct SIMRegistrationTarget: Sendable, Equatable {
 
 public struct RegistrationAgentConfiguration: Sendable {
     /// Host and port that go in our Contact: this node's own SIP address, so
-    /// each node's binding for a SIM is distinct (S9).
-    public var contactHost: String
+    /// each node's binding for a SIM is distinct (S9). nil (a node listening
+    /// on 0.0.0.0): the local address the endpoint uses toward each registrar.
+    public var contactHost: String?
     public var contactPort: UInt16
     public var expires: UInt32
     /// New REGISTER transactions started per second at most, so ten thousand
@@ -32,7 +33,7 @@ public struct RegistrationAgentConfiguration: Sendable {
     public var policy: RegistrationPolicy
     public var resolver: DNSResolverConfiguration
 
-    public init(contactHost: String, contactPort: UInt16, expires: UInt32 = 3600, registrationsPerSecond: Double = 500,
+    public init(contactHost: String?, contactPort: UInt16, expires: UInt32 = 3600, registrationsPerSecond: Double = 500,
                 policy: RegistrationPolicy = RegistrationPolicy(), resolver: DNSResolverConfiguration = DNSResolverConfiguration()) {
         self.contactHost = contactHost; self.contactPort = contactPort; self.expires = expires
         self.registrationsPerSecond = registrationsPerSecond; self.policy = policy; self.resolver = resolver
@@ -68,6 +69,9 @@ public actor RegistrationAgent {
     private var resolved: [String: (destinations: [SIPDestination], until: Double)] = [:]
     private var statuses: [ICCID: RegistrationStatus] = [:]
     private var stopping = false
+    private var locating: Set<ICCID> = []
+    /// REGISTERs (refreshes and de-registrations included) answered with a 2xx since start.
+    public private(set) var registrationsAnswered2xx = 0
 
     public init(endpoint: SIPEndpoint, configuration: RegistrationAgentConfiguration, logger: Logger,
                 onStatus: @escaping StatusSink = { _ in }) {
@@ -89,23 +93,55 @@ public actor RegistrationAgent {
         var seen: Set<ICCID> = []
         for target in wanted {
             seen.insert(target.iccid)
-            let settings = settings(for: target)
             if targets[target.iccid] == target, machines[target.iccid] != nil { continue }
             targets[target.iccid] = target
             if var m = machines[target.iccid] {
-                let actions = m.event(.settingsChanged(settings, now: now))
+                let actions = m.event(.settingsChanged(settings(for: target, contact: m.settings.contact), now: now))
                 machines[target.iccid] = m
                 perform(actions, for: target.iccid)
+            } else if let host = configuration.contactHost {
+                start(target, contact: SIPURI(user: target.iccid.digits, host: host, port: configuration.contactPort), now: now)
             } else {
-                var m = RegistrationMachine(settings: settings, policy: configuration.policy)
-                let actions = m.event(.start(now: now))
-                machines[target.iccid] = m
-                perform(actions, for: target.iccid)
+                startWithLocalAddress(target)
             }
         }
         for iccid in Array(machines.keys) where !seen.contains(iccid) {
             targets[iccid] = nil
             event(.stop(now: now), for: iccid)
+        }
+    }
+
+    private func start(_ target: SIMRegistrationTarget, contact: SIPURI, now: Double) {
+        var m = RegistrationMachine(settings: settings(for: target, contact: contact), policy: configuration.policy)
+        let actions = m.event(.start(now: now))
+        machines[target.iccid] = m
+        perform(actions, for: target.iccid)
+    }
+
+    /// Finds the local address toward the SIM's registrar, then starts it;
+    /// a registrar that cannot be located is tried again at the next `apply`.
+    private func startWithLocalAddress(_ target: SIMRegistrationTarget) {
+        guard !locating.contains(target.iccid) else { return }
+        locating.insert(target.iccid)
+        Task {
+            defer { self.locating.remove(target.iccid) }
+            do {
+                let destinations = try await self.destinations(for: target.domain)
+                guard let first = destinations.first, let hostPort = await self.endpoint.contactHostPort(for: first),
+                      let colon = hostPort.lastIndex(of: ":"), let port = UInt16(hostPort[hostPort.index(after: colon)...]) else {
+                    throw SIP2SIMError.noLocalAddress(target.domain)
+                }
+                guard self.targets[target.iccid] == target, self.machines[target.iccid] == nil, !self.stopping else { return }
+                let contact = SIPURI(user: target.iccid.digits, host: String(hostPort[..<colon]), port: port)
+                self.start(target, contact: contact, now: Self.now())
+            } catch {
+                self.logger.warning("cannot register SIM: its server was not found", metadata: [
+                    "iccid": "\(target.iccid)", "domain": "\(target.domain)", "error": "\(error)",
+                ])
+                let status = RegistrationStatus(state: .failing, lastReason: "\(target.domain) not found: \(error)")
+                self.statuses[target.iccid] = status
+                self.pendingStatus[target.iccid] = status
+            }
         }
     }
 
@@ -227,6 +263,7 @@ public actor RegistrationAgent {
     }
 
     private func received(_ response: SIPMessage, for iccid: ICCID) {
+        if let code = response.statusCode, (200..<300).contains(code) { registrationsAnswered2xx += 1 }
         event(.response(response, now: Self.now()), for: iccid)
     }
 
@@ -248,10 +285,20 @@ public actor RegistrationAgent {
         return destinations
     }
 
-    private func settings(for target: SIMRegistrationTarget) -> RegistrationSettings {
+    private func settings(for target: SIMRegistrationTarget, contact: SIPURI) -> RegistrationSettings {
         RegistrationSettings(domain: target.domain, aorUser: target.username, username: target.username, password: target.password,
-                             contact: SIPURI(user: target.iccid.digits, host: configuration.contactHost, port: configuration.contactPort),
-                             expires: configuration.expires)
+                             contact: contact, expires: configuration.expires)
+    }
+}
+
+public enum SIP2SIMError: Error, Sendable, CustomStringConvertible {
+    case noLocalAddress(String)
+
+    public var description: String {
+        switch self {
+        case .noLocalAddress(let domain):
+            return "no local address toward \(domain); set sims.registration.contact_host to this node's SIP address"
+        }
     }
 }
 

@@ -14,7 +14,7 @@ public actor SIMRegistrationService {
     private let logger: Logger
     /// SIMs this node is handing over, by destination node.
     private var releasing: [ICCID: String] = [:]
-    private var lastSummary: (registered: Int, total: Int) = (-1, -1)
+    private var lastSummary: (registered: Int, total: Int, answered: Int) = (-1, -1, -1)
 
     public init(agent: RegistrationAgent, source: any SIMRegistrationSource, policy: PlacementPolicy, reloadInterval: Double = 10,
                 logger: Logger) {
@@ -57,10 +57,12 @@ public actor SIMRegistrationService {
             }
         }
         releasing = releasingNow
-        let summary = (await agent.registeredCount, wanted.count)
+        let summary = (await agent.registeredCount, wanted.count, await agent.registrationsAnswered2xx)
         if summary != lastSummary {
             lastSummary = summary
-            logger.info("SIM registrations", metadata: ["registered": "\(summary.0)", "sims": "\(summary.1)"])
+            logger.info("SIM registrations", metadata: [
+                "registered": "\(summary.0)", "sims": "\(summary.1)", "registrations_ok": "\(summary.2)",
+            ])
         }
     }
 

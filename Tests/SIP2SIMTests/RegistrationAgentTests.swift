@@ -25,7 +25,7 @@ struct RegistrationAgentTests {
         let runner: Task<Void, Never>
 
         static func start(host: String = "127.0.0.1", expires: UInt32 = 120, name: String = "node",
-                          statusTo board: (any SIMRegistrationSource)? = nil) async throws -> Node {
+                          statusTo board: (any SIMRegistrationSource)? = nil, contactFromEndpoint: Bool = false) async throws -> Node {
             let endpoint = try await SIPEndpoint.start(
                 configuration: SIPEndpointConfiguration(listen: [SIPListenAddress(host: host, port: 0, transport: .udp)])
             ) { request in await request.respond(405) }
@@ -34,7 +34,7 @@ struct RegistrationAgentTests {
             logger.logLevel = .warning
             let agent = RegistrationAgent(
                 endpoint: endpoint,
-                configuration: RegistrationAgentConfiguration(contactHost: host, contactPort: UInt16(port), expires: expires,
+                configuration: RegistrationAgentConfiguration(contactHost: contactFromEndpoint ? nil : host, contactPort: UInt16(port), expires: expires,
                                                               policy: RegistrationPolicy(retryBase: 1, retryCap: 4)),
                 logger: logger,
                 onStatus: { statuses in try? await board?.recordStatuses(statuses, node: name) })
@@ -164,5 +164,16 @@ struct RegistrationAgentTests {
         #expect(Set(after.keys) == ["sip:\(Self.sims[0])@127.0.0.3:\(b.port)"])
         await a.shutdown()
         await b.shutdown()
+    }
+
+    /// A node without a configured contact host uses its local address toward the registrar.
+    @Test func contactDefaultsToTheLocalAddressTowardTheRegistrar() async throws {
+        let registrar = try await KamailioRegistrar(users: [("5001", "e")])
+        let node = try await Node.start(contactFromEndpoint: true)
+        await node.agent.apply([SIMRegistrationTarget(iccid: Self.sims[1], domain: "127.0.0.1:\(registrar.port)", username: "5001", password: "e")])
+        #expect(try await Self.eventually(10) { await node.agent.registeredCount == 1 })
+        let bound = try await Self.bindings(at: registrar, user: "5001", password: "e")
+        #expect(Array(bound.keys) == ["sip:\(Self.sims[1])@127.0.0.1:\(node.port)"])
+        await node.shutdown()
     }
 }
