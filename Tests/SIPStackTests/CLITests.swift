@@ -185,22 +185,37 @@ struct ServeCommandTests {
 @Suite("switchboard provision")
 struct ProvisionCommandTests {
     @Test func importTwiceChangesNothingTheSecondTime() async throws {
-        let db = NSTemporaryDirectory() + "provision-\(UUID().uuidString).sqlite"
-        let file = NSTemporaryDirectory() + "provision-\(UUID().uuidString).yaml"
+        // A directory of its own: the SIM password key file is created next to the database.
+        let dir = NSTemporaryDirectory() + "provision-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let db = dir + "/switchboard.sqlite"
+        let file = dir + "/provision.yaml"
         try """
             rate_decks:
               - { name: default, currency: GBP, rates: [ { prefix: "44", per_minute: "0.01" } ] }
             accounts:
               - { id: "920700", name: Acme, currency: GBP, balance: "10" }
+            sims:
+              - { iccid: "8944101234567890128", account: "920700", sip_hostname: pbx.acme.example, username: u1, password: sim-secret }
             """.write(toFile: file, atomically: true, encoding: .utf8)
-        defer { unlink(db); unlink(file) }
+        defer { try? FileManager.default.removeItem(atPath: dir) }
         let env = ["SWITCHBOARD_DATABASE": "sqlite:\(db)"]
         let first = try ExternalProcess(try switchboardBinary(), ["provision", file], environment: env)
         let (s1, o1, _) = await first.wait(timeout: .seconds(30))
         #expect(s1 == 0 && o1.contains("accounts: 1 created, 0 updated, 0 unchanged; rates: 1 added, 0 updated, 0 removed"), "\(o1)")
+        #expect(o1.contains("sims: 1 created, 0 updated, 0 unchanged"), "\(o1)")
+        let keyFile = dir + "/sim-password.key"
+        let attributes = try FileManager.default.attributesOfItem(atPath: keyFile)
+        #expect((attributes[.posixPermissions] as? NSNumber)?.intValue == 0o600)
         let second = try ExternalProcess(try switchboardBinary(), ["provision", file], environment: env)
         let (s2, o2, _) = await second.wait(timeout: .seconds(30))
         #expect(s2 == 0 && o2.contains("accounts: 0 created, 0 updated, 1 unchanged; rates: 0 added, 0 updated, 0 removed"), "\(o2)")
+        #expect(o2.contains("sims: 0 created, 0 updated, 1 unchanged"), "\(o2)")  // the same key file was read again
+        // A bad key in the environment stops the import, naming the setting.
+        let badKey = try ExternalProcess(try switchboardBinary(), ["provision", file],
+                                         environment: env.merging(["SWITCHBOARD_SIM_PASSWORD_KEY": "c2hvcnQ="]) { $1 })
+        let (s4, o4, _) = await badKey.wait(timeout: .seconds(30))
+        #expect(s4 == 78 && o4.contains("SWITCHBOARD_SIM_PASSWORD_KEY") && o4.contains("sims.password_key") && !o4.contains("c2hvcnQ="), "\(o4)")
         try "accounts:\n  - { id: \"1\", name: A, currency: pounds }\n".write(toFile: file, atomically: true, encoding: .utf8)
         let bad = try ExternalProcess(try switchboardBinary(), ["provision", file], environment: env)
         let (s3, o3, _) = await bad.wait(timeout: .seconds(30))
