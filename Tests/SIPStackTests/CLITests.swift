@@ -162,13 +162,29 @@ struct TimeoutFailoverTests {
 struct ServeCommandTests {
     @Test func startsWithSQLiteAndAnswersOptions() async throws {
         let port = freePort()
-        let db = NSTemporaryDirectory() + "serve-\(UUID().uuidString).sqlite"
+        let dir = NSTemporaryDirectory() + "serve-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let db = dir + "/switchboard.sqlite"
         let serve = try ExternalProcess(try switchboardBinary(), ["serve"], environment: [
             "SWITCHBOARD_SIP_LISTEN": "udp:127.0.0.1:\(port)", "SWITCHBOARD_DATABASE": "sqlite:\(db)",
         ])
-        defer { serve.kill(); unlink(db) }
+        defer { serve.kill(); try? FileManager.default.removeItem(atPath: dir) }
         #expect(try await waitUntilAnswersOptions(port: port))
         #expect(FileManager.default.fileExists(atPath: db))  // the store was created on first start
+        // No sims.password_key: the SIM password key file is made next to the SQLite file, readable by the owner only.
+        let attributes = try FileManager.default.attributesOfItem(atPath: dir + "/sim-password.key")
+        #expect((attributes[.posixPermissions] as? NSNumber)?.intValue == 0o600)
+    }
+
+    @Test func invalidSIMPasswordKeyStopsStartUpNamingTheKey() async throws {
+        let path = NSTemporaryDirectory() + "bad-key-\(UUID().uuidString).yaml"
+        try "sims:\n  password_key: \"c2hvcnQ=\"\n".write(toFile: path, atomically: true, encoding: .utf8)
+        defer { unlink(path) }
+        let serve = try ExternalProcess(try switchboardBinary(), ["serve", "--config", path])
+        let (status, output, _) = await serve.wait(timeout: .seconds(20))
+        #expect(status == 78)
+        #expect(output.contains("configuration sims.password_key: the SIM password key must be 32 bytes (base64), not 5"), "\(output)")
+        #expect(!output.contains("c2hvcnQ="))
     }
 
     @Test func invalidConfigurationStopsStartUpNamingTheKey() async throws {
