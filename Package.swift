@@ -17,10 +17,10 @@ import PackageDescription
 //   Rating          rate decks, billing increments, call cost (decimal money).
 //   CallControl     the X-simwood-* per-call controls (SPEC.md T1–T5, T13).
 //   CallCore        a B2BUA call (A leg, B leg, failover, clearing) as a pure state machine.
-//   Store           accounts, trunks, rate decks, blacklists, CDRs: SQLite (default) or PostgreSQL via SQLKit.
+//   Store           accounts, trunks, rate decks, blacklists, CDRs, SIMs: SQLite (default) or PostgreSQL via SQLKit.
 //   TrunkService    the trunk call service: trunk authentication, policy, B2BUA calls, CDRs.
 //   NodeConfiguration  the node's YAML settings with environment overrides.
-//   Provisioning    imports accounts, rate decks, trunks, limits and blacklists from YAML/JSON, idempotently.
+//   Provisioning    imports accounts, rate decks, trunks, limits, blacklists and SIMs from YAML/JSON, idempotently.
 //   WebAPI          the JSON REST API under /api/v1 (Hummingbird 2), bearer API keys, OpenAPI document.
 //   SwitchboardCLI  the `switchboard` binary.
 let strictSwift: [SwiftSetting] = [
@@ -93,12 +93,12 @@ let package = Package(
         .target(name: "SIMs", dependencies: [.product(name: "Crypto", package: "swift-crypto")], swiftSettings: strictSwift),
         .target(name: "CallControl", dependencies: ["Rating", "SIPMessage"], swiftSettings: strictSwift),
         .target(name: "CallCore", dependencies: ["CallControl", "SIPMessage"], swiftSettings: strictSwift),
-        .target(name: "Provisioning", dependencies: ["Store", "Rating", "SIPAuth", .product(name: "Yams", package: "Yams")], swiftSettings: strictSwift),
-        .target(name: "NodeConfiguration", dependencies: [.product(name: "Yams", package: "Yams")], swiftSettings: strictSwift),
+        .target(name: "Provisioning", dependencies: ["Store", "Rating", "SIPAuth", "SIMs", .product(name: "Yams", package: "Yams")], swiftSettings: strictSwift),
+        .target(name: "NodeConfiguration", dependencies: ["SIMs", .product(name: "Yams", package: "Yams")], swiftSettings: strictSwift),
         .target(
             name: "Store",
             dependencies: [
-                "Rating", "CallControl",
+                "Rating", "CallControl", "SIMs",
                 .product(name: "SQLKit", package: "sql-kit"),
                 .product(name: "SQLiteKit", package: "sqlite-kit"),
                 .product(name: "PostgresKit", package: "postgres-kit"),
@@ -118,7 +118,7 @@ let package = Package(
         .target(
             name: "WebAPI",
             dependencies: [
-                "Store", "Provisioning", "Rating", "CallControl", "SIPAuth",
+                "Store", "Provisioning", "Rating", "CallControl", "SIPAuth", "SIMs",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -131,7 +131,7 @@ let package = Package(
             name: "SwitchboardCLI",
             dependencies: [
                 "SIPMessage", "SDP", "SIPStack", "SIPResolver", "SIPTransaction", "NodeConfiguration", "Store", "Provisioning",
-                "TrunkService", "WebAPI",
+                "TrunkService", "WebAPI", "SIMs",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -146,13 +146,13 @@ let package = Package(
         .testTarget(name: "RatingTests", dependencies: ["Rating"], swiftSettings: strictSwift),
         .testTarget(name: "OutboundRegistrationTests", dependencies: ["OutboundRegistration", "SIPMessage", "SIPAuth"], swiftSettings: strictSwift),
         .testTarget(name: "SIMsTests", dependencies: ["SIMs", .product(name: "Crypto", package: "swift-crypto")], swiftSettings: strictSwift),
-        .testTarget(name: "NodeConfigurationTests", dependencies: ["NodeConfiguration"], swiftSettings: strictSwift),
-        .testTarget(name: "StoreTests", dependencies: ["Store", "Rating", "Provisioning", "SIPAuth", "TestSupport"], swiftSettings: strictSwift),
+        .testTarget(name: "NodeConfigurationTests", dependencies: ["NodeConfiguration", "SIMs"], swiftSettings: strictSwift),
+        .testTarget(name: "StoreTests", dependencies: ["Store", "Rating", "Provisioning", "SIPAuth", "SIMs", "TestSupport"], swiftSettings: strictSwift),
         .testTarget(name: "TrunkServiceTests", dependencies: ["TrunkService", "Store", "CallControl", "Rating"], swiftSettings: strictSwift),
         .testTarget(
             name: "WebAPITests",
             dependencies: [
-                "WebAPI", "Store", "Rating", "TestSupport",
+                "WebAPI", "Store", "Rating", "SIMs", "TestSupport",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),

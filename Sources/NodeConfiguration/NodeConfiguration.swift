@@ -1,4 +1,5 @@
 import Foundation
+import SIMs
 import Yams
 
 /// A node's settings: SIP listeners, database, upstream gateways, emergency
@@ -48,6 +49,34 @@ public struct NodeConfiguration: Sendable, Equatable {
     /// Call types by destination prefix, longest match (T9 per-type limits),
     /// e.g. international: ["1", "33"], mobile: ["447"].
     public var callTypes: [String: [String]] = [:]
+    /// The key SIM SIP passwords are encrypted with (`sims.password_key`,
+    /// base64 of 32 bytes; checked when the configuration is loaded). Nodes
+    /// of a cluster need the same one. Unset, the key lives in
+    /// `simPasswordKeyFile`, created on first use.
+    public var simPasswordKey: String?
+
+    /// Where the SIM password key is kept when `sims.password_key` is unset:
+    /// `sim-password.key` next to the SQLite file, or in the working directory
+    /// with PostgreSQL (where a cluster should set `sims.password_key` instead).
+    public var simPasswordKeyFile: String {
+        let name = "sim-password.key"
+        guard case .sqlite(let path) = database else { return name }
+        let directory = (path as NSString).deletingLastPathComponent
+        return directory.isEmpty ? name : (directory as NSString).appendingPathComponent(name)
+    }
+
+    /// The cipher for SIM passwords: from `sims.password_key`, else from the
+    /// key file (created, mode 0600, with a fresh random key when missing).
+    public func simPasswordCipher() throws(ConfigurationError) -> SIMPasswordCipher {
+        if let simPasswordKey {
+            do { return try SIMPasswordCipher(base64Key: simPasswordKey) } catch {
+                throw ConfigurationError("sims.password_key", error.description)
+            }
+        }
+        do { return try SIMPasswordCipher.loadOrCreateKeyFile(at: simPasswordKeyFile) } catch {
+            throw ConfigurationError("sims.password_key", "unset, so the key file is used, but: \(error.description)")
+        }
+    }
 
     /// The call type of a destination number: the name with the longest matching prefix.
     public func callType(of number: String) -> String? {
@@ -64,6 +93,7 @@ public struct NodeConfiguration: Sendable, Equatable {
             && a.httpListen?.port == b.httpListen?.port && a.database == b.database && a.gateways == b.gateways
             && a.emergencyGateway == b.emergencyGateway && a.emergencyNumbers == b.emergencyNumbers
             && a.sipRealm == b.sipRealm && a.callTypes == b.callTypes && a.digestAlgorithms == b.digestAlgorithms && a.nonceSecret == b.nonceSecret
+            && a.simPasswordKey == b.simPasswordKey
     }
 
     public static let defaults = NodeConfiguration(
@@ -101,7 +131,8 @@ extension NodeConfiguration {
     /// Loads `path` (if given) over the defaults, then applies the environment:
     /// SWITCHBOARD_NODE_NAME, SWITCHBOARD_SIP_LISTEN (comma-separated
     /// transport:host:port), SWITCHBOARD_HTTP_LISTEN (host:port),
-    /// SWITCHBOARD_DATABASE (sqlite:PATH or a postgres:// URL).
+    /// SWITCHBOARD_DATABASE (sqlite:PATH or a postgres:// URL),
+    /// SWITCHBOARD_SIM_PASSWORD_KEY (sims.password_key).
     public static func load(path: String?, environment: [String: String] = ProcessInfo.processInfo.environment) throws(ConfigurationError) -> NodeConfiguration {
         var c = NodeConfiguration.defaults
         if let path {
@@ -124,7 +155,7 @@ extension NodeConfiguration {
             if loaded == nil { return }
             throw ConfigurationError("file", "the top level must be a mapping of keys")
         }
-        let known: Set<String> = ["node", "sip", "http", "database", "gateways", "emergency", "call_types"]
+        let known: Set<String> = ["node", "sip", "http", "database", "gateways", "emergency", "call_types", "sims"]
         for key in root.keys.sorted() where !known.contains(key) {
             throw ConfigurationError(key, "unknown key (known: \(known.sorted().joined(separator: ", ")))")
         }
@@ -175,6 +206,14 @@ extension NodeConfiguration {
                 }
             }
             callTypes = out
+        }
+        // A section whose keys are all commented out (as in the example file) is null.
+        if let sims = root["sims"], !(sims is NSNull) {
+            let m = try Self.mapping(sims, "sims")
+            for key in m.keys.sorted() where key != "password_key" {
+                throw ConfigurationError("sims.\(key)", "unknown key (known: password_key)")
+            }
+            if let key = m["password_key"] { simPasswordKey = try Self.simPasswordKey(try Self.string(key, "sims.password_key"), key: "sims.password_key") }
         }
         if let http = root["http"] {
             let h = try Self.mapping(http, "http")
@@ -239,6 +278,11 @@ extension NodeConfiguration {
                 try Self.listener(item.trimmingCharacters(in: .whitespaces), key: "SWITCHBOARD_SIP_LISTEN")
             }
         }
+        if let v = env["SWITCHBOARD_SIM_PASSWORD_KEY"] {
+            do { simPasswordKey = try Self.simPasswordKey(v, key: "SWITCHBOARD_SIM_PASSWORD_KEY") } catch {
+                throw ConfigurationError(error.key, "\(error.problem) (it sets sims.password_key)")
+            }
+        }
         if let v = env["SWITCHBOARD_HTTP_LISTEN"] { httpListen = try Self.hostPort(v, key: "SWITCHBOARD_HTTP_LISTEN") }
         if let v = env["SWITCHBOARD_DATABASE"] { database = try Self.database(v, key: "SWITCHBOARD_DATABASE") }
     }
@@ -290,6 +334,14 @@ extension NodeConfiguration {
             return try hostPort(s, key: key)
         }
         return try hostPort(s.contains(":") ? s : s + ":5060", key: key)
+    }
+
+    /// A SIM password key: base64 of 32 bytes. The value is never echoed.
+    static func simPasswordKey(_ s: String, key: String) throws(ConfigurationError) -> String {
+        do { _ = try SIMPasswordCipher(base64Key: s) } catch {
+            throw ConfigurationError(key, "\(error.description); make one with: openssl rand -base64 32")
+        }
+        return s.trimmingCharacters(in: .whitespacesAndNewlines)
     }
 
     static func database(_ s: String, key: String) throws(ConfigurationError) -> Database {

@@ -1,17 +1,19 @@
 import CallControl
 import Foundation
 import Rating
+import SIMs
 import SIPAuth
 import Store
 import Yams
 
 /// What `switchboard provision FILE` imports: accounts (with their limits),
-/// rate decks, trunks and blacklists, from YAML or JSON (JSON is YAML).
+/// rate decks, trunks, blacklists and SIMs, from YAML or JSON (JSON is YAML).
 /// Importing the same file twice changes nothing; a changed entry is updated.
 /// Each entry describes its object whole (an account without `limits` has
 /// none). Balances are set when an account is created only — afterwards calls
 /// and top-ups move them. Trunk passwords are never stored: only their HA1
-/// digests (MD5 and SHA-256) for the realm given to `apply(to:realm:)`.
+/// digests (MD5 and SHA-256) for the realm given to `apply(to:realm:cipher:)`;
+/// SIM passwords are stored encrypted with the cipher given to it.
 public struct ProvisioningFile: Sendable {
     public struct AccountEntry: Sendable {
         public var account: Account
@@ -49,12 +51,29 @@ public struct ProvisioningFile: Sendable {
         }
     }
 
+    /// A SIP2SIM SIM's settings (SPEC.md S1).
+    public struct SIMEntry: Sendable {
+        public var iccid: ICCID
+        public var accountID: String
+        public var sipHostname: String
+        public var username: String
+        /// Held in memory only until `apply` encrypts it.
+        var password: String
+        public var webhookURL: String?
+        public var linkedNumber: String?
+        public var operatorName: String?
+        public var callRate: Money?
+
+        static let keys = ["account", "call_rate", "iccid", "linked_number", "operator_name", "password", "sip_hostname", "username", "webhook_url"]
+    }
+
     public var accounts: [AccountEntry]
     public var rateDecks: [RateDeck]
     public var trunks: [TrunkEntry]
     public var blacklists: [(scope: BlacklistScope, prefixes: [String])]
+    public var sims: [SIMEntry]
 
-    static let topLevelKeys = ["accounts", "blacklists", "rate_decks", "trunks"]
+    static let topLevelKeys = ["accounts", "blacklists", "rate_decks", "sims", "trunks"]
 
     public init(yaml text: String) throws(ProvisioningError) {
         let loaded: Any?
@@ -124,10 +143,30 @@ public struct ProvisioningFile: Sendable {
             blacklists.append((scope, try FieldParser.prefixes(b["prefixes"], "\(key).prefixes")))
         }
 
+        var sims: [SIMEntry] = []
+        for (i, item) in try FieldParser.list(root["sims"], "sims").enumerated() {
+            let key = "sims[\(i)]"
+            let m = try FieldParser.mapping(item, key)
+            try FieldParser.onlyKnownKeys(m, SIMEntry.keys, key)
+            let iccid = try FieldParser.iccid(m["iccid"], "\(key).iccid")
+            guard !sims.contains(where: { $0.iccid == iccid }) else { throw ProvisioningError("\(key).iccid", "SIM \(iccid) appears twice") }
+            sims.append(SIMEntry(
+                iccid: iccid,
+                accountID: try FieldParser.accountID(m["account"], "\(key).account"),
+                sipHostname: try FieldParser.sipHostname(m["sip_hostname"], "\(key).sip_hostname"),
+                username: try FieldParser.sipUsername(m["username"], "\(key).username"),
+                password: try FieldParser.simPassword(m["password"], "\(key).password"),
+                webhookURL: FieldParser.isNull(m["webhook_url"]) ? nil : try FieldParser.webhookURL(m["webhook_url"], "\(key).webhook_url"),
+                linkedNumber: FieldParser.isNull(m["linked_number"]) ? nil : try FieldParser.phoneNumber(m["linked_number"], "\(key).linked_number"),
+                operatorName: FieldParser.isNull(m["operator_name"]) ? nil : try FieldParser.operatorName(m["operator_name"], "\(key).operator_name"),
+                callRate: FieldParser.isNull(m["call_rate"]) ? nil : try FieldParser.money(m["call_rate"], "\(key).call_rate")))
+        }
+
         self.accounts = accounts
         self.rateDecks = decks
         self.trunks = trunks
         self.blacklists = blacklists
+        self.sims = sims
     }
 
     public struct Report: Sendable, Equatable, CustomStringConvertible {
@@ -135,23 +174,27 @@ public struct ProvisioningFile: Sendable {
         public var ratesAdded = 0, ratesUpdated = 0, ratesRemoved = 0
         public var trunksCreated = 0, trunksUpdated = 0, trunksUnchanged = 0
         public var blacklistPrefixesAdded = 0, blacklistPrefixesRemoved = 0
+        public var simsCreated = 0, simsUpdated = 0, simsUnchanged = 0
         public var changed: Bool {
             accountsCreated + accountsUpdated + ratesAdded + ratesUpdated + ratesRemoved + trunksCreated + trunksUpdated
-                + blacklistPrefixesAdded + blacklistPrefixesRemoved > 0
+                + blacklistPrefixesAdded + blacklistPrefixesRemoved + simsCreated + simsUpdated > 0
         }
         public var description: String {
             "accounts: \(accountsCreated) created, \(accountsUpdated) updated, \(accountsUnchanged) unchanged; "
                 + "rates: \(ratesAdded) added, \(ratesUpdated) updated, \(ratesRemoved) removed; "
                 + "trunks: \(trunksCreated) created, \(trunksUpdated) updated, \(trunksUnchanged) unchanged; "
-                + "blacklist prefixes: \(blacklistPrefixesAdded) added, \(blacklistPrefixesRemoved) removed"
+                + "blacklist prefixes: \(blacklistPrefixesAdded) added, \(blacklistPrefixesRemoved) removed; "
+                + "sims: \(simsCreated) created, \(simsUpdated) updated, \(simsUnchanged) unchanged"
         }
     }
 
     /// Applies the file: rate decks first (accounts name them), then accounts,
     /// trunks (they belong to accounts), blacklists (their scopes name accounts
-    /// and trunks). Trunk passwords are hashed with `realm`, which must be the
-    /// realm the node challenges with.
-    public func apply(to store: Store, realm: String = "switchboard") async throws -> Report {
+    /// and trunks), SIMs (they belong to accounts). Trunk passwords are hashed
+    /// with `realm`, which must be the realm the node challenges with. SIM
+    /// passwords are encrypted with `cipher` (the node's `sims.password_key`),
+    /// needed only when the file has SIMs.
+    public func apply(to store: Store, realm: String = "switchboard", cipher: SIMPasswordCipher? = nil) async throws -> Report {
         var report = Report()
         for deck in rateDecks {
             let (a, u, r) = try await store.putRateDeck(deck)
@@ -211,7 +254,39 @@ public struct ProvisioningFile: Sendable {
             let (added, removed) = try await Self.storing(key) { try await store.setBlacklist(scope, prefixes: prefixes) }
             report.blacklistPrefixesAdded += added; report.blacklistPrefixesRemoved += removed
         }
+        if !sims.isEmpty {
+            guard let cipher else {
+                throw ProvisioningError("sims", "storing SIM passwords needs the node's SIM password key (sims.password_key)")
+            }
+            for (i, entry) in sims.enumerated() {
+                let key = "sims[\(i)]"
+                guard try await store.account(id: entry.accountID) != nil else {
+                    throw ProvisioningError("\(key).account", "account '\(entry.accountID)' does not exist (define it under accounts)")
+                }
+                let before = try await store.sim(iccid: entry.iccid)
+                let record = SIMRecord(
+                    iccid: entry.iccid, accountID: entry.accountID, sipHostname: entry.sipHostname, username: entry.username,
+                    passwordCiphertext: try Self.storedPassword(entry.password, iccid: entry.iccid, before: before?.passwordCiphertext,
+                                                                cipher: cipher, key: "\(key).password"),
+                    webhookURL: entry.webhookURL, linkedNumber: entry.linkedNumber, operatorName: entry.operatorName, callRate: entry.callRate)
+                switch try await Self.storing(key, { try await store.upsertSIM(record) }) {
+                case .created: report.simsCreated += 1
+                case .updated: report.simsUpdated += 1
+                case .unchanged: report.simsUnchanged += 1
+                }
+            }
+        }
         return report
+    }
+
+    /// The stored form of a SIM password: the stored one when it already holds
+    /// `password` (GCM ciphertexts differ each time, so re-encrypting would make
+    /// every import an update), else a fresh encryption. A stored password that
+    /// does not decrypt (another key) is replaced.
+    public static func storedPassword(_ password: String, iccid: ICCID, before: String?, cipher: SIMPasswordCipher,
+                                      key: String = "password") throws(ProvisioningError) -> String {
+        if let before, let old = try? cipher.decrypt(before, iccid: iccid), old == password { return before }
+        do { return try cipher.encrypt(password, iccid: iccid) } catch { throw ProvisioningError(key, error.description) }
     }
 
     /// Store validation errors become errors naming the entry's key.
@@ -381,6 +456,106 @@ public enum FieldParser {
         case (nil, _?): throw ProvisioningError(uk, "is required with a password")
         case (_?, nil): throw ProvisioningError(pk, "is required with a username")
         }
+    }
+
+    // MARK: SIMs
+
+    /// An ICCID: 19 or 20 digits with a Luhn check digit. A bare YAML/JSON
+    /// number is accepted only when it is exact (20 digits do not fit).
+    public static func iccid(_ v: Any?, _ key: String) throws(ProvisioningError) -> ICCID {
+        guard let v, !(v is NSNull) else { throw ProvisioningError(key, "is required") }
+        let text: String
+        if let s = v as? String { text = s } else if let i = v as? Int, !(v is Bool) { text = String(i) } else {
+            throw ProvisioningError(key, "write the ICCID as a string, e.g. \"8944101234567890128\"")
+        }
+        do { return try ICCID(text) } catch { throw ProvisioningError(key, error.description) }
+    }
+
+    /// The customer's SIP server: a domain name (resolved per RFC 3263), an
+    /// IPv4 address or a bracketed IPv6 address, with an optional port.
+    public static func sipHostname(_ v: Any?, _ key: String) throws(ProvisioningError) -> String {
+        let s = try string(v, key)
+        let problem = "'\(s.prefix(64))' is not a host name (sip.example.com, 192.0.2.1 or [2001:db8::1], optionally with :port)"
+        guard s.utf8.count <= 260 else { throw ProvisioningError(key, problem) }
+        var host = Substring(s)
+        if s.hasPrefix("[") {
+            guard let close = s.firstIndex(of: "]") else { throw ProvisioningError(key, problem) }
+            host = s[s.index(after: s.startIndex)..<close]
+            guard !host.contains("/"), host.contains(":"), IPBlock(String(host)) != nil else { throw ProvisioningError(key, problem) }
+            let rest = s[s.index(after: close)...]
+            if !rest.isEmpty { try port(rest, s, key, problem) }
+            return s
+        }
+        if let colon = s.firstIndex(of: ":") {
+            host = s[..<colon]
+            try port(s[colon...], s, key, problem)
+        }
+        let labels = host.split(separator: ".", omittingEmptySubsequences: false)
+        guard !host.isEmpty, host.utf8.count <= 253, labels.allSatisfy({ label in
+            (1...63).contains(label.count) && label.first != "-" && label.last != "-"
+                && label.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-") }
+        }) else { throw ProvisioningError(key, problem) }
+        // All-numeric labels must make a valid IPv4 address (no 300.1.1.1).
+        if labels.allSatisfy({ $0.allSatisfy(\.isNumber) }), IPBlock(String(host)) == nil { throw ProvisioningError(key, problem) }
+        return s
+    }
+
+    private static func port(_ rest: Substring, _ s: String, _ key: String, _ problem: String) throws(ProvisioningError) {
+        guard rest.first == ":", let p = Int(rest.dropFirst()), (1...65535).contains(p), rest.dropFirst().allSatisfy(\.isNumber) else {
+            throw ProvisioningError(key, problem)
+        }
+    }
+
+    /// A SIP user name for digest authentication.
+    public static func sipUsername(_ v: Any?, _ key: String) throws(ProvisioningError) -> String {
+        let s = try string(v, key)
+        let refused = s.unicodeScalars.contains { scalar in
+            scalar.value <= 0x20 || scalar.value == 0x7F || "\"':@<>".unicodeScalars.contains(scalar) || scalar.properties.isWhitespace
+        }
+        guard s.count <= 128, !refused else {
+            throw ProvisioningError(key, "must be 1–128 characters without spaces, quotes, ':', '@', '<' or '>'")
+        }
+        return s
+    }
+
+    /// A SIM's SIP password (the customer's server's, so any characters but
+    /// control characters). Never echoed in an error.
+    public static func simPassword(_ v: Any?, _ key: String) throws(ProvisioningError) -> String {
+        guard let v, !(v is NSNull) else { throw ProvisioningError(key, "is required") }
+        guard let s = v as? String, !s.isEmpty else { throw ProvisioningError(key, "must be a non-empty string") }
+        guard s.count <= 128, !s.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F }) else {
+            throw ProvisioningError(key, "must be 1–128 characters without control characters")
+        }
+        return s
+    }
+
+    /// An absolute http or https URL with a host.
+    public static func webhookURL(_ v: Any?, _ key: String) throws(ProvisioningError) -> String {
+        let s = try string(v, key)
+        guard s.utf8.count <= 2048, let c = URLComponents(string: s), let scheme = c.scheme?.lowercased(), scheme == "https" || scheme == "http",
+              let host = c.host, !host.isEmpty, c.user == nil, c.password == nil else {
+            throw ProvisioningError(key, "'\(s.prefix(64))' is not an http(s) URL such as https://example.com/texts (credentials in the URL are not allowed)")
+        }
+        return s
+    }
+
+    /// A number in international form, digits only (a leading '+' is dropped): E.164, 6–15 digits.
+    public static func phoneNumber(_ v: Any?, _ key: String) throws(ProvisioningError) -> String {
+        let s = try string(v, key)
+        let digits = s.hasPrefix("+") ? String(s.dropFirst()) : s
+        guard (6...15).contains(digits.count), digits.allSatisfy({ $0.isASCII && $0.isNumber }), digits.first != "0" else {
+            throw ProvisioningError(key, "'\(s.prefix(64))' is not a number in international form such as 447700900123 (6–15 digits, optional leading +)")
+        }
+        return digits
+    }
+
+    /// The network name shown on the handset.
+    public static func operatorName(_ v: Any?, _ key: String) throws(ProvisioningError) -> String {
+        let s = try string(v, key)
+        guard s.count <= 64, !s.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F }) else {
+            throw ProvisioningError(key, "must be 1–64 characters without control characters")
+        }
+        return s
     }
 
     public static func rate(_ v: Any?, _ key: String) throws(ProvisioningError) -> RateLimitSetting? {

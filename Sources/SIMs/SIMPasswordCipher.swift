@@ -1,5 +1,10 @@
 import Crypto
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// Encrypts SIM SIP passwords for storage (SPEC.md S1: "encrypted at rest").
 ///
@@ -51,6 +56,14 @@ public struct SIMPasswordCipher: Sendable {
         }
     }
 
+    /// Whether `stored` has the shape of this cipher's stored form (it may
+    /// still not decrypt). The store refuses anything else, so that a
+    /// plaintext password can never be written by mistake.
+    public static func isStoredForm(_ stored: String) -> Bool {
+        guard stored.hasPrefix(prefix), let data = Data(base64Encoded: String(stored.dropFirst(prefix.count))) else { return false }
+        return data.count >= 12 + 16  // nonce and tag at least
+    }
+
     public func decrypt(_ stored: String, iccid: ICCID) throws(SIMPasswordCipherError) -> String {
         guard stored.hasPrefix(SIMPasswordCipher.prefix) else { throw .unknownFormat }
         guard let combined = Data(base64Encoded: String(stored.dropFirst(SIMPasswordCipher.prefix.count))) else {
@@ -77,12 +90,21 @@ public struct SIMPasswordCipher: Sendable {
             if !directory.isEmpty {
                 try? manager.createDirectory(atPath: directory, withIntermediateDirectories: true)
             }
-            let created = manager.createFile(
-                atPath: path,
-                contents: Data((generateBase64Key() + "\n").utf8),
-                attributes: [.posixPermissions: 0o600]
-            )
-            guard created else { throw .keyFileUnwritable(path) }
+            // O_EXCL: of two processes starting at once (serve and provision),
+            // one creates the file and the other reads it; neither replaces a
+            // key the other already uses. Mode 0600 from the start.
+            let fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0o600)
+            if fd >= 0 {
+                let bytes = Array((generateBase64Key() + "\n").utf8)
+                let written = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+                let closed = close(fd)
+                guard written == bytes.count, closed == 0 else {
+                    unlink(path)
+                    throw .keyFileUnwritable(path)
+                }
+            } else if errno != EEXIST {
+                throw .keyFileUnwritable(path)
+            }
         }
         guard let data = manager.contents(atPath: path), let text = String(data: data, encoding: .utf8) else {
             throw .keyFileUnreadable(path)

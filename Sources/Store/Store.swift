@@ -30,12 +30,15 @@ public enum StoreError: Error, Equatable, Sendable, CustomStringConvertible {
     case cannotOpen(String, String)
     case notFound(String)
     case invalid(field: String, reason: String)
+    /// The object belongs to another account than the one the change was limited to.
+    case forbidden(field: String, reason: String)
 
     public var description: String {
         switch self {
         case .cannotOpen(let location, let why): return "cannot open \(location): \(why)"
         case .notFound(let what): return "\(what) not found"
         case .invalid(let field, let reason): return "\(field): \(reason)"
+        case .forbidden(let field, let reason): return "\(field): \(reason)"
         }
     }
 }
@@ -265,6 +268,24 @@ public final class Store: Sendable {
                 """
                 CREATE TABLE api_keys (id TEXT PRIMARY KEY, secret_sha256 TEXT NOT NULL, account_id TEXT REFERENCES accounts(id),
                     label TEXT NOT NULL, created_at DOUBLE PRECISION NOT NULL)
+                """,
+            ]),
+            // SIP2SIM (S1, S2): a SIM's settings, its password only in the
+            // cipher's stored form; registration status per SIM and node.
+            // Times are Unix seconds, as elsewhere in the schema.
+            (4, [
+                """
+                CREATE TABLE sims (iccid TEXT PRIMARY KEY, account_id TEXT NOT NULL REFERENCES accounts(id),
+                    sip_hostname TEXT NOT NULL, username TEXT NOT NULL, password_ciphertext TEXT NOT NULL,
+                    webhook_url TEXT, linked_number TEXT, operator_name TEXT, call_rate_micros BIGINT,
+                    updated_at DOUBLE PRECISION NOT NULL)
+                """,
+                "CREATE INDEX sims_account ON sims (account_id, iccid)",
+                """
+                CREATE TABLE sim_registrations (iccid TEXT NOT NULL REFERENCES sims(iccid) ON DELETE CASCADE, node TEXT NOT NULL,
+                    state TEXT NOT NULL CHECK (state IN ('registered', 'failing', 'pending', 'unregistered')),
+                    last_code INTEGER, last_reason TEXT, registered_until DOUBLE PRECISION, next_attempt DOUBLE PRECISION,
+                    updated_at DOUBLE PRECISION NOT NULL, PRIMARY KEY (iccid, node))
                 """,
             ]),
         ]

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Logging
 import NodeConfiguration
+import SIMs
 import SIPMessage
 import SIPStack
 import SIPTransport
@@ -15,7 +16,7 @@ import WebAPI
 struct Serve: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Run the switch.",
-        discussion: "With no --config, defaults apply: SIP on UDP and TCP 0.0.0.0:5060, store in ./switchboard.sqlite. Environment variables SWITCHBOARD_SIP_LISTEN, SWITCHBOARD_HTTP_LISTEN, SWITCHBOARD_DATABASE and SWITCHBOARD_NODE_NAME override the file."
+        discussion: "With no --config, defaults apply: SIP on UDP and TCP 0.0.0.0:5060, store in ./switchboard.sqlite. Environment variables SWITCHBOARD_SIP_LISTEN, SWITCHBOARD_HTTP_LISTEN, SWITCHBOARD_DATABASE, SWITCHBOARD_NODE_NAME and SWITCHBOARD_SIM_PASSWORD_KEY override the file. Without sims.password_key the SIM password key is kept in sim-password.key next to the SQLite file (the working directory with PostgreSQL)."
     )
 
     @Option(help: "YAML configuration file (see switchboard.example.yaml).")
@@ -36,6 +37,19 @@ struct Serve: AsyncParsableCommand {
             // Stop start-up with the key and the problem.
             print("error: \(error)")
             throw ExitCode(78)
+        }
+
+        // SIM passwords are stored encrypted: a bad key stops start-up, naming sims.password_key.
+        let simCipher: SIMPasswordCipher
+        do { simCipher = try node.simPasswordCipher() } catch {
+            print("error: \(error)")
+            throw ExitCode(78)
+        }
+        if node.simPasswordKey == nil {
+            logger.info("SIM password key from its key file", metadata: ["file": "\(node.simPasswordKeyFile)"])
+            if case .postgres = node.database {
+                logger.warning("with PostgreSQL every node needs the same SIM password key: set sims.password_key (or SWITCHBOARD_SIM_PASSWORD_KEY)")
+            }
         }
 
         let location: StoreLocation
@@ -73,7 +87,8 @@ struct Serve: AsyncParsableCommand {
         // The REST API (http.listen); it shares the store and the SIP realm.
         var api: Task<Void, Never>?
         if let http = node.httpListen {
-            let server = WebAPIServer(store: store, realm: node.sipRealm, host: http.host, port: http.port, logger: logger)
+            let server = WebAPIServer(store: store, realm: node.sipRealm, host: http.host, port: http.port, logger: logger,
+                                      simPasswordCipher: simCipher)
             api = Task {
                 do { try await server.run() } catch {
                     logger.critical("the REST API stopped", metadata: ["error": "\(error)"])

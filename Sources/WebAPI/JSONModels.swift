@@ -1,5 +1,6 @@
 import Foundation
 import Rating
+import SIMs
 import Store
 
 typealias StoreAccount = Account
@@ -164,6 +165,58 @@ enum Out {
     }
 
     struct CDRs: Encodable { var cdrs: [CDR] }
+
+    /// A SIM as the API shows it: never its password, in any form.
+    struct SIM: Encodable {
+        var iccid, account, sipHostname, username: String
+        var webhookURL, linkedNumber, operatorName, callRate: String?
+        var updatedAt: String
+        enum CodingKeys: String, CodingKey {
+            case iccid, account, sipHostname = "sip_hostname", username, webhookURL = "webhook_url", linkedNumber = "linked_number"
+            case operatorName = "operator_name", callRate = "call_rate", updatedAt = "updated_at"
+        }
+        init(_ s: SIMRecord) {
+            iccid = s.iccid.digits; account = s.accountID; sipHostname = s.sipHostname; username = s.username
+            webhookURL = s.webhookURL; linkedNumber = s.linkedNumber; operatorName = s.operatorName
+            callRate = s.callRate.map(money); updatedAt = time(s.updatedAt.timeIntervalSince1970)
+        }
+        func encode(to encoder: any Encoder) throws {
+            var c = encoder.container(keyedBy: CodingKeys.self)
+            try c.encode(iccid, forKey: .iccid); try c.encode(account, forKey: .account); try c.encode(sipHostname, forKey: .sipHostname)
+            try c.encode(username, forKey: .username); try c.encode(webhookURL, forKey: .webhookURL)
+            try c.encode(linkedNumber, forKey: .linkedNumber); try c.encode(operatorName, forKey: .operatorName)
+            try c.encode(callRate, forKey: .callRate); try c.encode(updatedAt, forKey: .updatedAt)
+        }
+    }
+
+    struct SIMs: Encodable { var sims: [SIM] }
+
+    struct SIMRegistration: Encodable {
+        var node, state: String
+        var lastCode: Int?
+        var lastReason, registeredUntil, nextAttempt: String?
+        var updatedAt: String
+        enum CodingKeys: String, CodingKey {
+            case node, state, lastCode = "last_code", lastReason = "last_reason", registeredUntil = "registered_until"
+            case nextAttempt = "next_attempt", updatedAt = "updated_at"
+        }
+        init(_ r: SIMRegistrationStatus) {
+            node = r.node; state = r.state.rawValue; lastCode = r.lastCode; lastReason = r.lastReason
+            registeredUntil = r.registeredUntil.map { time($0.timeIntervalSince1970) }
+            nextAttempt = r.nextAttempt.map { time($0.timeIntervalSince1970) }; updatedAt = time(r.updatedAt.timeIntervalSince1970)
+        }
+        func encode(to encoder: any Encoder) throws {
+            var c = encoder.container(keyedBy: CodingKeys.self)
+            try c.encode(node, forKey: .node); try c.encode(state, forKey: .state); try c.encode(lastCode, forKey: .lastCode)
+            try c.encode(lastReason, forKey: .lastReason); try c.encode(registeredUntil, forKey: .registeredUntil)
+            try c.encode(nextAttempt, forKey: .nextAttempt); try c.encode(updatedAt, forKey: .updatedAt)
+        }
+    }
+
+    struct SIMRegistrations: Encodable {
+        var iccid: String
+        var registrations: [SIMRegistration]
+    }
 }
 
 /// RFC 3339 date-times (UTC out; any offset in).

@@ -7,7 +7,7 @@ openapi: 3.1.0
 info:
   title: Switchboard REST API
   version: 1.0.0
-  summary: Accounts, trunks, rate decks, blacklists, limits and CDRs of a Switchboard softswitch.
+  summary: Accounts, trunks, rate decks, blacklists, limits, CDRs and SIP2SIM SIMs of a Switchboard softswitch.
   description: |
     JSON over HTTP. Money is always a decimal string in the account's currency
     ("0.123456", at most 6 decimal places), never a JSON number. Times are
@@ -18,9 +18,9 @@ info:
     Authentication: `Authorization: Bearer sbk_<id>_<secret>`; create keys
     with `switchboard api-key create [--account ID]`. An operator key (no
     account) may do everything; an account key may read its own account and
-    CDRs and manage its own trunks and blacklists, and gets 403 for anything
-    else (other accounts, account changes and top-ups, rate decks, the
-    platform blacklist).
+    CDRs and manage its own trunks, blacklists and SIMs, and gets 403 for
+    anything else (other accounts, account changes and top-ups, rate decks,
+    the platform blacklist, a SIM's call rate).
   license:
     name: Apache-2.0
     identifier: Apache-2.0
@@ -34,6 +34,7 @@ tags:
   - name: rate decks
   - name: blacklists
   - name: cdrs
+  - name: sims
   - name: meta
 paths:
   /api/v1/openapi.yaml:
@@ -367,6 +368,122 @@ paths:
         "401": { $ref: "#/components/responses/Unauthorized" }
         "403": { $ref: "#/components/responses/Forbidden" }
         "422": { $ref: "#/components/responses/Invalid" }
+  /api/v1/sims:
+    get:
+      tags: [sims]
+      operationId: listSIMs
+      summary: SIP2SIM SIMs, by ICCID. An account key sees only its own account's.
+      parameters:
+        - name: account
+          in: query
+          description: Only this account's SIMs.
+          schema: { $ref: "#/components/schemas/AccountID" }
+      responses:
+        "200":
+          description: The SIMs.
+          content:
+            application/json:
+              schema:
+                type: object
+                required: [sims]
+                properties:
+                  sims:
+                    type: array
+                    items: { $ref: "#/components/schemas/SIM" }
+        "401": { $ref: "#/components/responses/Unauthorized" }
+        "403": { $ref: "#/components/responses/Forbidden" }
+        "422": { $ref: "#/components/responses/Invalid" }
+  /api/v1/sims/{iccid}:
+    parameters:
+      - $ref: "#/components/parameters/ICCID"
+    get:
+      tags: [sims]
+      operationId: getSIM
+      summary: One SIM's settings (never its password).
+      responses:
+        "200":
+          description: The SIM.
+          content:
+            application/json:
+              schema: { $ref: "#/components/schemas/SIM" }
+        "401": { $ref: "#/components/responses/Unauthorized" }
+        "403": { $ref: "#/components/responses/Forbidden" }
+        "404": { $ref: "#/components/responses/NotFound" }
+        "422": { $ref: "#/components/responses/Invalid" }
+    put:
+      tags: [sims]
+      operationId: putSIM
+      summary: Create or update a SIM's settings.
+      description: |
+        The body describes the SIM whole (optional fields left out are
+        cleared), except: `password` may be left out to keep the stored one
+        (it is required when the SIM is created); `account` may be left out to
+        keep the SIM's account (an account key's SIMs always belong to its
+        account); `call_rate` is set by operator keys: an account key may
+        leave it out (the stored rate is kept) or repeat it, not change it.
+        The password is encrypted at once (AES-256-GCM with the node's
+        `sims.password_key`) and is never returned or logged. Changes reach
+        the SIM's registration within a minute.
+      requestBody:
+        required: true
+        content:
+          application/json:
+            schema: { $ref: "#/components/schemas/SIMInput" }
+      responses:
+        "200":
+          description: Updated (or unchanged).
+          content:
+            application/json:
+              schema: { $ref: "#/components/schemas/SIM" }
+        "201":
+          description: Created.
+          content:
+            application/json:
+              schema: { $ref: "#/components/schemas/SIM" }
+        "400": { $ref: "#/components/responses/Malformed" }
+        "401": { $ref: "#/components/responses/Unauthorized" }
+        "403": { $ref: "#/components/responses/Forbidden" }
+        "422": { $ref: "#/components/responses/Invalid" }
+        "503":
+          description: The node has no SIM password key, so a password cannot be stored (field "password").
+          content:
+            application/json:
+              schema: { $ref: "#/components/schemas/Error" }
+    delete:
+      tags: [sims]
+      operationId: deleteSIM
+      summary: Delete a SIM and its registration status.
+      responses:
+        "204":
+          description: Deleted.
+        "401": { $ref: "#/components/responses/Unauthorized" }
+        "403": { $ref: "#/components/responses/Forbidden" }
+        "404": { $ref: "#/components/responses/NotFound" }
+        "422": { $ref: "#/components/responses/Invalid" }
+  /api/v1/sims/{iccid}/registration:
+    parameters:
+      - $ref: "#/components/parameters/ICCID"
+    get:
+      tags: [sims]
+      operationId: getSIMRegistration
+      summary: The SIM's outbound registration status, one entry per node registering it.
+      responses:
+        "200":
+          description: The registration status by node (empty before any node has tried).
+          content:
+            application/json:
+              schema:
+                type: object
+                required: [iccid, registrations]
+                properties:
+                  iccid: { $ref: "#/components/schemas/ICCID" }
+                  registrations:
+                    type: array
+                    items: { $ref: "#/components/schemas/SIMRegistration" }
+        "401": { $ref: "#/components/responses/Unauthorized" }
+        "403": { $ref: "#/components/responses/Forbidden" }
+        "404": { $ref: "#/components/responses/NotFound" }
+        "422": { $ref: "#/components/responses/Invalid" }
 components:
   securitySchemes:
     apiKey:
@@ -380,6 +497,12 @@ components:
       in: path
       required: true
       schema: { $ref: "#/components/schemas/AccountID" }
+    ICCID:
+      name: iccid
+      in: path
+      required: true
+      description: The SIM's ICCID; one that fails the Luhn check is refused with 422 (field "iccid").
+      schema: { $ref: "#/components/schemas/ICCID" }
   responses:
     Malformed:
       description: The body is not JSON, or not a JSON object (field "body").
@@ -589,6 +712,62 @@ components:
         prefixes:
           type: array
           items: { type: string, pattern: "^[0-9]{1,20}$" }
+    ICCID:
+      type: string
+      pattern: "^[0-9]{19,20}$"
+      description: 19 or 20 digits, the last a Luhn check digit over the others (ITU-T E.118).
+      examples: ["8944101234567890128"]
+    SIM:
+      type: object
+      required: [iccid, account, sip_hostname, username, webhook_url, linked_number, operator_name, call_rate, updated_at]
+      properties:
+        iccid: { $ref: "#/components/schemas/ICCID" }
+        account: { $ref: "#/components/schemas/AccountID" }
+        sip_hostname: { type: string, description: "The customer's SIP server the SIM registers to: a domain (RFC 3263), IPv4 or [IPv6], optional :port." }
+        username: { type: string }
+        webhook_url: { type: [string, "null"], format: uri, description: Where texts from the handset are POSTed. }
+        linked_number: { type: [string, "null"], pattern: "^[1-9][0-9]{5,14}$", description: "The customer's number linked to the SIM, international form without '+'." }
+        operator_name: { type: [string, "null"] }
+        call_rate:
+          description: Per-minute call rate in the account's currency; null means the account's rate deck applies.
+          oneOf:
+            - $ref: "#/components/schemas/Money"
+            - type: "null"
+        updated_at: { type: string, format: date-time }
+    SIMInput:
+      type: object
+      additionalProperties: false
+      required: [sip_hostname, username]
+      properties:
+        iccid: { type: string, description: "If given, must equal the path's ICCID." }
+        account: { $ref: "#/components/schemas/AccountID" }
+        sip_hostname: { type: string, examples: ["pbx.example.com", "192.0.2.10:5080"] }
+        username: { type: string, minLength: 1, maxLength: 128 }
+        password:
+          type: string
+          minLength: 1
+          maxLength: 128
+          writeOnly: true
+          description: Required when the SIM is created; left out, the stored password is kept. Encrypted at once, never returned or logged.
+        webhook_url: { type: [string, "null"], format: uri }
+        linked_number: { type: [string, "null"], pattern: "^\\+?[1-9][0-9]{5,14}$" }
+        operator_name: { type: [string, "null"], maxLength: 64 }
+        call_rate:
+          description: Operator keys only (see the operation).
+          oneOf:
+            - $ref: "#/components/schemas/Money"
+            - type: "null"
+    SIMRegistration:
+      type: object
+      required: [node, state, last_code, last_reason, registered_until, next_attempt, updated_at]
+      properties:
+        node: { type: string, description: The node registering the SIM. }
+        state: { type: string, enum: [registered, failing, pending, unregistered] }
+        last_code: { type: [integer, "null"], description: "The registrar's last final response code (e.g. 200, 403)." }
+        last_reason: { type: [string, "null"] }
+        registered_until: { type: [string, "null"], format: date-time }
+        next_attempt: { type: [string, "null"], format: date-time, description: "The next refresh, or the next retry after a failure." }
+        updated_at: { type: string, format: date-time }
     CDR:
       type: object
       required: [id, call_id, account, trunk, tag, from, to, call_type, start_at, answer_at, end_at, duration_seconds, billed_seconds, cost, final_status, reason, interrupted]

@@ -6,6 +6,7 @@ import Logging
 import NIOCore
 import Provisioning
 import Rating
+import SIMs
 import Store
 
 /// The per-request context: who is calling, once the key is checked.
@@ -21,7 +22,7 @@ public struct APIRequestContext: RequestContext {
 }
 
 /// The JSON REST API under `/api/v1` (SPEC.md "Operating it"): accounts,
-/// top-ups, trunks, rate decks, blacklists, CDRs; described by the OpenAPI
+/// top-ups, trunks, rate decks, blacklists, CDRs, SIMs; described by the OpenAPI
 /// document served at `/api/v1/openapi.yaml`.
 ///
 ///     let server = WebAPIServer(store: store, realm: "switchboard", host: "127.0.0.1", port: 8080, logger: logger)
@@ -35,9 +36,14 @@ public struct WebAPIServer: Sendable {
     public let host: String
     public let port: Int
     public let logger: Logger
+    /// Encrypts SIM passwords (the node's `sims.password_key`); without one,
+    /// a SIM's password cannot be set (503).
+    public let simPasswordCipher: SIMPasswordCipher?
 
-    public init(store: Store, realm: String = "switchboard", host: String, port: Int, logger: Logger) {
+    public init(store: Store, realm: String = "switchboard", host: String, port: Int, logger: Logger,
+                simPasswordCipher: SIMPasswordCipher? = nil) {
         self.store = store; self.realm = realm; self.host = host; self.port = port; self.logger = logger
+        self.simPasswordCipher = simPasswordCipher
     }
 
     /// The routes, also used to answer 405 for a known path with another method.
@@ -56,13 +62,18 @@ public struct WebAPIServer: Sendable {
         (.get, "/api/v1/blacklists/{scope}"),
         (.put, "/api/v1/blacklists/{scope}"),
         (.get, "/api/v1/cdrs"),
+        (.get, "/api/v1/sims"),
+        (.get, "/api/v1/sims/{iccid}"),
+        (.put, "/api/v1/sims/{iccid}"),
+        (.delete, "/api/v1/sims/{iccid}"),
+        (.get, "/api/v1/sims/{iccid}/registration"),
     ]
 
     /// The router with every route and the auth/error/log middleware.
     public func makeRouter() -> Router<APIRequestContext> {
         let router = Router(context: APIRequestContext.self)
         router.add(middleware: APIMiddleware(store: store, logger: logger))
-        let h = Handlers(store: store, realm: realm)
+        let h = Handlers(store: store, realm: realm, simCipher: simPasswordCipher)
         for (method, path) in Self.routes {
             // OpenAPI's {name} is Hummingbird's :name.
             let hbPath = path.split(separator: "/").map { $0.hasPrefix("{") ? ":" + $0.dropFirst().dropLast() : $0 }.joined(separator: "/")
@@ -133,6 +144,7 @@ struct APIMiddleware: RouterMiddleware {
         case let e as ProvisioningError: return APIError(e)
         case StoreError.invalid(let field, let reason): return .invalid(field, reason)
         case StoreError.notFound(let what): return .notFound("id", "\(what) does not exist")
+        case StoreError.forbidden(let field, let reason): return .forbidden(field, reason)
         case let e as HTTPError where e.status == .notFound:
             let path = request.uri.path
             let allowed = WebAPIServer.routes.filter { matches($0.path, path) }.map(\.method.rawValue)
@@ -166,6 +178,7 @@ struct APIMiddleware: RouterMiddleware {
 struct Handlers: Sendable {
     let store: Store
     let realm: String
+    let simCipher: SIMPasswordCipher?
 
     func handle(_ method: HTTPRequest.Method, _ route: String, _ request: Request, _ context: APIRequestContext) async throws -> Response {
         if route == "/api/v1/openapi.yaml" {
@@ -199,6 +212,12 @@ struct Handlers: Sendable {
             return try await putBlacklist(try param("scope"), try await body(&request, context), caller)
         case (.get, "/api/v1/cdrs"):
             return try await cdrs(request.uri.queryParameters.map { (String($0.key), String($0.value)) }, caller)
+        case (.get, "/api/v1/sims"):
+            return try await listSIMs(request.uri.queryParameters.map { (String($0.key), String($0.value)) }, caller)
+        case (.get, "/api/v1/sims/{iccid}"): return try await getSIM(try param("iccid"), caller)
+        case (.put, "/api/v1/sims/{iccid}"): return try await putSIM(try param("iccid"), try await body(&request, context), caller)
+        case (.delete, "/api/v1/sims/{iccid}"): return try await deleteSIM(try param("iccid"), caller)
+        case (.get, "/api/v1/sims/{iccid}/registration"): return try await simRegistration(try param("iccid"), caller)
         default: throw HTTPError(.notFound)
         }
     }
@@ -423,6 +442,117 @@ struct Handlers: Sendable {
             q.accountID = own
         }
         return try JSONOut.response(Out.CDRs(cdrs: try await store.cdrs(q).map(Out.CDR.init)))
+    }
+
+    // MARK: SIMs
+
+    static let simFields = ["account", "call_rate", "iccid", "linked_number", "operator_name", "password", "sip_hostname", "username",
+                            "webhook_url"]
+
+    /// A path ICCID; 422 naming `iccid` (with the Luhn message) when it is not one.
+    func iccid(_ text: String) throws(APIError) -> ICCID {
+        do { return try FieldParser.iccid(text, "iccid") } catch { throw APIError(error) }
+    }
+
+    /// The SIM, if the caller may see it: 404 if there is none, 403 if it is another account's.
+    func existingSIM(_ id: ICCID, _ caller: Caller) async throws -> SIMRecord {
+        guard let sim = try await store.sim(iccid: id) else { throw APIError.notFound("iccid", "SIM \(id) does not exist") }
+        try caller.mayAccess(account: sim.accountID, field: "iccid")
+        return sim
+    }
+
+    func listSIMs(_ query: [(String, String)], _ caller: Caller) async throws -> Response {
+        var account: String?
+        for (key, value) in query {
+            guard key == "account" else { throw APIError.invalid(String(key.prefix(64)), "unknown query parameter (known: account)") }
+            guard account == nil else { throw APIError.invalid(key, "is given more than once") }
+            account = try FieldParser.accountID(value, "account")
+        }
+        if let own = caller.accountID {
+            if let account { try caller.mayAccess(account: account, field: "account") }
+            account = own
+        }
+        let sims: [SIMRecord]
+        if let account { sims = try await store.sims(account: account) } else { sims = try await store.sims() }
+        return try JSONOut.response(Out.SIMs(sims: sims.map(Out.SIM.init)))
+    }
+
+    func getSIM(_ raw: String, _ caller: Caller) async throws -> Response {
+        try JSONOut.response(Out.SIM(try await existingSIM(try iccid(raw), caller)))
+    }
+
+    /// Creates or updates a SIM. The body describes it whole, except that
+    /// `password` may be left out to keep the stored one (required on create),
+    /// `account` may be left out to keep the SIM's account (an account key's
+    /// SIMs are always its own), and `call_rate` is the operator's: an account
+    /// key may leave it out (kept) or repeat it, not change it.
+    func putSIM(_ raw: String, _ b: [String: Any], _ caller: Caller) async throws -> Response {
+        let id = try iccid(raw)
+        try FieldParser.onlyKnownKeys(b, Self.simFields, "")
+        if let v = b["iccid"], !FieldParser.isNull(v), (try? FieldParser.iccid(v, "iccid")) != id {
+            throw APIError.invalid("iccid", "the body's iccid must match the path's ('\(id)') or be left out")
+        }
+        let before = try await store.sim(iccid: id)
+        if let before { try caller.mayAccess(account: before.accountID, field: "iccid") }
+        let account: String
+        if !FieldParser.isNull(b["account"]) {
+            account = try FieldParser.accountID(b["account"], "account")
+            try caller.mayAccess(account: account, field: "account")
+        } else if let own = caller.accountID {
+            account = own
+        } else if let before {
+            account = before.accountID
+        } else {
+            throw APIError.invalid("account", "is required when creating a SIM")
+        }
+        guard try await store.account(id: account) != nil else {
+            throw APIError.invalid("account", "account '\(account)' does not exist")
+        }
+        let hostname = try FieldParser.sipHostname(b["sip_hostname"], "sip_hostname")
+        let username = try FieldParser.sipUsername(b["username"], "username")
+        let webhook = FieldParser.isNull(b["webhook_url"]) ? nil : try FieldParser.webhookURL(b["webhook_url"], "webhook_url")
+        let linked = FieldParser.isNull(b["linked_number"]) ? nil : try FieldParser.phoneNumber(b["linked_number"], "linked_number")
+        let operatorName = FieldParser.isNull(b["operator_name"]) ? nil : try FieldParser.operatorName(b["operator_name"], "operator_name")
+        let givenRate = FieldParser.isNull(b["call_rate"]) ? nil : try FieldParser.money(b["call_rate"], "call_rate")
+        var callRate = givenRate
+        if caller.accountID != nil {
+            callRate = before?.callRate
+            if b.keys.contains("call_rate"), givenRate.map(MoneyColumn.micros) != callRate.map(MoneyColumn.micros) {
+                try caller.mustBeOperator("call_rate", "setting a SIM's call rate")
+            }
+        }
+        let ciphertext: String
+        if FieldParser.isNull(b["password"]) {
+            guard let before else { throw APIError.invalid("password", "is required when creating a SIM") }
+            ciphertext = before.passwordCiphertext
+        } else {
+            let password = try FieldParser.simPassword(b["password"], "password")
+            guard let simCipher else {
+                throw APIError(.serviceUnavailable, field: "password", "this node has no SIM password key, so it cannot store SIM passwords")
+            }
+            ciphertext = try ProvisioningFile.storedPassword(password, iccid: id, before: before?.passwordCiphertext, cipher: simCipher)
+        }
+        let record = SIMRecord(iccid: id, accountID: account, sipHostname: hostname, username: username, passwordCiphertext: ciphertext,
+                               webhookURL: webhook, linkedNumber: linked, operatorName: operatorName, callRate: callRate)
+        let outcome = try await store.upsertSIM(record, ownedBy: caller.accountID)
+        guard let saved = try await store.sim(iccid: id) else { throw APIError.notFound("iccid", "SIM \(id) does not exist") }
+        return try JSONOut.response(Out.SIM(saved), status: outcome == .created ? .created : .ok)
+    }
+
+    func deleteSIM(_ raw: String, _ caller: Caller) async throws -> Response {
+        let id = try iccid(raw)
+        _ = try await existingSIM(id, caller)
+        guard try await store.deleteSIM(iccid: id, account: caller.accountID) else {
+            throw APIError.notFound("iccid", "SIM \(id) does not exist")
+        }
+        return Response(status: .noContent)
+    }
+
+    func simRegistration(_ raw: String, _ caller: Caller) async throws -> Response {
+        let id = try iccid(raw)
+        _ = try await existingSIM(id, caller)
+        let rows = try await store.registrationStatuses(iccid: id)
+        return try JSONOut.response(Out.SIMRegistrations(iccid: id.digits, registrations: rows.map(Out.SIMRegistration.init)))
     }
 
     /// Unix seconds ("1700000000", "1700000000.5") or RFC 3339.

@@ -1,5 +1,6 @@
 import Foundation
 import NodeConfiguration
+import SIMs
 import Testing
 
 @Suite struct NodeConfigurationTests {
@@ -23,6 +24,7 @@ import Testing
         #expect(c.callType(of: "447700900123") == "mobile" && c.callType(of: "+33123456789") == "international")
         #expect(c.callType(of: "441632960000") == nil)
         #expect(c.nonceSecret == nil)  // random per start unless a cluster sets one
+        #expect(c.simPasswordKey == nil && c.simPasswordKeyFile == "sim-password.key")  // next to switchboard.sqlite
     }
 
     @Test func gatewayAddressesTakeAnOptionalPort() {
@@ -71,5 +73,60 @@ import Testing
         #expect(error("call_types:\n  international: [\"00x\"]\n") == ConfigurationError("call_types.international[0]", "'00x' is not a digit prefix"))
         #expect(error("sip: [\n")?.key == "file")
         #expect(ConfigurationError("http.listen", "'x' must be host:port").description == "configuration http.listen: 'x' must be host:port")
+    }
+
+    @Test func simPasswordKeyFromFileOrEnvironment() throws {
+        let key = Data(repeating: 7, count: 32).base64EncodedString()
+        var c = NodeConfiguration.defaults
+        try c.apply(yaml: "sims:\n  password_key: \"\(key)\"\n")
+        #expect(c.simPasswordKey == key)
+        let cipher = try c.simPasswordCipher()
+        let iccid = try ICCID("8944101234567890128")
+        #expect(try SIMPasswordCipher(base64Key: key).decrypt(try cipher.encrypt("pw", iccid: iccid), iccid: iccid) == "pw")
+
+        let other = Data(repeating: 9, count: 32).base64EncodedString()
+        try c.apply(environment: ["SWITCHBOARD_SIM_PASSWORD_KEY": other])
+        #expect(c.simPasswordKey == other)
+    }
+
+    @Test func invalidSIMPasswordKeyNamesTheKeyAndNotTheValue() {
+        func error(yaml: String? = nil, env: [String: String] = [:]) -> ConfigurationError? {
+            var c = NodeConfiguration.defaults
+            do {
+                if let yaml { try c.apply(yaml: yaml) }
+                try c.apply(environment: env)
+                return nil
+            } catch { return error }
+        }
+        let short = Data(repeating: 7, count: 16).base64EncodedString()
+        #expect(error(yaml: "sims:\n  password_key: \"\(short)\"\n")
+                == ConfigurationError("sims.password_key",
+                                      "the SIM password key must be 32 bytes (base64), not 16; make one with: openssl rand -base64 32"))
+        let notBase64 = error(yaml: "sims:\n  password_key: \"not base64 at all!\"\n")
+        #expect(notBase64?.key == "sims.password_key" && notBase64?.problem.contains("not base64 at all") == false)
+        #expect(error(yaml: "sims:\n  passwordkey: x\n") == ConfigurationError("sims.passwordkey", "unknown key (known: password_key)"))
+        let env = error(env: ["SWITCHBOARD_SIM_PASSWORD_KEY": "c2hvcnQ="])
+        #expect(env?.key == "SWITCHBOARD_SIM_PASSWORD_KEY" && env?.description.contains("sims.password_key") == true)
+        #expect(env?.description.contains("c2hvcnQ=") == false)
+    }
+
+    @Test func withoutAKeyTheKeyFileSitsNextToTheSQLiteFile() throws {
+        let dir = NSTemporaryDirectory() + "switchboard-keyfile-\(UUID().uuidString)"
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        var c = NodeConfiguration.defaults
+        try c.apply(environment: ["SWITCHBOARD_DATABASE": "sqlite:\(dir)/data/switchboard.sqlite"])
+        #expect(c.simPasswordKeyFile == "\(dir)/data/sim-password.key")
+        let first = try c.simPasswordCipher()
+        let attributes = try FileManager.default.attributesOfItem(atPath: c.simPasswordKeyFile)
+        #expect((attributes[.posixPermissions] as? NSNumber)?.intValue == 0o600)
+        // The next start reads the same key: passwords stored before still decrypt.
+        let iccid = try ICCID("8944101234567890128")
+        #expect(try c.simPasswordCipher().decrypt(try first.encrypt("pw", iccid: iccid), iccid: iccid) == "pw")
+        // A damaged key file is a start-up error naming the setting.
+        try "garbage".write(toFile: c.simPasswordKeyFile, atomically: true, encoding: .utf8)
+        #expect(throws: ConfigurationError.self) { try c.simPasswordCipher() }
+        // PostgreSQL: the working directory.
+        try c.apply(environment: ["SWITCHBOARD_DATABASE": "postgres://sw@127.0.0.1/sw"])
+        #expect(c.simPasswordKeyFile == "sim-password.key")
     }
 }

@@ -162,13 +162,29 @@ struct TimeoutFailoverTests {
 struct ServeCommandTests {
     @Test func startsWithSQLiteAndAnswersOptions() async throws {
         let port = freePort()
-        let db = NSTemporaryDirectory() + "serve-\(UUID().uuidString).sqlite"
+        let dir = NSTemporaryDirectory() + "serve-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let db = dir + "/switchboard.sqlite"
         let serve = try ExternalProcess(try switchboardBinary(), ["serve"], environment: [
             "SWITCHBOARD_SIP_LISTEN": "udp:127.0.0.1:\(port)", "SWITCHBOARD_DATABASE": "sqlite:\(db)",
         ])
-        defer { serve.kill(); unlink(db) }
+        defer { serve.kill(); try? FileManager.default.removeItem(atPath: dir) }
         #expect(try await waitUntilAnswersOptions(port: port))
         #expect(FileManager.default.fileExists(atPath: db))  // the store was created on first start
+        // No sims.password_key: the SIM password key file is made next to the SQLite file, readable by the owner only.
+        let attributes = try FileManager.default.attributesOfItem(atPath: dir + "/sim-password.key")
+        #expect((attributes[.posixPermissions] as? NSNumber)?.intValue == 0o600)
+    }
+
+    @Test func invalidSIMPasswordKeyStopsStartUpNamingTheKey() async throws {
+        let path = NSTemporaryDirectory() + "bad-key-\(UUID().uuidString).yaml"
+        try "sims:\n  password_key: \"c2hvcnQ=\"\n".write(toFile: path, atomically: true, encoding: .utf8)
+        defer { unlink(path) }
+        let serve = try ExternalProcess(try switchboardBinary(), ["serve", "--config", path])
+        let (status, output, _) = await serve.wait(timeout: .seconds(20))
+        #expect(status == 78)
+        #expect(output.contains("configuration sims.password_key: the SIM password key must be 32 bytes (base64), not 5"), "\(output)")
+        #expect(!output.contains("c2hvcnQ="))
     }
 
     @Test func invalidConfigurationStopsStartUpNamingTheKey() async throws {
@@ -185,22 +201,37 @@ struct ServeCommandTests {
 @Suite("switchboard provision")
 struct ProvisionCommandTests {
     @Test func importTwiceChangesNothingTheSecondTime() async throws {
-        let db = NSTemporaryDirectory() + "provision-\(UUID().uuidString).sqlite"
-        let file = NSTemporaryDirectory() + "provision-\(UUID().uuidString).yaml"
+        // A directory of its own: the SIM password key file is created next to the database.
+        let dir = NSTemporaryDirectory() + "provision-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let db = dir + "/switchboard.sqlite"
+        let file = dir + "/provision.yaml"
         try """
             rate_decks:
               - { name: default, currency: GBP, rates: [ { prefix: "44", per_minute: "0.01" } ] }
             accounts:
               - { id: "920700", name: Acme, currency: GBP, balance: "10" }
+            sims:
+              - { iccid: "8944101234567890128", account: "920700", sip_hostname: pbx.acme.example, username: u1, password: sim-secret }
             """.write(toFile: file, atomically: true, encoding: .utf8)
-        defer { unlink(db); unlink(file) }
+        defer { try? FileManager.default.removeItem(atPath: dir) }
         let env = ["SWITCHBOARD_DATABASE": "sqlite:\(db)"]
         let first = try ExternalProcess(try switchboardBinary(), ["provision", file], environment: env)
         let (s1, o1, _) = await first.wait(timeout: .seconds(30))
         #expect(s1 == 0 && o1.contains("accounts: 1 created, 0 updated, 0 unchanged; rates: 1 added, 0 updated, 0 removed"), "\(o1)")
+        #expect(o1.contains("sims: 1 created, 0 updated, 0 unchanged"), "\(o1)")
+        let keyFile = dir + "/sim-password.key"
+        let attributes = try FileManager.default.attributesOfItem(atPath: keyFile)
+        #expect((attributes[.posixPermissions] as? NSNumber)?.intValue == 0o600)
         let second = try ExternalProcess(try switchboardBinary(), ["provision", file], environment: env)
         let (s2, o2, _) = await second.wait(timeout: .seconds(30))
         #expect(s2 == 0 && o2.contains("accounts: 0 created, 0 updated, 1 unchanged; rates: 0 added, 0 updated, 0 removed"), "\(o2)")
+        #expect(o2.contains("sims: 0 created, 0 updated, 1 unchanged"), "\(o2)")  // the same key file was read again
+        // A bad key in the environment stops the import, naming the setting.
+        let badKey = try ExternalProcess(try switchboardBinary(), ["provision", file],
+                                         environment: env.merging(["SWITCHBOARD_SIM_PASSWORD_KEY": "c2hvcnQ="]) { $1 })
+        let (s4, o4, _) = await badKey.wait(timeout: .seconds(30))
+        #expect(s4 == 78 && o4.contains("SWITCHBOARD_SIM_PASSWORD_KEY") && o4.contains("sims.password_key") && !o4.contains("c2hvcnQ="), "\(o4)")
         try "accounts:\n  - { id: \"1\", name: A, currency: pounds }\n".write(toFile: file, atomically: true, encoding: .utf8)
         let bad = try ExternalProcess(try switchboardBinary(), ["provision", file], environment: env)
         let (s3, o3, _) = await bad.wait(timeout: .seconds(30))

@@ -50,7 +50,10 @@ struct RunningSwitch {
         var yaml = "sip:\n  listen: [udp:127.0.0.1:\(port)]\n  digest_algorithms: [MD5, SHA-256]\n"
         let httpPort = freePort()
         yaml += "http:\n  listen: 127.0.0.1:\(httpPort)\n"
-        yaml += "database:\n  url: \"\(database)\"\ngateways:\n"
+        yaml += "database:\n  url: \"\(database)\"\n"
+        // A fixed SIM password key, so that no key file is left next to the
+        // test database (or in the working directory, with PostgreSQL).
+        yaml += "sims:\n  password_key: \"\(Data(repeating: 3, count: 32).base64EncodedString())\"\ngateways:\n"
         for (i, g) in gateways.enumerated() {
             yaml += "  - { name: \(g.name), address: \"127.0.0.1:\(g.port)\", priority: \(10 * (i + 1)) }\n"
         }

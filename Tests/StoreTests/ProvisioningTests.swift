@@ -1,6 +1,7 @@
 import Foundation
 import Provisioning
 import Rating
+import SIMs
 import SIPAuth
 import Store
 import Testing
@@ -60,7 +61,7 @@ extension StoreTests {
         #expect(error("rate_decks:\n  - { name: d, currency: GBP, rates: [ { prefix: \"+44\", per_minute: \"1\" } ] }\n")
                 == ProvisioningError("rate_decks[0].rates[0].prefix", "rate deck prefix '+44' must be 1–20 digits"))
         #expect(error("rate_decks:\n  - { name: d, currency: GBP, rates: [ { prefix: \"44\" } ] }\n") == ProvisioningError("rate_decks[0].rates[0].per_minute", "is required"))
-        #expect(error("trunk: []\n") == ProvisioningError("trunk", "unknown key (known: accounts, blacklists, rate_decks, trunks)"))
+        #expect(error("trunk: []\n") == ProvisioningError("trunk", "unknown key (known: accounts, blacklists, rate_decks, sims, trunks)"))
         #expect(error("trunks:\n  - { account: \"1\", name: L1, source_addresses: [192.0.2.1, 10.0.0.300] }\n")
                 == ProvisioningError("trunks[0].source_addresses[1]", "'10.0.0.300' is not an IP address or CIDR block"))
         #expect(error("trunks:\n  - { account: \"1\", name: L1, username: u1 }\n") == ProvisioningError("trunks[0].password", "is required with a username"))
@@ -171,5 +172,113 @@ extension StoreTests {
         #expect(try await applyError(taken.replacingOccurrences(of: "name: L1", with: "name: L2"))
                 == ProvisioningError("trunks[0].username", "user name 'shared' is already used by trunk 1-L1"))
         try await store.close()
+    }
+}
+
+let simYAML = """
+    accounts:
+      - { id: "920700", name: Acme, currency: GBP }
+      - { id: "920701", name: Other, currency: GBP }
+    sims:
+      - iccid: "8944101234567890128"
+        account: "920700"
+        sip_hostname: pbx.acme.example
+        username: sim0128
+        password: "first secret"
+        webhook_url: https://acme.example/texts
+        linked_number: "+447700900123"
+        operator_name: Acme Mobile
+        call_rate: "0.015"
+      - { iccid: 89441012345678901237, account: "920701", sip_hostname: "192.0.2.10:5080", username: sim1237, password: p }
+    """
+
+extension StoreTests {
+    @Test(arguments: StoreBackend.allCases)
+    func simsImportIdempotentlyWithEncryptedPasswords(backend: StoreBackend) async throws {
+        let store = try await openFreshStore(backend)
+        let file = try ProvisioningFile(yaml: simYAML)
+        let first = try await file.apply(to: store, cipher: testCipher)
+        #expect(first.simsCreated == 2 && first.accountsCreated == 2)
+        #expect(first.description.hasSuffix("sims: 2 created, 0 updated, 0 unchanged"))
+        // GCM ciphertexts differ every time: the comparison is by the decrypted password.
+        let again = try await file.apply(to: store, cipher: testCipher)
+        #expect(!again.changed, "re-importing the same file changed something: \(again)")
+        #expect(again.simsUnchanged == 2)
+
+        let sim = try #require(try await store.sim(iccid: try iccid(TestICCID.a)))
+        #expect(sim.accountID == "920700" && sim.sipHostname == "pbx.acme.example" && sim.username == "sim0128")
+        #expect(sim.webhookURL == "https://acme.example/texts" && sim.linkedNumber == "447700900123" && sim.operatorName == "Acme Mobile")
+        #expect(sim.callRate == m("0.015"))
+        #expect(!sim.passwordCiphertext.contains("first secret"))
+        #expect(try testCipher.decrypt(sim.passwordCiphertext, iccid: sim.iccid) == "first secret")
+        let other = try #require(try await store.sim(iccid: try iccid(TestICCID.c)))  // a bare YAML number that fits exactly
+        #expect(other.callRate == nil && other.webhookURL == nil && other.sipHostname == "192.0.2.10:5080")
+
+        // A new password, or a new host: an update; the other SIM stays unchanged.
+        let changed = try ProvisioningFile(yaml: simYAML.replacingOccurrences(of: "first secret", with: "second secret"))
+        let third = try await changed.apply(to: store, cipher: testCipher)
+        #expect(third.simsUpdated == 1 && third.simsUnchanged == 1)
+        let after = try #require(try await store.sim(iccid: try iccid(TestICCID.a)))
+        #expect(try testCipher.decrypt(after.passwordCiphertext, iccid: after.iccid) == "second secret")
+
+        // Another key: the stored password does not decrypt, so it is re-encrypted (an update), not kept.
+        let otherKey = try SIMPasswordCipher(base64Key: SIMPasswordCipher.generateBase64Key())
+        #expect(try await changed.apply(to: store, cipher: otherKey).simsUpdated == 2)
+        #expect(try await changed.apply(to: store, cipher: otherKey).simsUnchanged == 2)
+
+        // SIMs need the cipher.
+        await #expect(throws: ProvisioningError("sims", "storing SIM passwords needs the node's SIM password key (sims.password_key)")) {
+            _ = try await file.apply(to: store)
+        }
+        try await store.close()
+    }
+
+    @Test(arguments: StoreBackend.allCases)
+    func simApplyErrorsNameTheEntry(backend: StoreBackend) async throws {
+        let store = try await openFreshStore(backend)
+        let yaml = "sims:\n  - { iccid: \"8944101234567890128\", account: \"404\", sip_hostname: h.example, username: u, password: p }\n"
+        await #expect(throws: ProvisioningError("sims[0].account", "account '404' does not exist (define it under accounts)")) {
+            _ = try await ProvisioningFile(yaml: yaml).apply(to: store, cipher: testCipher)
+        }
+        #expect(try await store.sims().isEmpty)
+        try await store.close()
+    }
+
+    @Test func simErrorsNameTheField() {
+        func error(_ fields: String) -> ProvisioningError? {
+            let yaml = "sims:\n  - { \(fields) }\n"
+            do { _ = try ProvisioningFile(yaml: yaml); return nil } catch { return error }
+        }
+        let ok = "account: \"1\", sip_hostname: sip.example.com, username: u1, password: secret"
+        #expect(error("iccid: \"8944101234567890128\", \(ok)") == nil)
+        #expect(error("iccid: \"8944101234567890127\", \(ok)")
+                == ProvisioningError("sims[0].iccid", "the ICCID's check digit is 7 but its Luhn check digit is 8; check for a mistyped digit"))
+        #expect(error("iccid: \"894410123456789012\", \(ok)") == ProvisioningError("sims[0].iccid", "an ICCID has 19 or 20 digits, not 18"))
+        #expect(error("iccid: 8.9441012345678901e19, \(ok)")
+                == ProvisioningError("sims[0].iccid", "write the ICCID as a string, e.g. \"8944101234567890128\""))
+        #expect(error(ok) == ProvisioningError("sims[0].iccid", "is required"))
+        let id = "iccid: \"8944101234567890128\""
+        #expect(error("\(id), account: \"1\", sip_hostname: h.example, username: u1") == ProvisioningError("sims[0].password", "is required"))
+        #expect(error("\(id), account: \"1\", username: u1, password: p") == ProvisioningError("sims[0].sip_hostname", "is required"))
+        for bad in ["\"sip example.com\"", "\"sip..example.com\"", "\"h.example:0\"", "\"h.example:99999\"", "\"300.1.1.1\"", "\"[2001:db8::1\"",
+                    "\"-bad.example\""] {
+            #expect(error("\(id), account: \"1\", sip_hostname: \(bad), username: u1, password: p")?.key == "sims[0].sip_hostname", "\(bad)")
+        }
+        for good in ["sip.example.com", "\"sip.example.com:5080\"", "192.0.2.1", "\"[2001:db8::1]:5060\"", "\"[2001:db8::1]\""] {
+            #expect(error("\(id), account: \"1\", sip_hostname: \(good), username: u1, password: p") == nil, "\(good)")
+        }
+        #expect(error("\(id), account: \"1\", sip_hostname: h.example, username: \"a b\", password: p")?.key == "sims[0].username")
+        #expect(error("\(id), account: \"1\", sip_hostname: h.example, username: \"a@b\", password: p")?.key == "sims[0].username")
+        #expect(error("\(id), \(ok), webhook_url: ftp://x.example/") == ProvisioningError(
+            "sims[0].webhook_url", "'ftp://x.example/' is not an http(s) URL such as https://example.com/texts (credentials in the URL are not allowed)"))
+        #expect(error("\(id), \(ok), webhook_url: \"https://u:p@x.example/\"")?.key == "sims[0].webhook_url")
+        #expect(error("\(id), \(ok), linked_number: \"07700900123\"")?.key == "sims[0].linked_number")
+        #expect(error("\(id), \(ok), call_rate: 0.01") == ProvisioningError("sims[0].call_rate", "write amounts as strings, e.g. \"0.0125\""))
+        #expect(error("\(id), \(ok), call_rate: \"0.0000001\"") == ProvisioningError("sims[0].call_rate", "'0.0000001' has more than 6 decimal places"))
+        #expect(error("\(id), \(ok), colour: red")?.key == "sims[0].colour")
+        #expect(error("\(id), \(ok) }\n  - { \(id), \(ok)") == ProvisioningError("sims[1].iccid", "SIM 8944101234567890128 appears twice"))
+        // The password is never echoed in an error.
+        let control = error("\(id), account: \"1\", sip_hostname: h.example, username: u1, password: \"top\\tsecret\"")
+        #expect(control?.key == "sims[0].password" && control?.problem.contains("secret") == false)
     }
 }

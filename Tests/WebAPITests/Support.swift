@@ -5,6 +5,7 @@ import HummingbirdTesting
 import Logging
 import NIOCore
 import Rating
+import SIMs
 import Store
 import Testing
 import TestSupport
@@ -69,9 +70,12 @@ extension TestClientProtocol {
     }
 }
 
+/// The SIM password cipher the API tests' server uses (a fixed test key: 32 bytes of 0x02).
+let apiTestCipher: SIMPasswordCipher? = try? SIMPasswordCipher(base64Key: Data(repeating: 2, count: 32).base64EncodedString())
+
 /// Opens a store with two accounts and three keys, serves the API on a
 /// loopback port, runs `body`, and closes the store.
-func withAPI(_ backend: StoreBackend, logs: LogCollector? = nil,
+func withAPI(_ backend: StoreBackend, logs: LogCollector? = nil, simCipher: SIMPasswordCipher? = apiTestCipher,
              _ body: @Sendable (any TestClientProtocol, Keys, Store) async throws -> Void) async throws {
     let store = try await openFreshStore(backend)
     do {
@@ -85,7 +89,8 @@ func withAPI(_ backend: StoreBackend, logs: LogCollector? = nil,
             return SwiftLogNoOpLogHandler()
         }
         logger.logLevel = .trace
-        let server = WebAPIServer(store: store, realm: "test.example", host: "127.0.0.1", port: 0, logger: logger)
+        let server = WebAPIServer(store: store, realm: "test.example", host: "127.0.0.1", port: 0, logger: logger,
+                                  simPasswordCipher: simCipher)
         try await server.makeApplication().test(.live) { client in try await body(client, keys, store) }
     } catch {
         try? await store.close()
