@@ -21,6 +21,7 @@ import PackageDescription
 //   TrunkService    the trunk call service: trunk authentication, policy, B2BUA calls, CDRs.
 //   NodeConfiguration  the node's YAML settings with environment overrides.
 //   Provisioning    imports accounts, rate decks, trunks, limits and blacklists from YAML/JSON, idempotently.
+//   MobileCoreSimulator  a mobile core with handsets (ICCIDs) for tests and demos: calls, texts, G.711 RTP, HTTP control API.
 //   WebAPI          the JSON REST API under /api/v1 (Hummingbird 2), bearer API keys, OpenAPI document.
 //   SwitchboardCLI  the `switchboard` binary.
 let strictSwift: [SwiftSetting] = [
@@ -123,6 +124,18 @@ let package = Package(
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strictSwift
+        ),
+        .target(
+            name: "MobileCoreSimulator",
+            dependencies: [
+                "SIPStack", "SIPMessage", "SIPTransport", "SDP", "SIMs",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strictSwift
