@@ -144,7 +144,7 @@ let package = Package(
             name: "SwitchboardCLI",
             dependencies: [
                 "SIPMessage", "SDP", "SIPStack", "SIPResolver", "SIPTransaction", "NodeConfiguration", "Store", "Provisioning",
-                "TrunkService", "WebAPI",
+                "TrunkService", "WebAPI", "MobileCoreSimulator", "SIMs",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
