@@ -29,6 +29,43 @@ struct SimulatorSIPpTests {
         await sim.shutdown()
     }
 
+    /// Withheld: anonymous From and Privacy: id, PAI still the ICCID; the 486's reason phrase and Reason header are kept.
+    @Test func withheldCallRejectedBusyKeepsCodeReasonPhraseAndReasonHeader() async throws {
+        let sippPort = freePort()
+        let sipp = try startSIPp("sim_switch_withheld_busy.xml", [], port: sippPort)
+        try await Task.sleep(for: .milliseconds(300))
+        let sim = try await startSimulator(handsets: [handsetA], switchPort: sippPort)
+        let placed = try await sim.placeCall(from: handsetA, to: "07700900123", withheld: true)
+        #expect(try await eventually { try await sim.call(placed.id).state == .ended })
+        await finish(sipp)
+        let call = try await sim.call(placed.id)
+        #expect(call.finalCode == 486)
+        #expect(call.reasonPhrase == "Busy Here")
+        #expect(call.reason == "Q.850;cause=17;text=\"User busy\"")
+        #expect(call.endedBy == "remote")
+        #expect(call.withheld)
+        await sim.shutdown()
+    }
+
+    /// Hanging up a ringing call sends CANCEL; the INVITE ends with 487.
+    @Test func hangUpWhileRingingCancels() async throws {
+        let sippPort = freePort()
+        let sipp = try ExternalProcess("sipp", ["-sf", fixture("sipp/gw_ring_then_cancel.xml"), "-i", "127.0.0.1", "-p", "\(sippPort)",
+                                                "-m", "1", "-nostdin", "-timeout", "30s", "-timeout_error"])
+        try await Task.sleep(for: .milliseconds(300))
+        let sim = try await startSimulator(handsets: [handsetA], switchPort: sippPort)
+        let placed = try await sim.placeCall(from: handsetA, to: "+447700900123")
+        #expect(try await eventually { try await sim.call(placed.id).state == .ringing })
+        _ = try await sim.hangUp(callID: placed.id)
+        #expect(try await eventually { try await sim.call(placed.id).state == .ended })
+        await finish(sipp)
+        let call = try await sim.call(placed.id)
+        #expect(call.finalCode == 487)
+        #expect(call.endedBy == "local")
+        #expect(call.rtpSent == 0)
+        await sim.shutdown()
+    }
+
     @Test func callerReachesHandsetWhichAutoAnswersAndCallerHangsUp() async throws {
         let sim = try await startSimulator(handsets: [handsetA], switchPort: freePort())
         let sipp = try startSIPp("sim_caller_bye.xml", ["-s", handsetA, "127.0.0.1:\(sim.sipPort)",
