@@ -128,8 +128,12 @@ public actor MobileCoreSimulator {
     public func shutdown() async {
         for id in callOrder where calls[id]?.leg.phase != .ended { _ = try? await hangUp(callID: id) }
         for id in callOrder { await closeMedia(id) }
-        httpTask?.cancel()
-        httpTask = nil
+        if let httpTask {
+            httpTask.cancel()
+            await httpTask.value  // the server has closed its socket
+            self.httpTask = nil
+            httpPort = nil
+        }
         await endpoint.shutdown()
     }
 

@@ -98,3 +98,27 @@ struct ControlAPITests {
         }
     }
 }
+
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+
+/// The control API over a real socket, as `switchboard simulator` serves it.
+@Suite("simulator control API over HTTP")
+struct LiveControlAPITests {
+    @Test(.timeLimit(.minutes(1))) func servesUntilShutdown() async throws {
+        let sim = try await startSimulator(handsets: [handsetA], switchPort: freePort(), http: true)
+        let port = try #require(await sim.httpPort)
+        var request = URLRequest(url: try #require(URL(string: "http://127.0.0.1:\(port)/handsets/\(handsetA)/texts")))
+        request.httpMethod = "POST"
+        request.httpBody = Data(#"{"to": "+447700900123"}"#.utf8)
+        let (data, response) = try await URLSession.shared.data(for: request)
+        #expect((response as? HTTPURLResponse)?.statusCode == 422)
+        let body = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
+        #expect(body["field"] as? String == "text")
+        let (list, _) = try await URLSession.shared.data(from: try #require(URL(string: "http://127.0.0.1:\(port)/calls")))
+        #expect(String(decoding: list, as: UTF8.self) == "[]")
+        await sim.shutdown()
+        #expect(await sim.httpPort == nil)
+    }
+}
