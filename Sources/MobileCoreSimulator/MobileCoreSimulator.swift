@@ -98,7 +98,8 @@ public actor MobileCoreSimulator {
         let endpoint: SIPEndpoint
         do {
             endpoint = try await SIPEndpoint.start(
-                configuration: SIPEndpointConfiguration(listen: [configuration.sip], userAgent: "Switchboard mobile-core simulator"),
+                configuration: SIPEndpointConfiguration(listen: [configuration.sip], advertisedHost: configuration.advertisedHost,
+                                                        userAgent: "Switchboard mobile-core simulator"),
                 logger: logger) { _ in }
         } catch {
             throw .startFailed("cannot listen for SIP on \(configuration.sip.transport) \(configuration.sip.host):\(configuration.sip.port): \(error)")

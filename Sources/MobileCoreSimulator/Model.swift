@@ -27,13 +27,16 @@ public struct SimulatorConfiguration: Sendable {
     public var answerMode: AnswerMode
     /// Frequency of the tone the handsets send, in Hz.
     public var toneHz: Double
+    /// The address put in Via, Contact, From/PAI hosts and SDP; the SIP listener's when nil
+    /// (needed when listening on 0.0.0.0).
+    public var advertisedHost: String?
 
     public init(sip: SIPListenAddress, http: (host: String, port: Int)? = nil, switchHost: String, switchPort: Int,
                 handsets: [ICCID], rtpPorts: ClosedRange<Int>? = nil, recordDirectory: String? = nil,
-                answerMode: AnswerMode = .auto(after: .milliseconds(200)), toneHz: Double = 1_000) {
+                answerMode: AnswerMode = .auto(after: .milliseconds(200)), toneHz: Double = 1_000, advertisedHost: String? = nil) {
         self.sip = sip; self.http = http; self.switchHost = switchHost; self.switchPort = switchPort
         self.handsets = handsets; self.rtpPorts = rtpPorts; self.recordDirectory = recordDirectory
-        self.answerMode = answerMode; self.toneHz = toneHz
+        self.answerMode = answerMode; self.toneHz = toneHz; self.advertisedHost = advertisedHost
     }
 }
 

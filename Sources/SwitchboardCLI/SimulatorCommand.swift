@@ -17,6 +17,9 @@ struct SimulatorCommand: AsyncParsableCommand {
     @Option(help: "The simulator's SIP address: [udp:|tcp:]HOST:PORT.")
     var sip: String = "udp:127.0.0.1:5070"
 
+    @Option(help: "The address to put in Contact, From/PAI and SDP (required when --sip listens on 0.0.0.0 or ::).")
+    var advertise: String?
+
     @Option(help: "The control API's address: HOST:PORT.")
     var http: String = "127.0.0.1:8070"
 
@@ -54,6 +57,9 @@ struct SimulatorCommand: AsyncParsableCommand {
             sipText.removeFirst(4); transport = .tcp
         }
         let (sipHost, sipPort) = try hostPort(sipText, option: "--sip")
+        if advertise == nil, sipHost == "0.0.0.0" || sipHost == "::" {
+            throw ValidationError("--sip listens on every address: give --advertise with the address the switch reaches this host at")
+        }
         let (httpHost, httpPort) = try hostPort(http, option: "--http")
         let (switchHost, switchPort) = try hostPort(switchAddress, option: "--switch")
         var texts = handset
@@ -81,7 +87,7 @@ struct SimulatorCommand: AsyncParsableCommand {
             switchHost: switchHost, switchPort: switchPort, handsets: iccids, rtpPorts: bounds[0]...bounds[1],
             recordDirectory: recordDir,
             answerMode: manualAnswer ? .manual : .auto(after: .milliseconds(Int64((answerAfter * 1_000).rounded()))),
-            toneHz: toneHz)
+            toneHz: toneHz, advertisedHost: advertise)
     }
 
     func hostPort(_ text: String, option: String) throws -> (String, Int) {
