@@ -21,6 +21,7 @@ import PackageDescription
 //   TrunkService    the trunk call service: trunk authentication, policy, B2BUA calls, CDRs.
 //   NodeConfiguration  the node's YAML settings with environment overrides.
 //   Provisioning    imports accounts, rate decks, trunks, limits, blacklists and SIMs from YAML/JSON, idempotently.
+//   MobileCoreSimulator  a mobile core with handsets (ICCIDs) for tests and demos: calls, texts, G.711 RTP, HTTP control API.
 //   WebAPI          the JSON REST API under /api/v1 (Hummingbird 2), bearer API keys, OpenAPI document.
 //   SwitchboardCLI  the `switchboard` binary.
 let strictSwift: [SwiftSetting] = [
@@ -127,11 +128,23 @@ let package = Package(
             ],
             swiftSettings: strictSwift
         ),
+        .target(
+            name: "MobileCoreSimulator",
+            dependencies: [
+                "SIPStack", "SIPMessage", "SIPTransport", "SDP", "SIMs",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strictSwift
+        ),
         .executableTarget(
             name: "SwitchboardCLI",
             dependencies: [
                 "SIPMessage", "SDP", "SIPStack", "SIPResolver", "SIPTransaction", "NodeConfiguration", "Store", "Provisioning",
-                "TrunkService", "WebAPI", "SIMs",
+                "TrunkService", "WebAPI", "MobileCoreSimulator", "SIMs", "SIP2SIM", "OutboundRegistration",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -159,6 +172,14 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Yams", package: "Yams"),
             ],
+            swiftSettings: strictSwift
+        ),
+        .testTarget(
+            name: "MobileCoreSimulatorTests",
+            dependencies: ["MobileCoreSimulator", "SIMs", "SIPStack", "SIPTransport", "TestSupport",
+                           .product(name: "Hummingbird", package: "hummingbird"),
+                           .product(name: "HummingbirdTesting", package: "hummingbird"),
+                           .product(name: "NIOCore", package: "swift-nio")],
             swiftSettings: strictSwift
         ),
         .testTarget(name: "CallCoreTests", dependencies: ["CallCore", "CallControl", "SIPMessage"], swiftSettings: strictSwift),
