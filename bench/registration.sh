@@ -65,7 +65,7 @@ for i in range(n):
           f"username: u{100000 + i}, password: pw{100000 + i} }}")
 EOF
 cat > "$WORK/switch.yaml" <<EOF
-node: bench
+node: { name: bench }
 sip:
   listen: [udp:127.0.0.1:$SW_PORT]
 database:

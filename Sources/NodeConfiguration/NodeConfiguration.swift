@@ -54,6 +54,8 @@ public struct NodeConfiguration: Sendable, Equatable {
     /// of a cluster need the same one. Unset, the key lives in
     /// `simPasswordKeyFile`, created on first use.
     public var simPasswordKey: String?
+    /// How this node registers SIMs with their customers' servers (`sims.registration`).
+    public var simRegistration = SIMRegistrationSettings()
 
     /// Where the SIM password key is kept when `sims.password_key` is unset:
     /// `sim-password.key` next to the SQLite file, or in the working directory
@@ -93,7 +95,7 @@ public struct NodeConfiguration: Sendable, Equatable {
             && a.httpListen?.port == b.httpListen?.port && a.database == b.database && a.gateways == b.gateways
             && a.emergencyGateway == b.emergencyGateway && a.emergencyNumbers == b.emergencyNumbers
             && a.sipRealm == b.sipRealm && a.callTypes == b.callTypes && a.digestAlgorithms == b.digestAlgorithms && a.nonceSecret == b.nonceSecret
-            && a.simPasswordKey == b.simPasswordKey
+            && a.simPasswordKey == b.simPasswordKey && a.simRegistration == b.simRegistration
     }
 
     public static let defaults = NodeConfiguration(
@@ -210,9 +212,10 @@ extension NodeConfiguration {
         // A section whose keys are all commented out (as in the example file) is null.
         if let sims = root["sims"], !(sims is NSNull) {
             let m = try Self.mapping(sims, "sims")
-            for key in m.keys.sorted() where key != "password_key" {
-                throw ConfigurationError("sims.\(key)", "unknown key (known: password_key)")
+            for key in m.keys.sorted() where key != "password_key" && key != "registration" {
+                throw ConfigurationError("sims.\(key)", "unknown key (known: password_key, registration)")
             }
+            if let r = m["registration"], !(r is NSNull) { simRegistration = try SIMRegistrationSettings(parsing: try Self.mapping(r, "sims.registration")) }
             if let key = m["password_key"] { simPasswordKey = try Self.simPasswordKey(try Self.string(key, "sims.password_key"), key: "sims.password_key") }
         }
         if let http = root["http"] {
@@ -352,5 +355,49 @@ extension NodeConfiguration {
         }
         if s.hasPrefix("postgres://") || s.hasPrefix("postgresql://") { return .postgres(url: s) }
         throw ConfigurationError(key, "must be sqlite:PATH or a postgres:// URL")
+    }
+}
+
+/// `sims.registration`: how this node keeps SIMs registered (S2, S9).
+public struct SIMRegistrationSettings: Sendable, Equatable {
+    /// Host in our Contact; unset, the local address toward each registrar
+    /// (set it when the node listens on 0.0.0.0 behind an address of its own).
+    public var contactHost: String?
+    /// Expiry asked for, seconds.
+    public var expires: Int = 3600
+    /// New REGISTER transactions per second at most (no bursts).
+    public var perSecond: Int = 500
+    /// How often SIM settings are re-read from the store (S1: within a minute).
+    public var reloadSeconds: Int = 10
+    /// Whether this node registers SIMs not placed on any node (a single node does).
+    public var takesUnplaced = true
+
+    public init() {}
+
+    init(parsing m: [String: Any]) throws(ConfigurationError) {
+        let known = ["contact_host", "expires", "per_second", "reload_seconds", "takes_unplaced"]
+        for key in m.keys.sorted() where !known.contains(key) {
+            throw ConfigurationError("sims.registration.\(key)", "unknown key (known: \(known.joined(separator: ", ")))")
+        }
+        func int(_ key: String, _ range: ClosedRange<Int>) throws(ConfigurationError) -> Int? {
+            guard let v = m[key] else { return nil }
+            guard let n = v as? Int, range.contains(n) else {
+                throw ConfigurationError("sims.registration.\(key)", "must be a whole number from \(range.lowerBound) to \(range.upperBound), not \(v)")
+            }
+            return n
+        }
+        if let v = m["contact_host"] {
+            guard let h = v as? String, !h.isEmpty, !h.contains(" ") else {
+                throw ConfigurationError("sims.registration.contact_host", "must be a host name or IP address")
+            }
+            contactHost = h
+        }
+        if let n = try int("expires", 60...86_400) { expires = n }
+        if let n = try int("per_second", 1...100_000) { perSecond = n }
+        if let n = try int("reload_seconds", 1...60) { reloadSeconds = n }
+        if let v = m["takes_unplaced"] {
+            guard let b = v as? Bool else { throw ConfigurationError("sims.registration.takes_unplaced", "must be true or false") }
+            takesUnplaced = b
+        }
     }
 }

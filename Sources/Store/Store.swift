@@ -288,6 +288,13 @@ public final class Store: Sendable {
                     updated_at DOUBLE PRECISION NOT NULL, PRIMARY KEY (iccid, node))
                 """,
             ]),
+            // S9: which node registers a SIM, and where a drain is moving it.
+            (5, [
+                """
+                CREATE TABLE sim_placements (iccid TEXT PRIMARY KEY REFERENCES sims(iccid) ON DELETE CASCADE,
+                    home TEXT, moving_to TEXT)
+                """,
+            ]),
         ]
     }
 

@@ -3,6 +3,7 @@ import Foundation
 import Logging
 import NodeConfiguration
 import SIMs
+import SIP2SIM
 import SIPMessage
 import SIPStack
 import SIPTransport
@@ -84,6 +85,32 @@ struct Serve: AsyncParsableCommand {
         for b in await endpoint.boundAddresses {
             logger.info("listening", metadata: ["transport": "\(b.transport)", "address": "\(b.address)"])
         }
+        // SIP2SIM: every SIM placed on this node registers with its customer's server (S1, S2, S9).
+        let bound = await endpoint.boundAddresses
+        let udp = bound.first { $0.transport == .udp } ?? bound.first
+        let listenHost = udp?.address.ipAddress
+        let r = node.simRegistration
+        let contactHost = r.contactHost ?? listenHost.flatMap { $0 == "0.0.0.0" || $0 == "::" ? nil : ($0.contains(":") ? "[\($0)]" : $0) }
+        let agent = RegistrationAgent(
+            endpoint: endpoint,
+            configuration: RegistrationAgentConfiguration(
+                contactHost: contactHost, contactPort: UInt16(udp?.address.port ?? 5060), expires: UInt32(r.expires),
+                registrationsPerSecond: Double(r.perSecond)),
+            logger: logger,
+            onStatus: { [store, logger, name = node.nodeName, simCipher] statuses in
+                do {
+                    try await SIMRegistrationStore(store: store, cipher: simCipher, logger: logger).recordStatuses(statuses, node: name)
+                } catch {
+                    logger.error("could not record SIM registration status", metadata: ["error": "\(error)"])
+                }
+            })
+        let registrations = SIMRegistrationService(
+            agent: agent, source: SIMRegistrationStore(store: store, cipher: simCipher, logger: logger),
+            policy: PlacementPolicy(node: node.nodeName, registersUnplaced: r.takesUnplaced),
+            reloadInterval: Double(r.reloadSeconds), logger: logger)
+        let agentTask = Task { await agent.run() }
+        let registrationTask = Task { await registrations.run() }
+
         // The REST API (http.listen); it shares the store and the SIP realm.
         var api: Task<Void, Never>?
         if let http = node.httpListen {
@@ -99,6 +126,8 @@ struct Serve: AsyncParsableCommand {
         // Run until interrupted.
         while !Task.isCancelled { try await Task.sleep(for: .seconds(3600)) }
         api?.cancel()
+        registrationTask.cancel()
+        agentTask.cancel()
         await calls.stop()
         await endpoint.shutdown()
         try await store.close()

@@ -27,6 +27,26 @@ import Testing
         #expect(c.simPasswordKey == nil && c.simPasswordKeyFile == "sim-password.key")  // next to switchboard.sqlite
     }
 
+    @Test func simRegistrationSettingsLoadAndBadValuesNameTheKey() throws {
+        let path = NSTemporaryDirectory() + "reg-\(UUID().uuidString).yaml"
+        try "sims:\n  registration: { contact_host: 192.0.2.7, expires: 600, per_second: 50, reload_seconds: 5, takes_unplaced: false }\n"
+            .write(toFile: path, atomically: true, encoding: .utf8)
+        let r = try NodeConfiguration.load(path: path, environment: [:]).simRegistration
+        #expect(r.contactHost == "192.0.2.7" && r.expires == 600 && r.perSecond == 50 && r.reloadSeconds == 5 && !r.takesUnplaced)
+        #expect(NodeConfiguration.defaults.simRegistration.reloadSeconds <= 60)  // S1: changes within a minute
+
+        for (yaml, key) in [
+            ("sims:\n  registration: { reload_seconds: 120 }\n", "sims.registration.reload_seconds"),
+            ("sims:\n  registration: { expires: 10 }\n", "sims.registration.expires"),
+            ("sims:\n  registration: { takes_unplaced: maybe }\n", "sims.registration.takes_unplaced"),
+            ("sims:\n  registration: { per_minute: 5 }\n", "sims.registration.per_minute"),
+        ] {
+            try yaml.write(toFile: path, atomically: true, encoding: .utf8)
+            #expect(throws: ConfigurationError.self) { try NodeConfiguration.load(path: path, environment: [:]) }
+            do { _ = try NodeConfiguration.load(path: path, environment: [:]) } catch { #expect(error.key == key, "\(error)") }
+        }
+    }
+
     @Test func gatewayAddressesTakeAnOptionalPort() {
         #expect(NodeConfiguration.gatewayHostPort("gw.example")! == ("gw.example", 5060))
         #expect(NodeConfiguration.gatewayHostPort("192.0.2.1:5080")! == ("192.0.2.1", 5080))
@@ -104,7 +124,7 @@ import Testing
                                       "the SIM password key must be 32 bytes (base64), not 16; make one with: openssl rand -base64 32"))
         let notBase64 = error(yaml: "sims:\n  password_key: \"not base64 at all!\"\n")
         #expect(notBase64?.key == "sims.password_key" && notBase64?.problem.contains("not base64 at all") == false)
-        #expect(error(yaml: "sims:\n  passwordkey: x\n") == ConfigurationError("sims.passwordkey", "unknown key (known: password_key)"))
+        #expect(error(yaml: "sims:\n  passwordkey: x\n") == ConfigurationError("sims.passwordkey", "unknown key (known: password_key, registration)"))
         let env = error(env: ["SWITCHBOARD_SIM_PASSWORD_KEY": "c2hvcnQ="])
         #expect(env?.key == "SWITCHBOARD_SIM_PASSWORD_KEY" && env?.description.contains("sims.password_key") == true)
         #expect(env?.description.contains("c2hvcnQ=") == false)

@@ -19,10 +19,10 @@ func switchboardBinary() throws -> String {
 
 /// Probes a starting `switchboard serve` with `switchboard sip options` until it
 /// answers 200 (about 10 s at most); whether it did.
-func waitUntilAnswersOptions(port: Int) async throws -> Bool {
+func waitUntilAnswersOptions(port: Int, host: String = "127.0.0.1") async throws -> Bool {
     for _ in 0..<40 {
         try await Task.sleep(for: .milliseconds(250))
-        let probe = try ExternalProcess(try switchboardBinary(), ["sip", "options", "sip:127.0.0.1:\(port)", "--bind", "127.0.0.1", "--timeout", "1"])
+        let probe = try ExternalProcess(try switchboardBinary(), ["sip", "options", "sip:\(host):\(port)", "--bind", "127.0.0.1", "--timeout", "1"])
         let (status, output, _) = await probe.wait(timeout: .seconds(10))
         if status == 0 && output.contains("SIP/2.0 200 OK") { return true }
     }

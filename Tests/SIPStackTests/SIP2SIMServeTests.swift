@@ -1,0 +1,100 @@
+import Foundation
+import NIOCore
+import SIPMessage
+import SIPStack
+import SIPTransport
+import Testing
+import TestSupport
+
+/// `switchboard serve` keeps provisioned SIMs registered with Kamailio as the
+/// customer's registrar, and `switchboard drain` moves them between two nodes
+/// (127.0.0.2 and 127.0.0.3) on one database without a gap (S1, S2, S9).
+@Suite("SIP2SIM registration through switchboard serve", .serialized)
+struct SIP2SIMServeTests {
+    static let iccid = "8944101234567890128"
+
+    /// The registrar's bindings for `user` (RFC 3261 §10.2.3 query: REGISTER without Contact).
+    static func bindings(_ registrar: KamailioRegistrar, user: String, password: String) async throws -> Set<String> {
+        let endpoint = try await SIPEndpoint.start(
+            configuration: SIPEndpointConfiguration(listen: [SIPListenAddress(host: "127.0.0.1", port: 0, transport: .udp)])) { _ in }
+        let destination = SIPDestination(address: try SocketAddress(ipAddress: "127.0.0.1", port: registrar.port), transport: .udp)
+        var query = SIPMessage(request: .register, uri: "sip:127.0.0.1:\(registrar.port)")
+        query.append(.from, "<sip:\(user)@127.0.0.1>;tag=\(SIPEndpoint.newTag())")
+        query.append(.to, "<sip:\(user)@127.0.0.1>")
+        query.append(.callID, SIPEndpoint.newCallID(host: "127.0.0.1"))
+        query.append(.cseq, "1 REGISTER")
+        let response = try await endpoint.send(query, to: destination, credentials: SIPCredentials(username: user, password: password))
+        await endpoint.shutdown()
+        #expect(response.statusCode == 200)
+        return Set(response.contacts.compactMap { $0.address?.uri.description })
+    }
+
+    static func nodeConfig(name: String, host: String, port: Int, database: String, takesUnplaced: Bool) throws -> String {
+        let path = NSTemporaryDirectory() + "switch-\(name)-\(UUID().uuidString).yaml"
+        let yaml = """
+            node: { name: \(name) }
+            sip:
+              listen: [udp:\(host):\(port)]
+            database:
+              url: "\(database)"
+            sims:
+              password_key: "\(Data(repeating: 5, count: 32).base64EncodedString())"
+              registration: { expires: 120, reload_seconds: 1, takes_unplaced: \(takesUnplaced) }
+            """
+        try yaml.write(toFile: path, atomically: true, encoding: .utf8)
+        return path
+    }
+
+    @Test(arguments: StoreBackend.allCases)
+    func provisionedSIMRegistersAndDrainMovesItWithoutAGap(backend: StoreBackend) async throws {
+        let registrar = try await KamailioRegistrar(users: [("7001", "sim-pw")])
+        let (database, _) = try await freshDatabase(backend)
+        let portA = freePort(), portB = freePort()
+        let configA = try Self.nodeConfig(name: "a", host: "127.0.0.2", port: portA, database: database, takesUnplaced: true)
+        let configB = try Self.nodeConfig(name: "b", host: "127.0.0.3", port: portB, database: database, takesUnplaced: false)
+        let file = NSTemporaryDirectory() + "sims-\(UUID().uuidString).yaml"
+        try """
+            accounts:
+              - { id: "920700", name: Acme, currency: GBP, balance: "10" }
+            sims:
+              - { iccid: "\(Self.iccid)", account: "920700", sip_hostname: "127.0.0.1:\(registrar.port)", username: "7001", password: "sim-pw" }
+            """.write(toFile: file, atomically: true, encoding: .utf8)
+        let provision = try ExternalProcess(try switchboardBinary(), ["provision", file, "--config", configA])
+        let (status, output, _) = await provision.wait(timeout: .seconds(30))
+        #expect(status == 0, "\(output)")
+
+        let a = try ExternalProcess(try switchboardBinary(), ["serve", "--config", configA])
+        defer { a.kill() }
+        let contactA = "sip:\(Self.iccid)@127.0.0.2:\(portA)", contactB = "sip:\(Self.iccid)@127.0.0.3:\(portB)"
+        var registered = false
+        for _ in 0..<60 where !registered {
+            try await Task.sleep(for: .milliseconds(250))
+            registered = try await Self.bindings(registrar, user: "7001", password: "sim-pw") == [contactA]
+        }
+        #expect(registered, "node a did not register the SIM")
+
+        let b = try ExternalProcess(try switchboardBinary(), ["serve", "--config", configB])
+        defer { b.kill() }
+        #expect(try await waitUntilAnswersOptions(port: portB, host: "127.0.0.3"))
+        #expect(try await Self.bindings(registrar, user: "7001", password: "sim-pw") == [contactA], "b takes no unplaced SIMs")
+
+        let drain = try ExternalProcess(try switchboardBinary(), ["drain", "--from", "a", "--to", "b", "--config", configA])
+        let (drained, said, _) = await drain.wait(timeout: .seconds(30))
+        #expect(drained == 0 && said.contains("moving 1 SIM from a to b"), "\(said)")
+
+        var samples: [Set<String>] = []
+        let end = Date().addingTimeInterval(20)
+        while Date() < end {
+            let now = try await Self.bindings(registrar, user: "7001", password: "sim-pw")
+            samples.append(now)
+            if now == [contactB] { break }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        #expect(samples.allSatisfy { !$0.isEmpty }, "the SIM was unreachable at some moment: \(samples)")
+        #expect(samples.contains([contactA, contactB]), "both Contacts bound during the overlap")
+        #expect(samples.last == [contactB])
+        // Still only b a few reloads later: a does not take the SIM back.
+        try await Task.sleep(for: .seconds(3))
+        #expect(try await Self.bindings(registrar, user: "7001", password: "sim-pw") == [contactB])
+    }
+}
