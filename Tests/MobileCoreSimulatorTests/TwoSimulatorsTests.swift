@@ -15,7 +15,13 @@ struct TwoSimulatorsTests {
         let a = try await startSimulator(handsets: [handsetA], switchPort: b.sipPort, recordDirectory: dir + "/a")
         let placed = try await a.placeCall(from: handsetA, to: handsetB)
         #expect(try await eventually { try await a.call(placed.id).state == .answered })
-        try await Task.sleep(for: .seconds(1))
+        // Wait for audio both ways (not a fixed time: a loaded machine may start it late).
+        let flowing = try await eventually {
+            let mo = try await a.call(placed.id)
+            let mt = try await b.callList(handset: handsetB).first
+            return mo.rtpReceived >= 25 && (mt?.rtpReceived ?? 0) >= 25
+        }
+        #expect(flowing, "RTP did not flow both ways")
         _ = try await a.hangUp(callID: placed.id)
         #expect(try await eventually { try await b.callList().first?.state == .ended })
 
@@ -32,7 +38,7 @@ struct TwoSimulatorsTests {
             let path = try #require(call.recording)
             let size = try #require(try FileManager.default.attributesOfItem(atPath: path)[.size] as? Int)
             #expect(size == call.rtpBytesReceived)
-            #expect(size >= 4_000 && size <= 20_000, "recorded \(size) bytes")
+            #expect(size >= 4_000 && size <= 80_000, "recorded \(size) bytes")
         }
         await a.shutdown()
         await b.shutdown()

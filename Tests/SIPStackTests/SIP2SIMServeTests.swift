@@ -91,7 +91,9 @@ struct SIP2SIMServeTests {
             try await Task.sleep(for: .milliseconds(50))
         }
         #expect(samples.allSatisfy { !$0.isEmpty }, "the SIM was unreachable at some moment: \(samples)")
-        #expect(samples.contains([contactA, contactB]), "both Contacts bound during the overlap")
+        // (Both Contacts are bound during the overlap; with nodes reloading on
+        // their own the overlap can be shorter than a sample, so that is
+        // asserted in DrainTests, where the old node's reloads are stepped.)
         #expect(samples.last == [contactB])
         // Still only b a few reloads later: a does not take the SIM back.
         try await Task.sleep(for: .seconds(3))
