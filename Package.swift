@@ -93,7 +93,7 @@ let package = Package(
         ),
         .target(name: "SIMs", dependencies: [.product(name: "Crypto", package: "swift-crypto")], swiftSettings: strictSwift),
         .target(name: "CallControl", dependencies: ["Rating", "SIPMessage"], swiftSettings: strictSwift),
-        .target(name: "CallCore", dependencies: ["CallControl", "SIPMessage"], swiftSettings: strictSwift),
+        .target(name: "CallCore", dependencies: ["CallControl", "SIPAuth", "SIPMessage"], swiftSettings: strictSwift),
         .target(name: "Provisioning", dependencies: ["Store", "Rating", "SIPAuth", "SIMs", .product(name: "Yams", package: "Yams")], swiftSettings: strictSwift),
         .target(name: "NodeConfiguration", dependencies: ["SIMs", .product(name: "Yams", package: "Yams")], swiftSettings: strictSwift),
         .target(
@@ -110,7 +110,7 @@ let package = Package(
         .target(
             name: "TrunkService",
             dependencies: [
-                "CallControl", "CallCore", "NodeConfiguration", "Rating", "SIPAuth", "SIPMessage", "SIPStack", "Store",
+                "CallControl", "CallCore", "NodeConfiguration", "Rating", "SIMs", "SIPAuth", "SIPMessage", "SIPResolver", "SIPStack", "Store",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -182,7 +182,7 @@ let package = Package(
                            .product(name: "NIOCore", package: "swift-nio")],
             swiftSettings: strictSwift
         ),
-        .testTarget(name: "CallCoreTests", dependencies: ["CallCore", "CallControl", "SIPMessage"], swiftSettings: strictSwift),
+        .testTarget(name: "CallCoreTests", dependencies: ["CallCore", "CallControl", "SIPMessage", "SIPAuth"], swiftSettings: strictSwift),
         .testTarget(name: "CallControlTests", dependencies: ["CallControl", "Rating", "SIPMessage"], swiftSettings: strictSwift),
         .testTarget(name: "SIPTransactionTests", dependencies: ["SIPTransaction", "SIPMessage"], swiftSettings: strictSwift),
         .testTarget(name: "SIPAuthTests", dependencies: ["SIPAuth"], swiftSettings: strictSwift),
@@ -196,7 +196,7 @@ let package = Package(
         .testTarget(
             name: "SIPStackTests",
             dependencies: ["SIPStack", "SIPMessage", "SIPTransport", "SIPResolver", "SIPAuth", "SIPTransaction", "Store", "Rating", "TestSupport",
-                           .product(name: "NIOCore", package: "swift-nio")],
+                           "MobileCoreSimulator", "SIMs", .product(name: "NIOCore", package: "swift-nio")],
             swiftSettings: strictSwift
         ),
     ]

@@ -1,5 +1,30 @@
 import CallControl
+import SIPAuth
 import SIPMessage
+
+/// Who the B leg calls and as whom, when that is not the A leg's own
+/// Request-URI and From (SIP2SIM, SPEC.md S3–S5).
+public struct BLegIdentity: Sendable, Equatable {
+    /// Request-URI and To user (already escaped for a SIP URI).
+    public var calledUser: String
+    /// From user.
+    public var callerUser: String
+    /// From host; the node's own address when nil.
+    public var callerHost: String?
+    /// Digest credentials for a 401/407 from the far end (S4: the SIM's).
+    public var credentials: DigestLogin?
+
+    public init(calledUser: String, callerUser: String, callerHost: String? = nil, credentials: DigestLogin? = nil) {
+        self.calledUser = calledUser; self.callerUser = callerUser; self.callerHost = callerHost; self.credentials = credentials
+    }
+}
+
+/// A user name and password to answer digest challenges with.
+public struct DigestLogin: Sendable, Equatable {
+    public var username: String
+    public var password: String
+    public init(username: String, password: String) { self.username = username; self.password = password }
+}
 
 /// An upstream gateway a call can be routed to.
 public struct GatewayTarget: Sendable, Equatable {
@@ -85,6 +110,10 @@ public struct B2BUACall: Sendable {
     var setupAt: Double = 0
     var answeredAt: Double?
     var cancelled = false
+    let identity: BLegIdentity?
+    var digest: DigestClient?
+    /// Whether the current gateway's challenge was answered (a second one means wrong credentials).
+    var challengeAnswered = false
 
     /// - Parameters:
     ///   - invite: the A leg's INVITE, already admitted by policy.
@@ -92,7 +121,10 @@ public struct B2BUACall: Sendable {
     ///   - costCapSeconds: when the running cost reaches maxcost (from `Rate.secondsUntilCost`).
     ///   - balanceCapSeconds: when it reaches the account's balance + credit.
     public init(invite: SIPMessage, gateways: [GatewayTarget], bCallID: String, bFromTag: String, aToTag: String,
-                localContact: String, maxDuration: Int?, costCapSeconds: Int?, balanceCapSeconds: Int? = nil, warning: String? = nil) {
+                localContact: String, maxDuration: Int?, costCapSeconds: Int?, balanceCapSeconds: Int? = nil, warning: String? = nil,
+                identity: BLegIdentity? = nil) {
+        self.identity = identity
+        digest = identity?.credentials.map { DigestClient(username: $0.username, password: $0.password) }
         self.aInvite = invite; self.gateways = gateways; self.bCallID = bCallID; self.bFromTag = bFromTag
         self.aToTag = aToTag; self.localContact = localContact; self.maxDuration = maxDuration; self.costCapSeconds = costCapSeconds
         self.balanceCapSeconds = balanceCapSeconds; self.warning = warning
@@ -112,17 +144,20 @@ public struct B2BUACall: Sendable {
     /// The B leg's INVITE for the current gateway. A new Call-ID and From tag
     /// hide the customer's dialog; Max-Forwards goes down by one; the
     /// customer's control headers are stripped (T13).
-    mutating func sendInvite() -> Action {
-        let called = aInvite.parsedRequestURI?.user ?? ""
-        var b = SIPMessage(request: .invite, uri: "sip:\(called)@\(gateways[attempt].hostPort)")
-        let fromUser = aInvite.from?.uri.user ?? "anonymous"
-        b.append(.from, "<sip:\(fromUser)@\(localContact)>;tag=\(bFromTag)")
-        b.append(.to, "<sip:\(called)@\(gateways[attempt].hostPort)>")
+    mutating func sendInvite(authorization: (SIPHeaderName, String)? = nil) -> Action {
+        let called = identity?.calledUser ?? aInvite.parsedRequestURI?.user ?? ""
+        let requestURI = "sip:\(called)@\(gateways[attempt].hostPort)"
+        var b = SIPMessage(request: .invite, uri: requestURI)
+        let fromUser = identity?.callerUser ?? aInvite.from?.uri.user ?? "anonymous"
+        b.append(.from, "<sip:\(fromUser)@\(identity?.callerHost ?? localContact)>;tag=\(bFromTag)")
+        b.append(.to, "<\(requestURI)>")
         b.append(.callID, bCallID)
         b.append(.cseq, "\(bCSeq) INVITE")
         b.append(.maxForwards, String(max(0, (aInvite.maxForwards ?? 70) - 1)))
         b.append(.contact, "<sip:b2bua@\(localContact)>")
-        if let pai = aInvite.firstValue(.pAssertedIdentity) { b.append(.pAssertedIdentity, pai) }
+        if let authorization { b.append(authorization.0, authorization.1) }
+        // A SIP2SIM leg speaks for the SIM itself: the mobile core's identity stays inside.
+        if identity == nil, let pai = aInvite.firstValue(.pAssertedIdentity) { b.append(.pAssertedIdentity, pai) }
         if let ct = aInvite.firstValue(.contentType) { b.append(.contentType, ct) }
         b.body = aInvite.body
         CallControlHeaders.strip(&b)
@@ -148,6 +183,13 @@ public struct B2BUACall: Sendable {
             var actions: [Action] = [.sendToB(bLegRequest(.ack, cseq: bCSeq), gateway: attempt), .respondToA(relayed(response, code: code))]
             for timer in CallTimer.allCases { if let seconds = seconds(of: timer) { actions.append(.startTimer(timer, seconds: seconds)) } }
             return actions
+        case (let s, 401...407) where (s == .routing || s == .early) && digest != nil && (code == 401 || code == 407):
+            if let retry = answerChallenge(response, code: code) { return [retry] }
+            // The credentials were refused: the caller cannot answer our far
+            // end's challenge, so to it this is a refusal.
+            var refused = SIPMessage(response: 403, reasonPhrase: "Forbidden (the called server refused the SIM's credentials)")
+            refused.append(.callID, bCallID)
+            return endBeforeAnswer(403, reason: nil, now: now, relay: refused)
         case (.routing, 300...), (.early, 300...):
             // Failover to the next gateway on 408, 5xx (RFC 3263 §4.3 spirit); other
             // final responses are the callee's answer and go back to the caller.
@@ -155,6 +197,7 @@ public struct B2BUACall: Sendable {
                 attempt += 1
                 state = .routing
                 bToTag = nil
+                challengeAnswered = false
                 bCSeq += 1
                 return [sendInvite()]
             }
@@ -170,6 +213,23 @@ public struct B2BUACall: Sendable {
         default:
             return []
         }
+    }
+
+    /// The INVITE again with digest credentials (RFC 3261 §22.2): same
+    /// Call-ID and From tag, the next CSeq. Nil when the challenge cannot or
+    /// should not be answered (answered once already and not stale).
+    mutating func answerChallenge(_ response: SIPMessage, code: Int) -> Action? {
+        guard var client = digest else { return nil }
+        let challenges = response.values(code == 401 ? .wwwAuthenticate : .proxyAuthenticate).compactMap { try? DigestChallenge(parsing: $0) }
+        guard let challenge = DigestClient.preferred(challenges), !challengeAnswered || challenge.stale else { return nil }
+        let uri = "sip:\(identity?.calledUser ?? "")@\(gateways[attempt].hostPort)"
+        guard let credentials = try? client.authorization(for: challenge, method: "INVITE", uri: uri) else { return nil }
+        digest = client
+        challengeAnswered = true
+        bCSeq += 1
+        bToTag = nil
+        state = .routing
+        return sendInvite(authorization: (code == 401 ? .authorization : .proxyAuthorization, credentials.headerValue))
     }
 
     /// Timer B on the B leg's INVITE (no answer at all from the gateway).

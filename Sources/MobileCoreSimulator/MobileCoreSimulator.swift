@@ -204,7 +204,8 @@ public actor MobileCoreSimulator {
         let sipCallID = SIPEndpoint.newCallID(host: simHost)
         let tag = SIPEndpoint.newTag()
         let switchHostPort = "\(Self.uriHost(configuration.switchHost)):\(configuration.switchPort)"
-        let target = "sip:\(dialled)@\(switchHostPort)"
+        // '#' may not appear unescaped in a URI user part (RFC 3261 §25.1).
+        let target = "sip:\(dialled.replacingOccurrences(of: "#", with: "%23"))@\(switchHostPort)"
         let handsetURI = "sip:\(iccid)@\(Self.uriHost(simHost))"
         let from = withheld ? "\"Anonymous\" <sip:anonymous@anonymous.invalid>" : "<\(handsetURI)>"
         var invite = SIPMessage(request: .invite, uri: target)

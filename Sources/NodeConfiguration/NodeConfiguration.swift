@@ -56,6 +56,21 @@ public struct NodeConfiguration: Sendable, Equatable {
     public var simPasswordKey: String?
     /// How this node registers SIMs with their customers' servers (`sims.registration`).
     public var simRegistration = SIMRegistrationSettings()
+    /// `sims.network_codes`: GSM service and profile codes never passed to a
+    /// customer (S6), as TS 22.030 service codes (the SC in `*#SC#`, `**SC*…#`).
+    public var networkServiceCodes: [String] = HandsetDialPlan.defaultNetworkServiceCodes
+    /// `mobile_core`: the SIP peer that carries SIP2SIM handsets' calls (issue 4 §4).
+    public var mobileCore: MobileCore?
+
+    /// The mobile core: where calls to a SIM are sent, and the source
+    /// addresses whose INVITEs are handsets' calls (trusted by source IP).
+    public struct MobileCore: Sendable, Equatable {
+        /// `host[:port]` (port 5060 by default).
+        public var address: String
+        /// IP addresses calls from handsets come from; by default the address's host.
+        public var sources: [String]
+        public init(address: String, sources: [String]) { self.address = address; self.sources = sources }
+    }
 
     /// Where the SIM password key is kept when `sims.password_key` is unset:
     /// `sim-password.key` next to the SQLite file, or in the working directory
@@ -96,6 +111,7 @@ public struct NodeConfiguration: Sendable, Equatable {
             && a.emergencyGateway == b.emergencyGateway && a.emergencyNumbers == b.emergencyNumbers
             && a.sipRealm == b.sipRealm && a.callTypes == b.callTypes && a.digestAlgorithms == b.digestAlgorithms && a.nonceSecret == b.nonceSecret
             && a.simPasswordKey == b.simPasswordKey && a.simRegistration == b.simRegistration
+            && a.networkServiceCodes == b.networkServiceCodes && a.mobileCore == b.mobileCore
     }
 
     public static let defaults = NodeConfiguration(
@@ -157,7 +173,7 @@ extension NodeConfiguration {
             if loaded == nil { return }
             throw ConfigurationError("file", "the top level must be a mapping of keys")
         }
-        let known: Set<String> = ["node", "sip", "http", "database", "gateways", "emergency", "call_types", "sims"]
+        let known: Set<String> = ["node", "sip", "http", "database", "gateways", "emergency", "call_types", "sims", "mobile_core"]
         for key in root.keys.sorted() where !known.contains(key) {
             throw ConfigurationError(key, "unknown key (known: \(known.sorted().joined(separator: ", ")))")
         }
@@ -212,8 +228,18 @@ extension NodeConfiguration {
         // A section whose keys are all commented out (as in the example file) is null.
         if let sims = root["sims"], !(sims is NSNull) {
             let m = try Self.mapping(sims, "sims")
-            for key in m.keys.sorted() where key != "password_key" && key != "registration" {
-                throw ConfigurationError("sims.\(key)", "unknown key (known: password_key, registration)")
+            for key in m.keys.sorted() where !["password_key", "registration", "network_codes"].contains(key) {
+                throw ConfigurationError("sims.\(key)", "unknown key (known: network_codes, password_key, registration)")
+            }
+            if let n = m["network_codes"] {
+                guard let list = n as? [Any] else { throw ConfigurationError("sims.network_codes", "must be a list of service codes such as [\"06\", \"21\"]") }
+                networkServiceCodes = try list.enumerated().map { i, x throws(ConfigurationError) in
+                    // Quoted, or YAML would read 002 as the number 2.
+                    guard let code = x as? String, !code.isEmpty, code.allSatisfy({ $0.isASCII && $0.isNumber }) else {
+                        throw ConfigurationError("sims.network_codes[\(i)]", "must be a quoted string of digits such as \"21\", not \(x)")
+                    }
+                    return code
+                }
             }
             if let r = m["registration"], !(r is NSNull) { simRegistration = try SIMRegistrationSettings(parsing: try Self.mapping(r, "sims.registration")) }
             if let key = m["password_key"] { simPasswordKey = try Self.simPasswordKey(try Self.string(key, "sims.password_key"), key: "sims.password_key") }
@@ -251,6 +277,27 @@ extension NodeConfiguration {
                 }
                 return Gateway(name: try Self.string(name, "\(key).name"), address: addr, prefixes: prefixes, priority: priority)
             }
+        }
+        if let mc = root["mobile_core"] {
+            let m = try Self.mapping(mc, "mobile_core")
+            for key in m.keys.sorted() where key != "address" && key != "sources" {
+                throw ConfigurationError("mobile_core.\(key)", "unknown key (known: address, sources)")
+            }
+            guard let a = m["address"] else { throw ConfigurationError("mobile_core.address", "is required (host[:port] of the mobile core)") }
+            let address = try Self.string(a, "mobile_core.address")
+            let (host, _) = try Self.gatewayAddress(address, key: "mobile_core.address")
+            var sources = [host]
+            if let s = m["sources"] {
+                guard let list = s as? [Any], !list.isEmpty else { throw ConfigurationError("mobile_core.sources", "must be a non-empty list of IP addresses") }
+                sources = try list.enumerated().map { i, x throws(ConfigurationError) in
+                    let ip = try Self.string(x, "mobile_core.sources[\(i)]")
+                    guard Self.isIPAddress(ip) else { throw ConfigurationError("mobile_core.sources[\(i)]", "'\(ip)' is not an IP address") }
+                    return ip
+                }
+            } else if !Self.isIPAddress(host) {
+                throw ConfigurationError("mobile_core.sources", "is required when mobile_core.address is a host name (calls are trusted by source IP)")
+            }
+            mobileCore = MobileCore(address: address, sources: sources)
         }
         if let em = root["emergency"] {
             let e = try Self.mapping(em, "emergency")
@@ -337,6 +384,11 @@ extension NodeConfiguration {
             return try hostPort(s, key: key)
         }
         return try hostPort(s.contains(":") ? s : s + ":5060", key: key)
+    }
+
+    static func isIPAddress(_ s: String) -> Bool {
+        var v4 = in_addr(), v6 = in6_addr()
+        return inet_pton(AF_INET, s, &v4) == 1 || inet_pton(AF_INET6, s, &v6) == 1
     }
 
     /// A SIM password key: base64 of 32 bytes. The value is never echoed.

@@ -4,6 +4,7 @@ import OutboundRegistration
 import SIMs
 import SIP2SIM
 import Store
+import TrunkService
 
 /// The store as the registration service's source: SIM settings with their
 /// passwords decrypted in memory only, placements, and status written back.
@@ -32,6 +33,19 @@ struct SIMRegistrationStore: SIMRegistrationSource {
                 registeredNodes: registered[sim.iccid] ?? []))
         }
         return out
+    }
+
+    /// SIMs for the call service (S3–S8): passwords decrypted in memory only.
+    func callProfiles() async throws -> [SIMCallProfile] {
+        try await store.sims().compactMap { sim in
+            let password: String
+            do { password = try cipher.decrypt(sim.passwordCiphertext, iccid: sim.iccid) } catch {
+                logger.error("SIM password cannot be decrypted; its calls will fail", metadata: ["iccid": "\(sim.iccid)", "error": "\(error)"])
+                return nil
+            }
+            return SIMCallProfile(iccid: sim.iccid.digits, accountID: sim.accountID, hostname: sim.sipHostname, username: sim.username,
+                                  password: password, linkedNumber: sim.linkedNumber, callRate: sim.callRate)
+        }
     }
 
     func recordStatuses(_ statuses: [(ICCID, RegistrationStatus)], node: String) async throws {

@@ -82,6 +82,13 @@ struct Serve: AsyncParsableCommand {
             logger: logger
         ) { request in await calls.handle(request) }
         try await calls.start(endpoint: endpoint)
+        // SIP2SIM calls (S3–S8): SIMs by ICCID, the mobile core from the config.
+        await calls.enableSIMCalls(source: { [store, simCipher, logger] in
+            try await SIMRegistrationStore(store: store, cipher: simCipher, logger: logger).callProfiles()
+        })
+        if let core = node.mobileCore {
+            logger.info("mobile core", metadata: ["address": "\(core.address)", "sources": "\(core.sources.joined(separator: ","))"])
+        }
         for b in await endpoint.boundAddresses {
             logger.info("listening", metadata: ["transport": "\(b.transport)", "address": "\(b.address)"])
         }

@@ -5,6 +5,7 @@ import Logging
 import NIOCore
 import NodeConfiguration
 import Rating
+import SIMs
 import SIPAuth
 import SIPMessage
 import SIPStack
@@ -25,6 +26,8 @@ public actor TrunkCallService {
         var gateways: [SIPDestination]
         var bInviteCSeq: UInt32 = 1
         var timers: [CallTimer: Task<Void, Never>] = [:]
+        /// A SIP2SIM call's SIM (its CDR has no trunk).
+        var simICCID: String?
     }
 
     let store: Store
@@ -39,9 +42,17 @@ public actor TrunkCallService {
     var gatewayAddresses: [String: SIPDestination] = [:]
     var localContacts: [String: String] = [:]
     var refreshTask: Task<Void, Never>?
+    // SIP2SIM calls (SIMCalls.swift).
+    var simSource: (@Sendable () async throws -> [SIMCallProfile])?
+    var sims: [String: SIMCallProfile] = [:]
+    var mobileCoreSources: Set<String> = []
+    var mobileCoreDestination: SIPDestination?
+    var customerServers: [String: (destinations: [SIPDestination], until: Double)] = [:]
+    let dialPlan: HandsetDialPlan
 
     public init(store: Store, node: NodeConfiguration, nonceSecret: [UInt8], logger: Logger) {
         self.store = store; self.node = node; self.logger = logger
+        dialPlan = HandsetDialPlan(emergencyNumbers: node.emergencyNumbers, networkServiceCodes: node.networkServiceCodes)
         digest = DigestServer(realm: node.sipRealm, secret: nonceSecret,
                               algorithms: node.digestAlgorithms.compactMap { DigestAlgorithm(token: $0) })
     }
@@ -75,6 +86,7 @@ public actor TrunkCallService {
         do { directory = try await TrunkDirectory.load(from: store) } catch {
             logger.error("could not reload accounts and trunks from the store; keeping the last copy", metadata: ["error": "\(error)"])
         }
+        await reloadSIMs()
     }
 
     // MARK: Requests
@@ -84,7 +96,7 @@ public actor TrunkCallService {
         guard let method = m.method else { return }
         switch method {
         case .invite where m.toTag == nil:
-            await newCall(request)
+            if let direction = simDirection(of: request) { await newSIMCall(request, direction) } else { await newCall(request) }
         case .cancel:
             await cancelled(request)
         case .ack:
@@ -379,7 +391,7 @@ public actor TrunkCallService {
         let duration = record.durationSeconds
         let billed = duration > 0 ? (a.rate?.increments.billedSeconds(forDuration: duration) ?? 0) : 0
         let cost = duration > 0 ? (a.rate?.cost(forDuration: duration) ?? 0) : 0
-        let cdr = CDR(callID: callID, accountID: a.account.id, trunkID: a.trunk.id, tag: a.controls.tag, from: a.cli, to: a.destination,
+        let cdr = CDR(callID: callID, accountID: a.account.id, trunkID: entry.simICCID == nil ? a.trunk.id : nil, tag: a.controls.tag, from: a.cli, to: a.destination,
                       callType: a.callType, startAt: record.setupAt, answerAt: record.answeredAt, endAt: record.endedAt,
                       durationSeconds: duration, billedSeconds: billed, cost: cost, finalStatus: record.finalStatus, reason: record.reason)
         directory.debit(account: a.account.id, cost)

@@ -47,6 +47,26 @@ import Testing
         }
     }
 
+    @Test func mobileCoreAndNetworkCodesLoadAndBadValuesNameTheKey() throws {
+        var c = NodeConfiguration.defaults
+        #expect(c.mobileCore == nil && c.networkServiceCodes.contains("06"))
+        try c.apply(yaml: "mobile_core: { address: \"192.0.2.60:5070\" }\nsims:\n  network_codes: [\"06\", \"002\"]\n")
+        #expect(c.mobileCore == NodeConfiguration.MobileCore(address: "192.0.2.60:5070", sources: ["192.0.2.60"]))
+        #expect(c.networkServiceCodes == ["06", "002"])
+        try c.apply(yaml: "mobile_core: { address: core.example, sources: [192.0.2.61, \"2001:db8::1\"] }\n")
+        #expect(c.mobileCore?.sources == ["192.0.2.61", "2001:db8::1"])
+        for (yaml, key) in [
+            ("mobile_core: { sources: [192.0.2.1] }\n", "mobile_core.address"),
+            ("mobile_core: { address: core.example }\n", "mobile_core.sources"),
+            ("mobile_core: { address: 192.0.2.1, sources: [core.example] }\n", "mobile_core.sources[0]"),
+            ("mobile_core: { address: 192.0.2.1, port: 5 }\n", "mobile_core.port"),
+            ("sims:\n  network_codes: [002]\n", "sims.network_codes[0]"),
+        ] {
+            var d = NodeConfiguration.defaults
+            do { try d.apply(yaml: yaml); Issue.record("accepted \(yaml)") } catch { #expect(error.key == key, "\(error)") }
+        }
+    }
+
     @Test func gatewayAddressesTakeAnOptionalPort() {
         #expect(NodeConfiguration.gatewayHostPort("gw.example")! == ("gw.example", 5060))
         #expect(NodeConfiguration.gatewayHostPort("192.0.2.1:5080")! == ("192.0.2.1", 5080))
@@ -124,7 +144,7 @@ import Testing
                                       "the SIM password key must be 32 bytes (base64), not 16; make one with: openssl rand -base64 32"))
         let notBase64 = error(yaml: "sims:\n  password_key: \"not base64 at all!\"\n")
         #expect(notBase64?.key == "sims.password_key" && notBase64?.problem.contains("not base64 at all") == false)
-        #expect(error(yaml: "sims:\n  passwordkey: x\n") == ConfigurationError("sims.passwordkey", "unknown key (known: password_key, registration)"))
+        #expect(error(yaml: "sims:\n  passwordkey: x\n") == ConfigurationError("sims.passwordkey", "unknown key (known: network_codes, password_key, registration)"))
         let env = error(env: ["SWITCHBOARD_SIM_PASSWORD_KEY": "c2hvcnQ="])
         #expect(env?.key == "SWITCHBOARD_SIM_PASSWORD_KEY" && env?.description.contains("sims.password_key") == true)
         #expect(env?.description.contains("c2hvcnQ=") == false)

@@ -35,6 +35,8 @@ struct SIP2SIMServeTests {
             node: { name: \(name) }
             sip:
               listen: [udp:\(host):\(port)]
+            http:
+              listen: 127.0.0.1:\(freePort())
             database:
               url: "\(database)"
             sims:

@@ -138,7 +138,7 @@ struct SIPpUASInteropTests {
             args += ["-sf", fixture("sipp/uas_lossy.xml"), "-lost", "\(lossPercent)",
                      "-default_behaviors", "all,-abortunexp"]
         } else {
-            args += ["-sn", "uas"]
+            args += ["-sn", "uas"] + tolerateRetransmissions
         }
         let sipp = try ExternalProcess("sipp", args)
         defer { sipp.kill() }

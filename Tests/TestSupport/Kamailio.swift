@@ -15,7 +15,9 @@ public final class KamailioRegistrar {
     public let directory: String
 
     /// Users as (username, password); the realm is the From domain, 127.0.0.1.
-    public init(users: [(String, String)]) async throws {
+    /// `config` is a file under Tests/Fixtures/kamailio whose `__NAME__`
+    /// placeholders are replaced from `replacements`.
+    public init(users: [(String, String)], config: String = "registrar.cfg", replacements: [String: String] = [:]) async throws {
         port = freePort()
         directory = NSTemporaryDirectory() + "kamailio-registrar-\(UUID().uuidString)"
         let db = directory + "/dbtext"
@@ -27,9 +29,10 @@ public final class KamailioRegistrar {
             subscribers += "\(i + 1):\(user):127.0.0.1:\(password):\(ha1):\(ha1)\n"
         }
         try subscribers.write(toFile: db + "/subscriber", atomically: true, encoding: .utf8)
-        let config = try String(contentsOfFile: fixture("kamailio/registrar.cfg"), encoding: .utf8)
+        var text = try String(contentsOfFile: fixture("kamailio/\(config)"), encoding: .utf8)
             .replacingOccurrences(of: "__DBTEXT_DIR__", with: db)
-        try config.write(toFile: directory + "/registrar.cfg", atomically: true, encoding: .utf8)
+        for (name, value) in replacements { text = text.replacingOccurrences(of: "__\(name)__", with: value) }
+        try text.write(toFile: directory + "/registrar.cfg", atomically: true, encoding: .utf8)
         process = try ExternalProcess("kamailio", [
             "-f", directory + "/registrar.cfg", "-DD", "-E", "-l", "udp:127.0.0.1:\(port)",
             "-Y", directory, "-w", directory, "-m", "32", "-M", "8", "-n", "1",

@@ -1,0 +1,211 @@
+import Foundation
+import MobileCoreSimulator
+import NIOCore
+import SIMs
+import SIPMessage
+import SIPStack
+import SIPTransport
+import Store
+import Testing
+import TestSupport
+
+/// SIP2SIM calls through `switchboard serve` (S3–S8): Kamailio plays the
+/// customer's SIP server (registrar, and proxy to a SIPp PBX), the project's
+/// simulator plays the mobile core with one handset, SIPp plays the PBX and
+/// the emergency gateway. Addresses keep the parties apart: Kamailio and SIPp
+/// on 127.0.0.1, the switch on 127.0.0.2, the mobile core on 127.0.0.4.
+@Suite("SIP2SIM calls through switchboard serve", .serialized)
+struct SIMCallTests {
+    // These constants are also in the SIPp scenarios pbx_answers_sim.xml and customer_calls_sim.xml.
+    static let iccid = "8944101234567890128"
+    static let simUser = "7001", simPassword = "sim-pw"
+
+    final class Setup {
+        let kamailio: KamailioRegistrar
+        let serve: ExternalProcess
+        let simulator: MobileCoreSimulator
+        let database: String
+        let location: StoreLocation
+        let switchPort: Int
+        let pbxPort: Int
+        let emergencyPort: Int
+
+        init(backend: StoreBackend = .sqlite) async throws {
+            pbxPort = freePort()
+            emergencyPort = freePort()
+            kamailio = try await KamailioRegistrar(users: [(SIMCallTests.simUser, SIMCallTests.simPassword)],
+                                                   config: "customer-server.cfg", replacements: ["PBX_PORT": "\(pbxPort)"])
+            (database, location) = try await freshDatabase(backend)
+            switchPort = freePort()
+            // The simulator first: the switch's config names its address.
+            simulator = try await MobileCoreSimulator.start(SimulatorConfiguration(
+                sip: SIPListenAddress(host: "127.0.0.4", port: 0, transport: .udp), http: nil,
+                switchHost: "127.0.0.2", switchPort: switchPort,
+                handsets: [try ICCID(SIMCallTests.iccid)], recordDirectory: nil, answerMode: .auto(after: .milliseconds(200))))
+            let simulatorPort = simulator.sipPort
+            let config = NSTemporaryDirectory() + "switch-simcalls-\(UUID().uuidString).yaml"
+            try """
+                node: { name: a }
+                sip:
+                  listen: [udp:127.0.0.2:\(switchPort)]
+                http:
+                  listen: 127.0.0.1:\(freePort())
+                database:
+                  url: "\(database)"
+                mobile_core: { address: "127.0.0.4:\(simulatorPort)" }
+                emergency: { gateway: "127.0.0.1:\(emergencyPort)", numbers: ["999", "112", "911", "901"] }
+                sims:
+                  password_key: "\(Data(repeating: 7, count: 32).base64EncodedString())"
+                  registration: { expires: 120, reload_seconds: 1 }
+                """.write(toFile: config, atomically: true, encoding: .utf8)
+            let sims = NSTemporaryDirectory() + "simcalls-\(UUID().uuidString).yaml"
+            try """
+                accounts:
+                  - { id: "920700", name: Acme, currency: GBP, balance: "10" }
+                sims:
+                  - { iccid: "\(SIMCallTests.iccid)", account: "920700", sip_hostname: "127.0.0.1:\(kamailio.port)",
+                      username: "\(SIMCallTests.simUser)", password: "\(SIMCallTests.simPassword)", call_rate: "0.06" }
+                """.write(toFile: sims, atomically: true, encoding: .utf8)
+            let provision = try ExternalProcess(try switchboardBinary(), ["provision", sims, "--config", config])
+            let (status, output, _) = await provision.wait(timeout: .seconds(30))
+            #expect(status == 0, "\(output)")
+            serve = try ExternalProcess(try switchboardBinary(), ["serve", "--config", config])
+        }
+
+        /// Waits until the SIM's Contact on the switch is bound at Kamailio.
+        func registered() async throws -> Bool {
+            let contact = "sip:\(SIMCallTests.iccid)@127.0.0.2:\(switchPort)"
+            for _ in 0..<60 {
+                if try await SIP2SIMServeTests.bindings(kamailio, user: SIMCallTests.simUser, password: SIMCallTests.simPassword) == [contact] {
+                    return true
+                }
+                try await Task.sleep(for: .milliseconds(250))
+            }
+            return false
+        }
+
+        func cdrs() async throws -> [CDR] {
+            let store = try await Store.open(location)
+            let rows = try await store.cdrs(CDRQuery(accountID: "920700"))
+            try await store.close()
+            return rows
+        }
+
+        func stop() async {
+            serve.kill()
+            await simulator.shutdown()
+        }
+    }
+
+    static func sipp(_ scenario: String, _ arguments: [String], port: Int) throws -> ExternalProcess {
+        try ExternalProcess("sipp", ["-sf", fixture("sipp/\(scenario)"), "-i", "127.0.0.1", "-p", "\(port)", "-m", "1",
+                                     "-nostdin", "-timeout", "30s", "-timeout_error"] + tolerateRetransmissions + arguments)
+    }
+
+    static func finished(_ sipp: ExternalProcess) async -> (Bool, String) {
+        let (status, output, timedOut) = await sipp.wait(timeout: .seconds(40))
+        return (status == 0 && !timedOut, String(output.suffix(3000)))
+    }
+
+    static func eventually(timeout: Duration = .seconds(10), _ condition: () async throws -> Bool) async rethrows -> Bool {
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            if try await condition() { return true }
+            try? await Task.sleep(for: .milliseconds(50))
+        }
+        return try await condition()
+    }
+
+    @Test func customerAndHandsetCallEachOtherThroughKamailio() async throws {
+        let setup = try await Setup()
+        defer { setup.serve.kill() }
+        #expect(try await setup.registered(), "the SIM did not register with Kamailio")
+
+        // S3: the customer's PBX calls the SIM's user at its own server; Kamailio
+        // sends it to the switch's Contact; the handset rings, answers, and is
+        // shown the caller in international form with '+'.
+        let caller = try Self.sipp("customer_calls_sim.xml", ["-s", Self.simUser, "127.0.0.1:\(setup.kamailio.port)"], port: freePort())
+        let (callerOK, callerOutput) = await Self.finished(caller)
+        #expect(callerOK, "SIPp as the customer's PBX: \(callerOutput)")
+        if !callerOK { setup.serve.kill(); let (_, o, _) = await setup.serve.wait(timeout: .seconds(5)); print("SERVE LOG\n\(o.suffix(4000))") }
+        let inbound = try await setup.simulator.callList(handset: Self.iccid).first { $0.direction == .mobileTerminated }
+        #expect(inbound?.fromUser == "+447700900999", "\(String(describing: inbound))")
+        #expect(inbound?.answeredAt != nil)
+        #expect(await Self.eventually { (try? await setup.simulator.callList(handset: Self.iccid).first { $0.direction == .mobileTerminated })?.state == .ended })
+
+        // S4: the handset dials +447700900123; the PBX behind Kamailio gets
+        // 447700900123 from the ICCID, after Kamailio checked the SIM's credentials
+        // (the scenario fails the call otherwise).
+        let pbx = try Self.sipp("pbx_answers_sim.xml", [], port: setup.pbxPort)
+        try await Task.sleep(for: .milliseconds(500))  // let SIPp bind
+        let outbound = try await setup.simulator.placeCall(from: Self.iccid, to: "+447700900123")
+        #expect(await Self.eventually { (try? await setup.simulator.call(outbound.id))?.state == .answered })
+        try await Task.sleep(for: .milliseconds(1200))
+        _ = try await setup.simulator.hangUp(callID: outbound.id)
+        let (pbxOK, pbxOutput) = await Self.finished(pbx)
+        #expect(pbxOK, "SIPp as the PBX: \(pbxOutput)")
+
+        // Both calls have CDRs with the SIM's call rate, no trunk, the final code.
+        var rows: [CDR] = []
+        #expect(try await Self.eventually { rows = try await setup.cdrs(); return rows.count >= 2 })
+        let toHandset = rows.first { $0.to == Self.iccid }
+        let fromHandset = rows.first { $0.from == Self.iccid }
+        #expect(toHandset?.from == "447700900999" && toHandset?.finalStatus == 200 && toHandset?.trunkID == nil, "\(rows)")
+        #expect(fromHandset?.to == "447700900123" && fromHandset?.finalStatus == 200 && fromHandset?.trunkID == nil, "\(rows)")
+        for cdr in [toHandset, fromHandset].compactMap({ $0 }) {
+            #expect(cdr.durationSeconds >= 1 && cdr.answerAt != nil)
+            // 0.06 a minute, per second.
+            #expect(cdr.cost == Decimal(cdr.billedSeconds) * Decimal(string: "0.001")!, "\(cdr)")
+        }
+        await setup.stop()
+    }
+
+    @Test func emergencyNetworkCodesWithheldAndStrangers() async throws {
+        let setup = try await Setup()
+        defer { setup.serve.kill() }
+        #expect(try await setup.registered(), "the SIM did not register with Kamailio")
+
+        // S5: 999 goes to the emergency gateway, never the customer (no PBX runs).
+        let gateway = try ExternalProcess("sipp", ["-sn", "uas", "-i", "127.0.0.1", "-p", "\(setup.emergencyPort)", "-m", "1", "-nostdin",
+                                                   "-timeout", "30s", "-timeout_error"] + tolerateRetransmissions)
+        try await Task.sleep(for: .milliseconds(500))
+        let emergency = try await setup.simulator.placeCall(from: Self.iccid, to: "999")
+        #expect(await Self.eventually { (try? await setup.simulator.call(emergency.id))?.state == .answered })
+        _ = try await setup.simulator.hangUp(callID: emergency.id)
+        let (gatewayOK, gatewayOutput) = await Self.finished(gateway)
+        #expect(gatewayOK, "SIPp as the emergency gateway: \(gatewayOutput)")
+
+        // S6: a GSM code is not passed on; S7: a withheld number is a clear failure.
+        let imei = try await setup.simulator.placeCall(from: Self.iccid, to: "*#06#")
+        #expect(await Self.eventually { (try? await setup.simulator.call(imei.id))?.state == .ended })
+        let imeiCall = try await setup.simulator.call(imei.id)
+        #expect(imeiCall.finalCode == 403 && imeiCall.reasonPhrase?.contains("network service code *#06#") == true, "\(imeiCall)")
+        #expect(imeiCall.reason?.contains("cause=403") == true)
+
+        let withheld = try await setup.simulator.placeCall(from: Self.iccid, to: "447700900123", withheld: true)
+        #expect(await Self.eventually { (try? await setup.simulator.call(withheld.id))?.state == .ended })
+        let withheldCall = try await setup.simulator.call(withheld.id)
+        #expect(withheldCall.finalCode == 433 && withheldCall.reasonPhrase?.contains("withheld") == true, "\(withheldCall)")
+
+        // A stranger who knows the ICCID cannot ring the SIM: only its server may.
+        let stranger = try await SIPEndpoint.start(
+            configuration: SIPEndpointConfiguration(listen: [SIPListenAddress(host: "127.0.0.5", port: 0, transport: .udp)])) { _ in }
+        var invite = SIPMessage(request: .invite, uri: "sip:\(Self.iccid)@127.0.0.2:\(setup.switchPort)")
+        invite.append(.from, "<sip:447700900666@127.0.0.5>;tag=\(SIPEndpoint.newTag())")
+        invite.append(.to, "<sip:\(Self.iccid)@127.0.0.2>")
+        invite.append(.callID, SIPEndpoint.newCallID(host: "127.0.0.5"))
+        invite.append(.cseq, "1 INVITE")
+        invite.append(.contact, "<sip:stranger@127.0.0.5>")
+        let refused = try await stranger.send(invite, to: SIPDestination(address: try SocketAddress(ipAddress: "127.0.0.2", port: setup.switchPort), transport: .udp))
+        #expect(refused.statusCode == 403)
+        await stranger.shutdown()
+        #expect(try await setup.simulator.callList(handset: Self.iccid).allSatisfy { $0.direction == .mobileOriginated })
+
+        // Refusals have CDRs too.
+        var rows: [CDR] = []
+        #expect(try await Self.eventually { rows = try await setup.cdrs(); return rows.count >= 4 })
+        #expect(Set(rows.map(\.finalStatus)) == [200, 403, 433], "\(rows)")
+        #expect(rows.first { $0.to == "999" }?.cost == 0)
+        await setup.stop()
+    }
+}
