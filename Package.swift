@@ -93,6 +93,7 @@ let package = Package(
         ),
         .target(name: "SIMs", dependencies: [.product(name: "Crypto", package: "swift-crypto")], swiftSettings: strictSwift),
         .target(name: "CallControl", dependencies: ["Rating", "SIPMessage"], swiftSettings: strictSwift),
+        .target(name: "Messaging", dependencies: [.product(name: "Crypto", package: "swift-crypto")], swiftSettings: strictSwift),
         .target(name: "CallCore", dependencies: ["CallControl", "SIPAuth", "SIPMessage"], swiftSettings: strictSwift),
         .target(name: "Provisioning", dependencies: ["Store", "Rating", "SIPAuth", "SIMs", .product(name: "Yams", package: "Yams")], swiftSettings: strictSwift),
         .target(name: "NodeConfiguration", dependencies: ["SIMs", .product(name: "Yams", package: "Yams")], swiftSettings: strictSwift),
@@ -183,6 +184,7 @@ let package = Package(
             swiftSettings: strictSwift
         ),
         .testTarget(name: "CallCoreTests", dependencies: ["CallCore", "CallControl", "SIPMessage", "SIPAuth"], swiftSettings: strictSwift),
+        .testTarget(name: "MessagingTests", dependencies: ["Messaging", .product(name: "Crypto", package: "swift-crypto")], swiftSettings: strictSwift),
         .testTarget(name: "CallControlTests", dependencies: ["CallControl", "Rating", "SIPMessage"], swiftSettings: strictSwift),
         .testTarget(name: "SIPTransactionTests", dependencies: ["SIPTransaction", "SIPMessage"], swiftSettings: strictSwift),
         .testTarget(name: "SIPAuthTests", dependencies: ["SIPAuth"], swiftSettings: strictSwift),

@@ -68,6 +68,8 @@ cat > "$WORK/switch.yaml" <<EOF
 node: { name: bench }
 sip:
   listen: [udp:127.0.0.1:$SW_PORT]
+http:
+  listen: 127.0.0.1:45080
 database:
   url: "sqlite:$WORK/bench.sqlite"
 sims:

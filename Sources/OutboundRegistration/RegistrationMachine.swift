@@ -46,6 +46,10 @@ public struct RegistrationMachine: Sendable {
         case settingsChanged(RegistrationSettings, now: Double)
         /// De-register and finish.
         case stop(now: Double)
+        /// De-register and finish because another node's Contact has taken
+        /// over the AOR (S9): our removal must leave that Contact bound, and a
+        /// registrar that answers with no bindings at all is reported.
+        case handOver(now: Double)
     }
 
     public var status: RegistrationStatus { active.status }
@@ -85,6 +89,11 @@ public struct RegistrationMachine: Sendable {
         case .stop(let now):
             guard !stopped else { break }
             stopped = true
+            active.retire(now: now, out: &out)
+        case .handOver(let now):
+            guard !stopped else { break }
+            stopped = true
+            active.othersExpected = true
             active.retire(now: now, out: &out)
         }
         retiring.removeAll { $0.phase == .removed }
@@ -155,6 +164,8 @@ struct Binding: Sendable {
     var deregistrationFailures = 0
     /// Settings changed while a REGISTER was out: send again when it ends.
     var refreshWanted = false
+    /// Being handed over to another node's Contact (S9).
+    var othersExpected = false
     var status = RegistrationStatus(state: .pending)
 
     init(settings: RegistrationSettings, callID: String, fromTag: String) {
@@ -257,6 +268,15 @@ struct Binding: Sendable {
             return
         }
         if purpose == .deregister {
+            // RFC 3261 §10.3 step 8: the 200 lists the AOR's remaining bindings.
+            // None, when another node's Contact should remain, means the
+            // registrar removed them all for our single `expires=0` (S9).
+            if othersExpected, r.contacts.isEmpty {
+                out.append(.registrarDroppedOtherContacts(
+                    "registrar for \(settings.domain) answered the removal of our Contact alone (expires=0 on <\(settings.contact)>) "
+                        + "with no bindings left for \(settings.aorUser): it removed the new node's Contact too, which RFC 3261 §10.3 "
+                        + "does not allow; the SIM is unreachable until the new node refreshes. Report it to the registrar's operator."))
+            }
             remove(code: code, reason: r.reasonPhrase)
             return
         }

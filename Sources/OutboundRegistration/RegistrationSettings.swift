@@ -90,6 +90,9 @@ public enum RegistrationAction: Sendable {
     case reportStatus(RegistrationStatus)
     /// Stopped and every binding removed (or given up on): forget the machine.
     case finished
+    /// The registrar broke S9 (removed every binding when asked to remove
+    /// ours alone): log this message as an error.
+    case registrarDroppedOtherContacts(String)
 }
 
 /// A small, seedable generator (SplitMix64) so jitter and identifiers are

@@ -87,7 +87,8 @@ public actor RegistrationAgent {
     /// Brings the set of registered SIMs in line with `wanted`: new SIMs
     /// register, changed ones re-register (moving server if need be),
     /// removed ones de-register.
-    public func apply(_ wanted: [SIMRegistrationTarget]) {
+    /// `handingOver` are SIMs another node has registered and takes over (S9).
+    public func apply(_ wanted: [SIMRegistrationTarget], handingOver: Set<ICCID> = []) {
         guard !stopping else { return }
         let now = Self.now()
         var seen: Set<ICCID> = []
@@ -107,7 +108,7 @@ public actor RegistrationAgent {
         }
         for iccid in Array(machines.keys) where !seen.contains(iccid) {
             targets[iccid] = nil
-            event(.stop(now: now), for: iccid)
+            event(handingOver.contains(iccid) ? .handOver(now: now) : .stop(now: now), for: iccid)
         }
     }
 
@@ -229,6 +230,9 @@ public actor RegistrationAgent {
                         "reason": "\(status.lastReason ?? "")",
                     ])
                 }
+            case .registrarDroppedOtherContacts(let message):
+                logger.error("registrar removed every binding of a SIM handed to another node (S9)",
+                             metadata: ["iccid": "\(iccid)", "detail": "\(message)"])
             case .finished:
                 machines[iccid] = nil
                 deadlines[iccid] = nil

@@ -45,7 +45,7 @@ public actor SIMRegistrationService {
             case .release(let to): releasingNow[r.target.iccid] = to
             }
         }
-        await agent.apply(wanted)
+        await agent.apply(wanted, handingOver: Set(releasingNow.keys))
         // Released SIMs whose de-registration has finished are handed over.
         for (iccid, to) in releasingNow where await !agent.isRegistering(iccid) {
             do {

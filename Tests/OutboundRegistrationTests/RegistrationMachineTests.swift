@@ -223,6 +223,41 @@ struct RegistrationMachineTests {
         #expect(m.isFinished)
     }
 
+    /// S9: handing a SIM over to another node removes our Contact alone; a
+    /// registrar whose 200 then lists no bindings at all (it dropped the new
+    /// node's Contact too) is reported, one that keeps the new Contact is not.
+    @Test func handOverReportsARegistrarThatDropsTheOtherNodesContact() throws {
+        func dropped(_ actions: [RegistrationAction]) -> [String] {
+            actions.compactMap { if case .registrarDroppedOtherContacts(let m) = $0 { return m } else { return nil } }
+        }
+        for keepsOthers in [false, true] {
+            var m = RegistrationMachine(settings: Self.settings(), random: SplitMix64(seed: 11))
+            var registrar = Registrar()
+            let request = try #require(Self.sent(m.event(.start(now: 0))).first).0
+            _ = try Self.exchange(&m, &registrar, request: request, now: 0)
+            let handOver = m.event(.handOver(now: 10))
+            let deregister = try Registrar.wire(try #require(Self.sent(handOver).first).0)
+            #expect(deregister.firstValue(.contact) == "<sip:\(Self.iccid)@10.0.0.2:5060>;expires=0")
+            var ok = deregister.makeResponse(200)
+            if keepsOthers { ok.append(.contact, "<sip:\(Self.iccid)@10.0.0.3:5060>;expires=3000") }
+            let answered = m.event(.response(try Registrar.wire(ok), now: 10))
+            #expect(Self.finished(answered))
+            if keepsOthers {
+                #expect(dropped(answered).isEmpty)
+            } else {
+                let message = try #require(dropped(answered).first)
+                #expect(message.contains("pbx.example.com") && message.contains("expires=0"))
+            }
+        }
+        // A plain stop (the SIM deleted) expects nothing else to remain.
+        var m = RegistrationMachine(settings: Self.settings(), random: SplitMix64(seed: 12))
+        var registrar = Registrar()
+        let request = try #require(Self.sent(m.event(.start(now: 0))).first).0
+        _ = try Self.exchange(&m, &registrar, request: request, now: 0)
+        let deregister = try Registrar.wire(try #require(Self.sent(m.event(.stop(now: 10))).first).0)
+        #expect(dropped(m.event(.response(try Registrar.wire(deregister.makeResponse(200)), now: 10))).isEmpty)
+    }
+
     @Test func stopWhileTheFirstRegisterIsOutDeregistersAfterItsAnswer() throws {
         var m = RegistrationMachine(settings: Self.settings(), random: SplitMix64(seed: 8))
         let request = try Registrar.wire(try #require(Self.sent(m.event(.start(now: 0))).first).0)

@@ -238,3 +238,23 @@ struct ProvisionCommandTests {
         #expect(s3 == 65 && o3.contains("accounts[0].currency: 'pounds' is not a currency code such as GBP"), "\(o3)")
     }
 }
+
+/// The README's five-minute demo (scripts/demo.sh) does what the README shows:
+/// the SIM registers, a call each way completes, the GSM code is refused, CDRs follow.
+@Suite("five-minute SIP2SIM demo")
+struct DemoScriptTests {
+    @Test func demoScriptRegistersAndCallsEachWay() async throws {
+        let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("scripts/demo.sh").path
+        _ = try switchboardBinary()  // the script uses the debug build
+        let demo = try ExternalProcess("bash", [script])
+        let (status, output, timedOut) = await demo.wait(timeout: .seconds(120))
+        #expect(status == 0 && !timedOut, "\(output.suffix(4000))")
+        for line in ["\"state\":\"registered\"", "SIPp (customer's PBX): call completed", "('mobile_terminated', '+447700900999', 'ended', 200)",
+                     "('mobile_originated', '+447700900123', 'ended', 200)", "SIPp (PBX): call completed",
+                     "('*#06#', 403, 'Forbidden (network service code *#06# is not passed to the customer)')",
+                     "447700900999 -> 8944101234567890128: 200", "8944101234567890128 -> 447700900123: 200"] {
+            #expect(output.contains(line), "missing \(line) in:\n\(output.suffix(4000))")
+        }
+    }
+}

@@ -102,3 +102,47 @@ struct SIP2SIMServeTests {
         #expect(try await Self.bindings(registrar, user: "7001", password: "sim-pw") == [contactB])
     }
 }
+
+extension SIP2SIMServeTests {
+    /// S1: a settings change in the store takes effect within a minute: a new
+    /// user name registers there and the old binding is removed.
+    @Test func aChangedUserNameReRegistersWithinAMinute() async throws {
+        let registrar = try await KamailioRegistrar(users: [("7001", "sim-pw"), ("7002", "new-pw")])
+        let (database, _) = try await freshDatabase(.sqlite)
+        let port = freePort()
+        let config = try Self.nodeConfig(name: "a", host: "127.0.0.2", port: port, database: database, takesUnplaced: true)
+        func provision(_ username: String, _ password: String) async throws {
+            let file = NSTemporaryDirectory() + "sims-\(UUID().uuidString).yaml"
+            try """
+                accounts:
+                  - { id: "920700", name: Acme, currency: GBP, balance: "10" }
+                sims:
+                  - { iccid: "\(Self.iccid)", account: "920700", sip_hostname: "127.0.0.1:\(registrar.port)", username: "\(username)", password: "\(password)" }
+                """.write(toFile: file, atomically: true, encoding: .utf8)
+            let p = try ExternalProcess(try switchboardBinary(), ["provision", file, "--config", config])
+            let (status, output, _) = await p.wait(timeout: .seconds(30))
+            #expect(status == 0, "\(output)")
+        }
+        try await provision("7001", "sim-pw")
+        let serve = try ExternalProcess(try switchboardBinary(), ["serve", "--config", config])
+        defer { serve.kill() }
+        let contact = "sip:\(Self.iccid)@127.0.0.2:\(port)"
+        var registered = false
+        for _ in 0..<60 where !registered {
+            try await Task.sleep(for: .milliseconds(250))
+            registered = try await Self.bindings(registrar, user: "7001", password: "sim-pw") == [contact]
+        }
+        #expect(registered, "the SIM did not register as 7001")
+
+        try await provision("7002", "new-pw")
+        let changed = Date()
+        var moved = false
+        while !moved, Date().timeIntervalSince(changed) < 60 {
+            try await Task.sleep(for: .milliseconds(250))
+            let new = try await Self.bindings(registrar, user: "7002", password: "new-pw")
+            let old = try await Self.bindings(registrar, user: "7001", password: "sim-pw")
+            moved = new == [contact] && old.isEmpty
+        }
+        #expect(moved, "within 60 s the SIM is bound as 7002 only")
+    }
+}
