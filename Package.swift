@@ -47,6 +47,7 @@ let package = Package(
         .package(url: "https://github.com/jpsim/Yams.git", from: "5.0.1"),
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
         .package(url: "https://github.com/apple/swift-http-types.git", from: "1.8.0"),
+        .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
     ],
     targets: [
         .target(name: "SIPMessage", swiftSettings: strictSwift),
@@ -93,7 +94,6 @@ let package = Package(
         ),
         .target(name: "SIMs", dependencies: [.product(name: "Crypto", package: "swift-crypto")], swiftSettings: strictSwift),
         .target(name: "CallControl", dependencies: ["Rating", "SIPMessage"], swiftSettings: strictSwift),
-        .target(name: "Messaging", dependencies: [.product(name: "Crypto", package: "swift-crypto")], swiftSettings: strictSwift),
         .target(name: "CallCore", dependencies: ["CallControl", "SIPAuth", "SIPMessage"], swiftSettings: strictSwift),
         .target(name: "Provisioning", dependencies: ["Store", "Rating", "SIPAuth", "SIMs", .product(name: "Yams", package: "Yams")], swiftSettings: strictSwift),
         .target(name: "NodeConfiguration", dependencies: ["SIMs", .product(name: "Yams", package: "Yams")], swiftSettings: strictSwift),
@@ -112,6 +112,17 @@ let package = Package(
             name: "TrunkService",
             dependencies: [
                 "CallControl", "CallCore", "NodeConfiguration", "Rating", "SIMs", "SIPAuth", "SIPMessage", "SIPResolver", "SIPStack", "Store",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strictSwift
+        ),
+        .target(
+            name: "Messaging",
+            dependencies: [
+                "SIMs", "SIPMessage", "SIPStack", "Store",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -145,7 +156,7 @@ let package = Package(
             name: "SwitchboardCLI",
             dependencies: [
                 "SIPMessage", "SDP", "SIPStack", "SIPResolver", "SIPTransaction", "NodeConfiguration", "Store", "Provisioning",
-                "TrunkService", "WebAPI", "MobileCoreSimulator", "SIMs", "SIP2SIM", "OutboundRegistration",
+                "TrunkService", "WebAPI", "MobileCoreSimulator", "SIMs", "SIP2SIM", "OutboundRegistration", "Messaging",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],

@@ -61,6 +61,11 @@ public struct NodeConfiguration: Sendable, Equatable {
     public var networkServiceCodes: [String] = HandsetDialPlan.defaultNetworkServiceCodes
     /// `mobile_core`: the SIP peer that carries SIP2SIM handsets' calls (issue 4 §4).
     public var mobileCore: MobileCore?
+    /// `texts`: webhook retries (S11): first retry after about `retryFirstSeconds`,
+    /// doubling up to `retryMaxSeconds`, given up `giveUpSeconds` after the text arrived.
+    public var textRetryFirstSeconds: Double = 2
+    public var textRetryMaxSeconds: Double = 300
+    public var textGiveUpSeconds: Double = 86_400
 
     /// The mobile core: where calls to a SIM are sent, and the source
     /// addresses whose INVITEs are handsets' calls (trusted by source IP).
@@ -112,6 +117,8 @@ public struct NodeConfiguration: Sendable, Equatable {
             && a.sipRealm == b.sipRealm && a.callTypes == b.callTypes && a.digestAlgorithms == b.digestAlgorithms && a.nonceSecret == b.nonceSecret
             && a.simPasswordKey == b.simPasswordKey && a.simRegistration == b.simRegistration
             && a.networkServiceCodes == b.networkServiceCodes && a.mobileCore == b.mobileCore
+            && a.textRetryFirstSeconds == b.textRetryFirstSeconds && a.textRetryMaxSeconds == b.textRetryMaxSeconds
+            && a.textGiveUpSeconds == b.textGiveUpSeconds
     }
 
     public static let defaults = NodeConfiguration(
@@ -173,7 +180,7 @@ extension NodeConfiguration {
             if loaded == nil { return }
             throw ConfigurationError("file", "the top level must be a mapping of keys")
         }
-        let known: Set<String> = ["node", "sip", "http", "database", "gateways", "emergency", "call_types", "sims", "mobile_core"]
+        let known: Set<String> = ["node", "sip", "http", "database", "gateways", "emergency", "call_types", "sims", "mobile_core", "texts"]
         for key in root.keys.sorted() where !known.contains(key) {
             throw ConfigurationError(key, "unknown key (known: \(known.sorted().joined(separator: ", ")))")
         }
@@ -276,6 +283,27 @@ extension NodeConfiguration {
                     priority = v
                 }
                 return Gateway(name: try Self.string(name, "\(key).name"), address: addr, prefixes: prefixes, priority: priority)
+            }
+        }
+        if let t = root["texts"] {
+            let m = try Self.mapping(t, "texts")
+            let known = ["retry_first_seconds", "retry_max_seconds", "give_up_hours"]
+            for key in m.keys.sorted() where !known.contains(key) {
+                throw ConfigurationError("texts.\(key)", "unknown key (known: \(known.joined(separator: ", ")))")
+            }
+            func number(_ key: String, _ range: ClosedRange<Double>) throws(ConfigurationError) -> Double? {
+                guard let v = m[key] else { return nil }
+                let d = (v as? Double) ?? (v as? Int).map(Double.init)
+                guard let d, range.contains(d) else {
+                    throw ConfigurationError("texts.\(key)", "must be a number from \(range.lowerBound) to \(range.upperBound), not \(v)")
+                }
+                return d
+            }
+            if let d = try number("retry_first_seconds", 0.1...3600) { textRetryFirstSeconds = d }
+            if let d = try number("retry_max_seconds", 1...86_400) { textRetryMaxSeconds = d }
+            if let d = try number("give_up_hours", 0.01...720) { textGiveUpSeconds = d * 3600 }
+            guard textRetryMaxSeconds >= textRetryFirstSeconds else {
+                throw ConfigurationError("texts.retry_max_seconds", "must not be below texts.retry_first_seconds")
             }
         }
         if let mc = root["mobile_core"] {

@@ -295,6 +295,20 @@ public final class Store: Sendable {
                     home TEXT, moving_to TEXT)
                 """,
             ]),
+            // Texts (S10, S11): the outbox, kept until delivered; `seq` orders
+            // each SIM's texts; `dedupe_key` makes a re-sent MESSAGE one text.
+            (6, [
+                """
+                CREATE TABLE texts (seq \(serial), id TEXT NOT NULL UNIQUE, direction TEXT NOT NULL, iccid TEXT NOT NULL,
+                    account_id TEXT NOT NULL, peer TEXT NOT NULL, body TEXT NOT NULL, segments INTEGER NOT NULL,
+                    received_at DOUBLE PRECISION NOT NULL, state TEXT NOT NULL CHECK (state IN ('queued', 'delivered', 'failed')),
+                    attempts INTEGER NOT NULL, next_attempt_at DOUBLE PRECISION, last_error TEXT, delivered_at DOUBLE PRECISION,
+                    dedupe_key TEXT NOT NULL UNIQUE)
+                """,
+                "CREATE INDEX texts_due ON texts (state, direction, next_attempt_at)",
+                "CREATE INDEX texts_sim ON texts (iccid, direction, state, seq)",
+                "CREATE TABLE account_secrets (account_id TEXT PRIMARY KEY REFERENCES accounts(id), webhook_secret TEXT NOT NULL)",
+            ]),
         ]
     }
 

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Logging
+import Messaging
 import NodeConfiguration
 import SIMs
 import SIP2SIM
@@ -75,12 +76,20 @@ struct Serve: AsyncParsableCommand {
             secret = (0..<32).map { _ in UInt8.random(in: 0...255, using: &rng) }
         }
         let calls = TrunkCallService(store: store, node: node, nonceSecret: secret, logger: logger)
+        // Texts from handsets (S11): MESSAGEs from the mobile core, stored, then webhooks.
+        let texts = TextService(store: store, mobileCoreSources: node.mobileCore?.sources ?? [], nodeName: node.nodeName,
+                                retry: WebhookRetryPolicy(base: node.textRetryFirstSeconds, cap: node.textRetryMaxSeconds,
+                                                          giveUpAfter: node.textGiveUpSeconds),
+                                logger: logger)
+        await texts.start()
         let endpoint = try await SIPEndpoint.start(
             configuration: SIPEndpointConfiguration(listen: node.sipListeners.map {
                 SIPListenAddress(host: $0.host, port: $0.port, transport: $0.transport == .udp ? .udp : .tcp)
             }),
             logger: logger
-        ) { request in await calls.handle(request) }
+        ) { request in
+            if request.message.method == .message { await texts.handle(request) } else { await calls.handle(request) }
+        }
         try await calls.start(endpoint: endpoint)
         // SIP2SIM calls (S3–S8): SIMs by ICCID, the mobile core from the config.
         await calls.enableSIMCalls(source: { [store, simCipher, logger] in
@@ -136,6 +145,7 @@ struct Serve: AsyncParsableCommand {
         registrationTask.cancel()
         agentTask.cancel()
         await calls.stop()
+        await texts.stop()
         await endpoint.shutdown()
         try await store.close()
     }

@@ -5,7 +5,7 @@ struct Switchboard: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "switchboard",
         abstract: "Carrier softswitch: SIP trunking with call controls, and SIP2SIM.",
-        subcommands: [Serve.self, ProvisionCommand.self, DrainCommand.self, APIKeyCommand.self, SIP.self, SimulatorCommand.self]
+        subcommands: [Serve.self, ProvisionCommand.self, DrainCommand.self, APIKeyCommand.self, WebhookSecretCommand.self, SIP.self, SimulatorCommand.self]
     )
 }
 

@@ -27,10 +27,11 @@ struct SIMCallTests {
         let database: String
         let location: StoreLocation
         let switchPort: Int
+        let config: String
         let pbxPort: Int
         let emergencyPort: Int
 
-        init(backend: StoreBackend = .sqlite) async throws {
+        init(backend: StoreBackend = .sqlite, webhookURL: String? = nil) async throws {
             pbxPort = freePort()
             emergencyPort = freePort()
             kamailio = try await KamailioRegistrar(users: [(SIMCallTests.simUser, SIMCallTests.simPassword)],
@@ -43,7 +44,7 @@ struct SIMCallTests {
                 switchHost: "127.0.0.2", switchPort: switchPort,
                 handsets: [try ICCID(SIMCallTests.iccid)], recordDirectory: nil, answerMode: .auto(after: .milliseconds(200))))
             let simulatorPort = simulator.sipPort
-            let config = NSTemporaryDirectory() + "switch-simcalls-\(UUID().uuidString).yaml"
+            config = NSTemporaryDirectory() + "switch-simcalls-\(UUID().uuidString).yaml"
             try """
                 node: { name: a }
                 sip:
@@ -54,6 +55,7 @@ struct SIMCallTests {
                   url: "\(database)"
                 mobile_core: { address: "127.0.0.4:\(simulatorPort)" }
                 emergency: { gateway: "127.0.0.1:\(emergencyPort)", numbers: ["999", "112", "911", "901"] }
+                texts: { retry_first_seconds: 0.5, retry_max_seconds: 2 }
                 sims:
                   password_key: "\(Data(repeating: 7, count: 32).base64EncodedString())"
                   registration: { expires: 120, reload_seconds: 1 }
@@ -64,12 +66,16 @@ struct SIMCallTests {
                   - { id: "920700", name: Acme, currency: GBP, balance: "10" }
                 sims:
                   - { iccid: "\(SIMCallTests.iccid)", account: "920700", sip_hostname: "127.0.0.1:\(kamailio.port)",
-                      username: "\(SIMCallTests.simUser)", password: "\(SIMCallTests.simPassword)", call_rate: "0.06" }
+                      username: "\(SIMCallTests.simUser)", password: "\(SIMCallTests.simPassword)", call_rate: "0.06"\(webhookURL.map { ", webhook_url: \"\($0)\"" } ?? "") }
                 """.write(toFile: sims, atomically: true, encoding: .utf8)
             let provision = try ExternalProcess(try switchboardBinary(), ["provision", sims, "--config", config])
             let (status, output, _) = await provision.wait(timeout: .seconds(30))
             #expect(status == 0, "\(output)")
             serve = try ExternalProcess(try switchboardBinary(), ["serve", "--config", config])
+        }
+
+        func restartServe() throws -> ExternalProcess {
+            try ExternalProcess(try switchboardBinary(), ["serve", "--config", config])
         }
 
         /// Waits until the SIM's Contact on the switch is bound at Kamailio.
@@ -206,6 +212,56 @@ struct SIMCallTests {
         #expect(try await Self.eventually { rows = try await setup.cdrs(); return rows.count >= 4 })
         #expect(Set(rows.map(\.finalStatus)) == [200, 403, 433], "\(rows)")
         #expect(rows.first { $0.to == "999" }?.cost == 0)
+        await setup.stop()
+    }
+
+    /// S11: texts from the handset are answered 202 once stored, then POSTed
+    /// to the SIM's webhook signed with the account's secret, retried while the
+    /// receiver fails, in order; a `kill -9` of the switch loses none and
+    /// sends none twice.
+    @Test func textsFromTheHandsetReachTheSignedWebhookInOrderAcrossAKill() async throws {
+        let receiverPort = freePort()
+        let out = NSTemporaryDirectory() + "webhook-\(UUID().uuidString).jsonl"
+        let setup = try await Setup(webhookURL: "http://127.0.0.1:\(receiverPort)/texts")
+        var serve = setup.serve
+        defer { serve.kill() }
+        #expect(try await waitUntilAnswersOptions(port: setup.switchPort, host: "127.0.0.2"))
+        let secretTool = try ExternalProcess(try switchboardBinary(), ["webhook-secret", "920700", "--config", setup.config])
+        let (status, printed, _) = await secretTool.wait(timeout: .seconds(30))
+        let secret = printed.split(separator: "\n").last.map(String.init) ?? ""
+        #expect(status == 0 && secret.hasPrefix("whsec_"), "\(printed)")
+
+        // The receiver is down: texts are accepted (202) and kept.
+        let first = try await setup.simulator.sendText(from: Self.iccid, to: "+447700900123", text: "first")
+        let second = try await setup.simulator.sendText(from: Self.iccid, to: "+447700900123", text: "second, 5 €")
+        #expect(first.statusCode == 202 && second.statusCode == 202, "\(first) \(second)")
+        try await Task.sleep(for: .seconds(1))
+        serve.kill()  // SIGKILL
+        _ = await serve.wait(timeout: .seconds(5))
+        serve = try setup.restartServe()
+        #expect(try await waitUntilAnswersOptions(port: setup.switchPort, host: "127.0.0.2"))
+        let third = try await setup.simulator.sendText(from: Self.iccid, to: "+447700900123", text: "third ✓")
+        #expect(third.statusCode == 202)
+
+        // The receiver comes up and fails its first two requests on purpose.
+        let receiver = try ExternalProcess("python3", [fixture("webhook_receiver.py"), "--port", "\(receiverPort)", "--secret", secret,
+                                                       "--fail-first", "2", "--out", out])
+        defer { receiver.kill() }
+        var lines: [[String: Any]] = []
+        let delivered = await Self.eventually(timeout: .seconds(40)) {
+            let text = (try? String(contentsOfFile: out, encoding: .utf8)) ?? ""
+            lines = text.split(separator: "\n").compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+            return lines.count >= 3
+        }
+        #expect(delivered, "webhook got \(lines)")
+        try await Task.sleep(for: .seconds(2))  // nothing more comes: no duplicates
+        let final = ((try? String(contentsOfFile: out, encoding: .utf8)) ?? "").split(separator: "\n")
+        #expect(final.count == 3, "\(final)")
+        #expect(lines.allSatisfy { $0["ok"] as? Bool == true }, "signatures: \(lines)")
+        let bodies = lines.compactMap { $0["body"] as? [String: Any] }
+        #expect(bodies.map { $0["text"] as? String ?? "" } == ["first", "second, 5 €", "third ✓"])
+        #expect(bodies.allSatisfy { $0["from"] as? String == Self.iccid && $0["to"] as? String == "+447700900123" })
+        #expect(Set(bodies.compactMap { $0["id"] as? String }).count == 3)
         await setup.stop()
     }
 }

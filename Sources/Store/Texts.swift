@@ -1,0 +1,148 @@
+import Foundation
+import SQLKit
+
+/// A text between a SIM and the customer's systems (S10, S11), as kept in the
+/// outbox until it is delivered: accepted texts live here, so a restart
+/// resumes delivery and loses none.
+public struct StoredText: Sendable, Equatable {
+    public enum Direction: String, Sendable { case fromHandset = "from_handset", toHandset = "to_handset" }
+    public enum State: String, Sendable { case queued, delivered, failed }
+
+    public var id: String
+    public var direction: Direction
+    public var iccid: String
+    public var accountID: String
+    /// From the handset: the number it addressed. To the handset: the sender.
+    public var peer: String
+    public var body: String
+    public var segments: Int
+    public var receivedAt: Double
+    public var state: State
+    public var attempts: Int
+    public var nextAttemptAt: Double?
+    public var lastError: String?
+    public var deliveredAt: Double?
+
+    public init(id: String, direction: Direction, iccid: String, accountID: String, peer: String, body: String, segments: Int,
+                receivedAt: Double, state: State = .queued, attempts: Int = 0, nextAttemptAt: Double? = nil,
+                lastError: String? = nil, deliveredAt: Double? = nil) {
+        self.id = id; self.direction = direction; self.iccid = iccid; self.accountID = accountID; self.peer = peer
+        self.body = body; self.segments = segments; self.receivedAt = receivedAt; self.state = state; self.attempts = attempts
+        self.nextAttemptAt = nextAttemptAt; self.lastError = lastError; self.deliveredAt = deliveredAt
+    }
+}
+
+extension Store {
+    static let textColumns = """
+        id, direction, iccid, account_id, peer, body, segments, received_at, state, attempts, next_attempt_at, last_error, delivered_at
+        """
+
+    /// Stores a text once per `dedupeKey` (a MESSAGE sent again after a lost
+    /// 202 is the same text). Returns the stored text and whether it is new.
+    public func acceptText(_ t: StoredText, dedupeKey: String) async throws -> (StoredText, inserted: Bool) {
+        try await transaction { db in
+            if let row = try await db.raw("SELECT \(unsafeRaw: Self.textColumns) FROM texts WHERE dedupe_key = \(bind: dedupeKey)").first() {
+                return (try Self.storedText(row), false)
+            }
+            try await db.raw("""
+                INSERT INTO texts (\(unsafeRaw: Self.textColumns), dedupe_key) VALUES (\(bind: t.id), \(bind: t.direction.rawValue),
+                    \(bind: t.iccid), \(bind: t.accountID), \(bind: t.peer), \(bind: t.body), \(bind: t.segments), \(bind: t.receivedAt),
+                    \(bind: t.state.rawValue), \(bind: t.attempts), \(bind: t.nextAttemptAt ?? t.receivedAt), \(bind: t.lastError),
+                    \(bind: t.deliveredAt), \(bind: dedupeKey))
+                """).run()
+            return (t, true)
+        }
+    }
+
+    public func text(id: String) async throws -> StoredText? {
+        try await run { try await $0.raw("SELECT \(unsafeRaw: Self.textColumns) FROM texts WHERE id = \(bind: id)").first() }
+            .map(Self.storedText)
+    }
+
+    /// Queued texts whose next attempt is due, at most one per SIM: the
+    /// oldest, so each SIM's texts are delivered in order.
+    public func dueTexts(_ direction: StoredText.Direction, now: Double, limit: Int = 100) async throws -> [StoredText] {
+        try await run { db in
+            try await db.raw("""
+                SELECT \(unsafeRaw: Self.textColumns) FROM texts t WHERE t.state = 'queued' AND t.direction = \(bind: direction.rawValue)
+                    AND t.seq = (SELECT MIN(o.seq) FROM texts o WHERE o.iccid = t.iccid AND o.direction = t.direction AND o.state = 'queued')
+                    AND t.next_attempt_at <= \(bind: now)
+                ORDER BY t.seq LIMIT \(bind: limit)
+                """).all()
+        }.map(Self.storedText)
+    }
+
+    /// Takes a due text for one delivery attempt: moves its next attempt to
+    /// `until`, only if it is still due, so two nodes never both send it.
+    public func claimText(id: String, now: Double, until: Double) async throws -> Bool {
+        try await run { db in
+            try await db.raw("""
+                UPDATE texts SET next_attempt_at = \(bind: until)
+                WHERE id = \(bind: id) AND state = 'queued' AND next_attempt_at <= \(bind: now) RETURNING id
+                """).first() != nil
+        }
+    }
+
+    public func markTextDelivered(id: String, at: Double, attempts: Int) async throws {
+        try await run { db in
+            try await db.raw("""
+                UPDATE texts SET state = 'delivered', delivered_at = \(bind: at), attempts = \(bind: attempts), last_error = NULL
+                WHERE id = \(bind: id)
+                """).run()
+        }
+    }
+
+    /// A failed attempt: try again at `nextAttemptAt`, or give up (nil).
+    public func markTextAttemptFailed(id: String, attempts: Int, error: String, nextAttemptAt: Double?) async throws {
+        try await run { db in
+            if let next = nextAttemptAt {
+                try await db.raw("""
+                    UPDATE texts SET attempts = \(bind: attempts), last_error = \(bind: error), next_attempt_at = \(bind: next)
+                    WHERE id = \(bind: id)
+                    """).run()
+            } else {
+                try await db.raw("""
+                    UPDATE texts SET state = 'failed', attempts = \(bind: attempts), last_error = \(bind: error) WHERE id = \(bind: id)
+                    """).run()
+            }
+        }
+    }
+
+    /// The account's webhook signing secret (S11), made on first use.
+    public func webhookSecret(account: String) async throws -> String {
+        if let s = try await existingWebhookSecret(account) { return s }
+        var rng = SystemRandomNumberGenerator()
+        let fresh = "whsec_" + (0..<32).map { _ in String(format: "%02x", UInt8.random(in: 0...255, using: &rng)) }.joined()
+        try await run { db in
+            try await db.raw("""
+                INSERT INTO account_secrets (account_id, webhook_secret) VALUES (\(bind: account), \(bind: fresh))
+                ON CONFLICT (account_id) DO NOTHING
+                """).run()
+        }
+        // Another node may have made one first: theirs stands.
+        guard let s = try await existingWebhookSecret(account) else { throw StoreError.invalid(field: "account", reason: "no account \(account)") }
+        return s
+    }
+
+    func existingWebhookSecret(_ account: String) async throws -> String? {
+        try await run { try await $0.raw("SELECT webhook_secret FROM account_secrets WHERE account_id = \(bind: account)").first() }
+            .map { try $0.decode(column: "webhook_secret", as: String.self) }
+    }
+
+    static func storedText(_ row: any SQLRow) throws -> StoredText {
+        StoredText(
+            id: try row.decode(column: "id", as: String.self),
+            direction: StoredText.Direction(rawValue: try row.decode(column: "direction", as: String.self)) ?? .fromHandset,
+            iccid: try row.decode(column: "iccid", as: String.self),
+            accountID: try row.decode(column: "account_id", as: String.self),
+            peer: try row.decode(column: "peer", as: String.self),
+            body: try row.decode(column: "body", as: String.self),
+            segments: try row.decode(column: "segments", as: Int.self),
+            receivedAt: try row.decode(column: "received_at", as: Double.self),
+            state: StoredText.State(rawValue: try row.decode(column: "state", as: String.self)) ?? .queued,
+            attempts: try row.decode(column: "attempts", as: Int.self),
+            nextAttemptAt: try row.decode(column: "next_attempt_at", as: Double?.self),
+            lastError: try row.decode(column: "last_error", as: String?.self),
+            deliveredAt: try row.decode(column: "delivered_at", as: Double?.self))
+    }
+}

@@ -1,0 +1,53 @@
+import Foundation
+import Store
+import Testing
+import TestSupport
+
+/// The text outbox (S11): a text is kept until delivered, once per MESSAGE,
+/// one SIM's texts in order, and an attempt is claimed by one node only.
+@Suite("Text outbox on SQLite and PostgreSQL")
+struct TextOutboxTests {
+    func text(_ id: String, sim: String, at: Double) -> StoredText {
+        StoredText(id: id, direction: .fromHandset, iccid: sim, accountID: "920700", peer: "447700900123", body: "text \(id)",
+                   segments: 1, receivedAt: at)
+    }
+
+    @Test(arguments: StoreBackend.allCases)
+    func textsAreKeptOnceDeliveredInOrderAndClaimedOnce(backend: StoreBackend) async throws {
+        let store = try await openFreshStore(backend)
+        try await store.upsertAccount(Account(id: "920700", name: "Acme", currency: "GBP", balance: 1, creditLimit: 0))
+        let a = "8944101234567890128", b = "8944101234567890136"
+        #expect(try await store.acceptText(text("t1", sim: a, at: 100), dedupeKey: "c1/1").inserted)
+        // The same MESSAGE again (same Call-ID and CSeq) is the same text.
+        let again = try await store.acceptText(text("t1bis", sim: a, at: 101), dedupeKey: "c1/1")
+        #expect(!again.inserted && again.0.id == "t1")
+        _ = try await store.acceptText(text("t2", sim: a, at: 102), dedupeKey: "c2/1")
+        _ = try await store.acceptText(text("t3", sim: b, at: 103), dedupeKey: "c3/1")
+
+        // One per SIM, the oldest first.
+        #expect(try await store.dueTexts(.fromHandset, now: 200).map(\.id) == ["t1", "t3"])
+        #expect(try await store.dueTexts(.fromHandset, now: 50).isEmpty)
+
+        // A claim moves the next attempt; a second claim of the same attempt fails.
+        #expect(try await store.claimText(id: "t1", now: 200, until: 215))
+        #expect(try await !store.claimText(id: "t1", now: 200, until: 215))
+        try await store.markTextAttemptFailed(id: "t1", attempts: 1, error: "webhook answered 503", nextAttemptAt: 201)
+        // t2 waits behind t1 even though it is due.
+        #expect(try await store.dueTexts(.fromHandset, now: 202).map(\.id) == ["t1", "t3"])
+        try await store.markTextDelivered(id: "t1", at: 203, attempts: 2)
+        #expect(try await store.dueTexts(.fromHandset, now: 204).map(\.id) == ["t2", "t3"])
+        try await store.markTextAttemptFailed(id: "t3", attempts: 9, error: "gone", nextAttemptAt: nil)
+
+        let t1 = try #require(try await store.text(id: "t1"))
+        #expect(t1.state == .delivered && t1.attempts == 2 && t1.deliveredAt == 203 && t1.lastError == nil)
+        let t3 = try #require(try await store.text(id: "t3"))
+        #expect(t3.state == .failed && t3.lastError == "gone")
+        #expect(try await store.dueTexts(.fromHandset, now: 300).map(\.id) == ["t2"])
+
+        // The webhook secret is made once and kept.
+        let secret = try await store.webhookSecret(account: "920700")
+        #expect(secret.hasPrefix("whsec_") && secret.count == 70)
+        #expect(try await store.webhookSecret(account: "920700") == secret)
+        try await store.close()
+    }
+}
