@@ -552,6 +552,9 @@ public actor MobileCoreSimulator {
 
     func closeMedia(_ id: String) async {
         guard let media = calls[id]?.media else { return }
+        // The counters so far, so that a record read while `stop` runs (the
+        // actor is re-entered there) does not show zero.
+        calls[id]?.counters = media.counters
         calls[id]?.media = nil
         let port = media.localPort
         let (counters, received) = await media.stop()

@@ -23,7 +23,11 @@ struct TwoSimulatorsTests {
         }
         #expect(flowing, "RTP did not flow both ways")
         _ = try await a.hangUp(callID: placed.id)
-        #expect(try await eventually { try await b.callList().first?.state == .ended })
+        // Ended, and the recordings written (they follow the end by a moment).
+        #expect(try await eventually {
+            let ended = try await [a.call(placed.id), b.callList().first]
+            return ended.allSatisfy { $0?.state == .ended && $0?.recording != nil }
+        })
 
         let mo = try await a.call(placed.id)
         let mt = try #require(try await b.callList(handset: handsetB).first)
