@@ -217,6 +217,30 @@ enum Out {
         var iccid: String
         var registrations: [SIMRegistration]
     }
+
+    struct Text: Encodable {
+        var id, direction, iccid, account, peer, state: String
+        var segments, attempts: Int
+        var receivedAt: String
+        var deliveredAt, nextAttemptAt, lastError: String?
+        enum CodingKeys: String, CodingKey {
+            case id, direction, iccid, account, peer, state, segments, attempts, receivedAt = "received_at"
+            case deliveredAt = "delivered_at", nextAttemptAt = "next_attempt_at", lastError = "last_error"
+        }
+        init(_ t: StoredText) {
+            id = t.id; direction = t.direction.rawValue; iccid = t.iccid; account = t.accountID; peer = t.peer; state = t.state.rawValue
+            segments = t.segments; attempts = t.attempts; receivedAt = time(t.receivedAt); deliveredAt = t.deliveredAt.map(time)
+            nextAttemptAt = t.state == .queued ? t.nextAttemptAt.map(time) : nil; lastError = t.lastError
+        }
+        func encode(to encoder: any Encoder) throws {
+            var c = encoder.container(keyedBy: CodingKeys.self)
+            try c.encode(id, forKey: .id); try c.encode(direction, forKey: .direction); try c.encode(iccid, forKey: .iccid)
+            try c.encode(account, forKey: .account); try c.encode(peer, forKey: .peer); try c.encode(state, forKey: .state)
+            try c.encode(segments, forKey: .segments); try c.encode(attempts, forKey: .attempts)
+            try c.encode(receivedAt, forKey: .receivedAt); try c.encode(deliveredAt, forKey: .deliveredAt)
+            try c.encode(nextAttemptAt, forKey: .nextAttemptAt); try c.encode(lastError, forKey: .lastError)
+        }
+    }
 }
 
 /// RFC 3339 date-times (UTC out; any offset in).

@@ -35,6 +35,7 @@ tags:
   - name: blacklists
   - name: cdrs
   - name: sims
+  - name: texts
   - name: meta
 paths:
   /api/v1/openapi.yaml:
@@ -480,6 +481,41 @@ paths:
                   registrations:
                     type: array
                     items: { $ref: "#/components/schemas/SIMRegistration" }
+        "401": { $ref: "#/components/responses/Unauthorized" }
+        "403": { $ref: "#/components/responses/Forbidden" }
+        "404": { $ref: "#/components/responses/NotFound" }
+        "422": { $ref: "#/components/responses/Invalid" }
+  /api/v1/texts/{id}:
+    parameters:
+      - name: id
+        in: path
+        required: true
+        schema: { type: string, pattern: "^[A-Za-z0-9_]{1,64}$" }
+    get:
+      tags: [texts]
+      operationId: getText
+      summary: A text's delivery state (S11) — queued, delivered or failed, with attempts and the last error.
+      responses:
+        "200":
+          description: The text (its body is not returned).
+          content:
+            application/json:
+              schema:
+                type: object
+                required: [id, direction, iccid, account, peer, state, segments, attempts, received_at]
+                properties:
+                  id: { type: string }
+                  direction: { type: string, enum: [from_handset, to_handset] }
+                  iccid: { $ref: "#/components/schemas/ICCID" }
+                  account: { type: string }
+                  peer: { type: string, description: "From the handset, the number it addressed; to the handset, the sender." }
+                  state: { type: string, enum: [queued, delivered, failed] }
+                  segments: { type: integer, minimum: 0 }
+                  attempts: { type: integer, minimum: 0 }
+                  received_at: { type: string, format: date-time }
+                  delivered_at: { type: [string, "null"], format: date-time }
+                  next_attempt_at: { type: [string, "null"], format: date-time }
+                  last_error: { type: [string, "null"] }
         "401": { $ref: "#/components/responses/Unauthorized" }
         "403": { $ref: "#/components/responses/Forbidden" }
         "404": { $ref: "#/components/responses/NotFound" }

@@ -67,6 +67,7 @@ public struct WebAPIServer: Sendable {
         (.put, "/api/v1/sims/{iccid}"),
         (.delete, "/api/v1/sims/{iccid}"),
         (.get, "/api/v1/sims/{iccid}/registration"),
+        (.get, "/api/v1/texts/{id}"),
     ]
 
     /// The router with every route and the auth/error/log middleware.
@@ -218,6 +219,7 @@ struct Handlers: Sendable {
         case (.put, "/api/v1/sims/{iccid}"): return try await putSIM(try param("iccid"), try await body(&request, context), caller)
         case (.delete, "/api/v1/sims/{iccid}"): return try await deleteSIM(try param("iccid"), caller)
         case (.get, "/api/v1/sims/{iccid}/registration"): return try await simRegistration(try param("iccid"), caller)
+        case (.get, "/api/v1/texts/{id}"): return try await getText(try param("id"), caller)
         default: throw HTTPError(.notFound)
         }
     }
@@ -553,6 +555,16 @@ struct Handlers: Sendable {
         _ = try await existingSIM(id, caller)
         let rows = try await store.registrationStatuses(iccid: id)
         return try JSONOut.response(Out.SIMRegistrations(iccid: id.digits, registrations: rows.map(Out.SIMRegistration.init)))
+    }
+
+    /// A text's delivery state (S11): queued / delivered / failed, attempts, last error.
+    func getText(_ id: String, _ caller: Caller) async throws -> Response {
+        guard id.count <= 64, id.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "_") }) else {
+            throw APIError.invalid("id", "a text id is letters, digits and _ (e.g. txt_…), at most 64")
+        }
+        guard let text = try await store.text(id: id) else { throw APIError.notFound("id", "text \(id) does not exist") }
+        try caller.mayAccess(account: text.accountID, field: "id")
+        return try JSONOut.response(Out.Text(text))
     }
 
     /// Unix seconds ("1700000000", "1700000000.5") or RFC 3339.
