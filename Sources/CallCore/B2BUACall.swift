@@ -183,14 +183,15 @@ public struct B2BUACall: Sendable {
             var actions: [Action] = [.sendToB(bLegRequest(.ack, cseq: bCSeq), gateway: attempt), .respondToA(relayed(response, code: code))]
             for timer in CallTimer.allCases { if let seconds = seconds(of: timer) { actions.append(.startTimer(timer, seconds: seconds)) } }
             return actions
-        case (let s, 401...407) where (s == .routing || s == .early) && digest != nil && (code == 401 || code == 407):
-            if let retry = answerChallenge(response, code: code) { return [retry] }
-            // The credentials were refused: the caller cannot answer our far
-            // end's challenge, so to it this is a refusal.
-            var refused = SIPMessage(response: 403, reasonPhrase: "Forbidden (the called server refused the SIM's credentials)")
-            refused.append(.callID, bCallID)
-            return endBeforeAnswer(403, reason: nil, now: now, relay: refused)
         case (.routing, 300...), (.early, 300...):
+            if code == 401 || code == 407, digest != nil {
+                if let retry = answerChallenge(response, code: code) { return [retry] }
+                // The credentials were refused: the caller cannot answer our far
+                // end's challenge, so to it this is a refusal.
+                var refused = SIPMessage(response: 403, reasonPhrase: "Forbidden (the called server refused the SIM's credentials)")
+                refused.append(.callID, bCallID)
+                return endBeforeAnswer(403, reason: nil, now: now, relay: refused)
+            }
             // Failover to the next gateway on 408, 5xx (RFC 3263 §4.3 spirit); other
             // final responses are the callee's answer and go back to the caller.
             if code == 408 || (500..<600).contains(code), attempt + 1 < gateways.count {

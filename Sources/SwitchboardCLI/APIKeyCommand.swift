@@ -27,7 +27,7 @@ struct APIKeyCommand: AsyncParsableCommand {
         var config: String?
 
         func run() async throws {
-            let store = try await openStore(config)
+            let store = try await openStore(config: config)
             do {
                 let key = try await APIKeys.create(in: store, accountID: account, label: label)
                 try await store.close()
@@ -54,7 +54,7 @@ struct APIKeyCommand: AsyncParsableCommand {
         var config: String?
 
         func run() async throws {
-            let store = try await openStore(config)
+            let store = try await openStore(config: config)
             let deleted: Bool
             do { deleted = try await store.deleteAPIKey(id: id) } catch {
                 try? await store.close()
@@ -65,16 +65,5 @@ struct APIKeyCommand: AsyncParsableCommand {
             guard deleted else { print("error: no API key with id \(id)"); throw ExitCode(1) }
             print("deleted key \(id)")
         }
-    }
-
-    static func openStore(_ config: String?) async throws -> Store {
-        let node: NodeConfiguration
-        do { node = try NodeConfiguration.load(path: config) } catch { print("error: \(error)"); throw ExitCode(78) }
-        let location: StoreLocation
-        switch node.database {
-        case .sqlite(let path): location = .sqlite(path: path)
-        case .postgres(let url): location = .postgres(url: url)
-        }
-        do { return try await Store.open(location) } catch { print("error: \(error)"); throw ExitCode(1) }
     }
 }

@@ -25,14 +25,7 @@ struct DrainCommand: AsyncParsableCommand {
     var config: String?
 
     func run() async throws {
-        let node: NodeConfiguration
-        do { node = try NodeConfiguration.load(path: config) } catch { print("error: \(error)"); throw ExitCode(78) }
-        let location: StoreLocation
-        switch node.database {
-        case .sqlite(let path): location = .sqlite(path: path)
-        case .postgres(let url): location = .postgres(url: url)
-        }
-        let store = try await Store.open(location)
+        let store = try await openStore(config: config)
         do {
             let n = try await store.drain(from: from, to: to, includeUnplaced: !placedOnly)
             try await store.close()

@@ -33,12 +33,7 @@ struct ProvisionCommand: AsyncParsableCommand {
         if !parsed.sims.isEmpty {
             do { cipher = try node.simPasswordCipher() } catch { print("error: \(error)"); throw ExitCode(78) }
         }
-        let location: StoreLocation
-        switch node.database {
-        case .sqlite(let path): location = .sqlite(path: path)
-        case .postgres(let url): location = .postgres(url: url)
-        }
-        let store = try await Store.open(location)
+        let store = try await openStore(node)
         do {
             let report = try await parsed.apply(to: store, realm: realm, cipher: cipher)
             print(report)

@@ -54,11 +54,7 @@ struct Serve: AsyncParsableCommand {
             }
         }
 
-        let location: StoreLocation
-        switch node.database {
-        case .sqlite(let path): location = .sqlite(path: path)
-        case .postgres(let url): location = .postgres(url: url)
-        }
+        let location = node.storeLocation
         let store: Store
         do { store = try await Store.open(location, logger: logger) } catch {
             print("error: \(error)")

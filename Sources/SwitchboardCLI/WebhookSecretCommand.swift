@@ -18,29 +18,17 @@ struct WebhookSecretCommand: AsyncParsableCommand {
     var config: String?
 
     func run() async throws {
-        let node: NodeConfiguration
-        do { node = try NodeConfiguration.load(path: config) } catch { print("error: \(error)"); throw ExitCode(78) }
-        let location: StoreLocation
-        switch node.database {
-        case .sqlite(let path): location = .sqlite(path: path)
-        case .postgres(let url): location = .postgres(url: url)
-        }
-        let store = try await Store.open(location)
+        let store = try await openStore(config: config)
+        let secret: String?
         do {
-            guard try await store.account(id: account) != nil else {
-                try? await store.close()
-                print("error: no account \(account)")
-                throw ExitCode(1)
-            }
-            let secret = try await store.webhookSecret(account: account)
-            try await store.close()
-            print(secret)
-        } catch let e as ExitCode {
-            throw e
+            secret = try await store.account(id: account) == nil ? nil : try await store.webhookSecret(account: account)
         } catch {
             try? await store.close()
             print("error: \(error)")
             throw ExitCode(1)
         }
+        try await store.close()
+        guard let secret else { print("error: no account \(account)"); throw ExitCode(1) }
+        print(secret)
     }
 }

@@ -178,12 +178,7 @@ extension TrunkCallService {
         if admit, !free {
             switch limits.admit(attempt, blacklists: directory.blacklists, now: now) {
             case .reject(let why):
-                logger.info("SIM call refused", metadata: ["iccid": "\(sim.iccid)", "status": "\(why.statusCode)", "reason": "\(why.reasonText)"])
-                let cdr = CDR(callID: callID, accountID: account.id, from: from, to: to, callType: callType, startAt: now, endAt: now,
-                              durationSeconds: 0, billedSeconds: 0, cost: 0, finalStatus: why.statusCode, reason: why.reasonText)
-                await request.respond(why.statusCode, reasonPhrase: SIPMessage.standardReasonPhrase(why.statusCode), toTag: SIPEndpoint.newTag(),
-                                      headers: [(CallControlHeaders.reasonHeader, why.reasonText), (.reason, why.reasonHeader)])
-                await writeRefusal(cdr)
+                await reject(request, why, account: account.id, trunk: nil, controls: attempt.controls, now: now, attempt: attempt)
                 return
             case .admit(let a):
                 admission = a
@@ -192,25 +187,14 @@ extension TrunkCallService {
         }
         let caller = SIPDestination(address: request.source, transport: request.transport)
         let localContact = await contactHostPort(for: targets.first?.1 ?? caller, endpoint: endpoint)
-        var machine = B2BUACall(
+        let machine = B2BUACall(
             invite: invite, gateways: targets.map(\.0), bCallID: SIPEndpoint.newCallID(host: node.nodeName), bFromTag: SIPEndpoint.newTag(),
             aToTag: SIPEndpoint.newTag(), localContact: localContact, maxDuration: nil, costCapSeconds: nil,
             balanceCapSeconds: admission.balanceSeconds, identity: identity)
-        do {
-            try await store.callStarted(LiveCall(callID: callID, accountID: account.id, from: from, to: to, startAt: now))
-        } catch {
-            logger.error("could not record the call start; refusing the call", metadata: ["error": "\(error)"])
-            limits.release(admission.channels)
-            await request.respond(500, reasonPhrase: "Server Internal Error (store unavailable)")
-            return
-        }
-        aCallIDOfB[machine.bLegCallID] = callID
-        let actions = machine.start(now: now)
         var entry = LiveCallEntry(machine: machine, attempt: attempt, admission: admission, invite: request, caller: caller,
                                   gateways: targets.map(\.1))
         entry.simICCID = sim.iccid
-        calls[callID] = entry
-        await perform(actions, callID: callID)
+        await launch(machine, entry, live: LiveCall(callID: callID, accountID: account.id, from: from, to: to, startAt: now), now: now)
     }
 
     /// A refused SIP2SIM call: the code, a reason phrase and a `Reason` header
@@ -221,14 +205,8 @@ extension TrunkCallService {
         await request.respond(code, reasonPhrase: phrase, toTag: SIPEndpoint.newTag(), headers: [(.reason, reason)])
         logger.info("SIM call refused", metadata: ["iccid": "\(sim?.iccid ?? "-")", "status": "\(code)", "reason": "\(phrase)"])
         guard let sim, let callID = request.message.callID else { return }
-        await writeRefusal(CDR(callID: callID, accountID: sim.accountID, from: from, to: to, callType: nil, startAt: now, endAt: now,
+        await recordRefusal(CDR(callID: callID, accountID: sim.accountID, from: from, to: to, callType: nil, startAt: now, endAt: now,
                                durationSeconds: 0, billedSeconds: 0, cost: 0, finalStatus: code, reason: text))
-    }
-
-    func writeRefusal(_ cdr: CDR) async {
-        do { try await store.recordCall(cdr) } catch {
-            logger.error("could not write the CDR of a refused call", metadata: ["call-id": "\(cdr.callID)", "error": "\(error)"])
-        }
     }
 
     /// RFC 3263 targets of a customer's server, cached for a minute.

@@ -171,26 +171,34 @@ public actor TrunkCallService {
         guard let endpoint else { return }
         let caller = SIPDestination(address: request.source, transport: request.transport)
         let localContact = await contactHostPort(for: caller, endpoint: endpoint)
-        var machine = B2BUACall(
+        let machine = B2BUACall(
             invite: invite, gateways: routes.map { GatewayTarget(name: $0.0.name, hostPort: $0.0.address) },
             bCallID: SIPEndpoint.newCallID(host: node.nodeName), bFromTag: SIPEndpoint.newTag(), aToTag: SIPEndpoint.newTag(),
             localContact: localContact, maxDuration: admission.maxDuration, costCapSeconds: admission.maxCostSeconds,
             balanceCapSeconds: admission.balanceSeconds, warning: admission.warning)
-        // Durable before anything is sent on: a crash from here on leaves a trace to record as interrupted.
-        do {
-            try await store.callStarted(LiveCall(callID: callID, accountID: account.id, trunkID: trunk.id, tag: controls.tag,
-                                                 from: cli, to: destination, startAt: now))
-        } catch {
+        await launch(machine, LiveCallEntry(machine: machine, attempt: attempt, admission: admission, invite: request, caller: caller,
+                                            gateways: routes.map(\.1)),
+                     live: LiveCall(callID: callID, accountID: account.id, trunkID: trunk.id, tag: controls.tag,
+                                    from: cli, to: destination, startAt: now), now: now)
+    }
+
+    /// Starts an admitted call, trunk or SIP2SIM: recorded as live before
+    /// anything is sent on (a crash from then on leaves a trace to record as
+    /// interrupted), then its B leg.
+    func launch(_ machine: B2BUACall, _ entry: LiveCallEntry, live: LiveCall, now: Double) async {
+        do { try await store.callStarted(live) } catch {
             logger.error("could not record the call start; refusing the call", metadata: ["error": "\(error)"])
-            limits.release(admission.channels)
-            await request.respond(500, reasonPhrase: "Server Internal Error (store unavailable)")
+            limits.release(entry.admission.channels)
+            await entry.invite.respond(500, reasonPhrase: "Server Internal Error (store unavailable)")
             return
         }
-        aCallIDOfB[machine.bLegCallID] = callID
+        var machine = machine
+        aCallIDOfB[machine.bLegCallID] = live.callID
         let actions = machine.start(now: now)
-        calls[callID] = LiveCallEntry(machine: machine, attempt: attempt, admission: admission, invite: request, caller: caller,
-                                      gateways: routes.map(\.1))
-        await perform(actions, callID: callID)
+        var entry = entry
+        entry.machine = machine
+        calls[live.callID] = entry
+        await perform(actions, callID: live.callID)
     }
 
     /// Our host:port for Contact headers: fixed per transport and address
@@ -224,18 +232,24 @@ public actor TrunkCallService {
     }
 
     /// Refuses a call with the T6 code, X-Reason and Reason, and records the attempt.
-    func reject(_ request: SIPServerRequest, _ why: CallRejection, account: String, trunk: String, controls: CallControlHeaders,
+    func reject(_ request: SIPServerRequest, _ why: CallRejection, account: String, trunk: String?, controls: CallControlHeaders,
                 now: Double, attempt: CallAttempt? = nil) async {
         var headers: [(SIPHeaderName, String)] = [(CallControlHeaders.reasonHeader, why.reasonText), (.reason, why.reasonHeader)]
         if let s = why.retryAfterSeconds { headers.append((.retryAfter, String(s))) }
         await request.respond(why.statusCode, reasonPhrase: SIPMessage.standardReasonPhrase(why.statusCode), toTag: SIPEndpoint.newTag(), headers: headers)
-        logger.info("call refused", metadata: ["trunk": "\(trunk)", "status": "\(why.statusCode)", "reason": "\(why.reasonText)"])
+        logger.info("call refused", metadata: ["trunk": "\(trunk ?? "-")", "account": "\(account)", "status": "\(why.statusCode)",
+                                               "reason": "\(why.reasonText)"])
         let invite = request.message
         let cdr = CDR(callID: invite.callID ?? "", accountID: account, trunkID: trunk, tag: controls.tag,
                       from: attempt?.cli ?? Self.number(Self.callerNumber(invite)),
                       to: attempt?.destination ?? Self.number(invite.parsedRequestURI?.user ?? ""), callType: attempt?.callType,
                       startAt: now, endAt: now, durationSeconds: 0, billedSeconds: 0, cost: 0, finalStatus: why.statusCode,
                       reason: why.reasonText)
+        await recordRefusal(cdr)
+    }
+
+    /// The CDR of a call refused before it was bridged.
+    func recordRefusal(_ cdr: CDR) async {
         do { try await store.recordCall(cdr) } catch {
             logger.error("could not write the CDR of a refused call", metadata: ["call-id": "\(cdr.callID)", "error": "\(error)"])
         }

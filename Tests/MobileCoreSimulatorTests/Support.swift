@@ -22,17 +22,6 @@ func startSimulator(handsets: [String], switchPort: Int, answer: AnswerMode = .a
         handsets: try handsets.map(iccid), recordDirectory: recordDirectory, answerMode: answer))
 }
 
-/// Polls until `condition` holds or `timeout` passes; returns whether it held.
-@discardableResult
-func eventually(timeout: Duration = .seconds(10), _ condition: () async throws -> Bool) async rethrows -> Bool {
-    let deadline = ContinuousClock.now + timeout
-    while ContinuousClock.now < deadline {
-        if try await condition() { return true }
-        try? await Task.sleep(for: .milliseconds(50))
-    }
-    return try await condition()
-}
-
 func startSIPp(_ scenario: String, _ arguments: [String], port: Int) throws -> ExternalProcess {
     try ExternalProcess("sipp", ["-sf", fixture("sipp/\(scenario)"), "-i", "127.0.0.1", "-p", "\(port)", "-m", "1",
                                  "-nostdin", "-timeout", "30s", "-timeout_error"] + arguments)

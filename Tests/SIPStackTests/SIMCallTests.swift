@@ -80,14 +80,8 @@ struct SIMCallTests {
 
         /// Waits until the SIM's Contact on the switch is bound at Kamailio.
         func registered() async throws -> Bool {
-            let contact = "sip:\(SIMCallTests.iccid)@127.0.0.2:\(switchPort)"
-            for _ in 0..<60 {
-                if try await SIP2SIMServeTests.bindings(kamailio, user: SIMCallTests.simUser, password: SIMCallTests.simPassword) == [contact] {
-                    return true
-                }
-                try await Task.sleep(for: .milliseconds(250))
-            }
-            return false
+            try await SIP2SIMServeTests.bound(kamailio, user: SIMCallTests.simUser, password: SIMCallTests.simPassword,
+                                              to: ["sip:\(SIMCallTests.iccid)@127.0.0.2:\(switchPort)"])
         }
 
         func cdrs() async throws -> [CDR] {
@@ -113,15 +107,6 @@ struct SIMCallTests {
         return (status == 0 && !timedOut, String(output.suffix(3000)))
     }
 
-    static func eventually(timeout: Duration = .seconds(10), _ condition: () async throws -> Bool) async rethrows -> Bool {
-        let deadline = ContinuousClock.now + timeout
-        while ContinuousClock.now < deadline {
-            if try await condition() { return true }
-            try? await Task.sleep(for: .milliseconds(50))
-        }
-        return try await condition()
-    }
-
     @Test func customerAndHandsetCallEachOtherThroughKamailio() async throws {
         let setup = try await Setup()
         defer { setup.serve.kill() }
@@ -137,7 +122,7 @@ struct SIMCallTests {
         let inbound = try await setup.simulator.callList(handset: Self.iccid).first { $0.direction == .mobileTerminated }
         #expect(inbound?.fromUser == "+447700900999", "\(String(describing: inbound))")
         #expect(inbound?.answeredAt != nil)
-        #expect(await Self.eventually { (try? await setup.simulator.callList(handset: Self.iccid).first { $0.direction == .mobileTerminated })?.state == .ended })
+        #expect(await eventually { (try? await setup.simulator.callList(handset: Self.iccid).first { $0.direction == .mobileTerminated })?.state == .ended })
 
         // S4: the handset dials +447700900123; the PBX behind Kamailio gets
         // 447700900123 from the ICCID, after Kamailio checked the SIM's credentials
@@ -145,7 +130,7 @@ struct SIMCallTests {
         let pbx = try Self.sipp("pbx_answers_sim.xml", [], port: setup.pbxPort)
         try await Task.sleep(for: .milliseconds(500))  // let SIPp bind
         let outbound = try await setup.simulator.placeCall(from: Self.iccid, to: "+447700900123")
-        #expect(await Self.eventually { (try? await setup.simulator.call(outbound.id))?.state == .answered })
+        #expect(await eventually { (try? await setup.simulator.call(outbound.id))?.state == .answered })
         try await Task.sleep(for: .milliseconds(1200))
         _ = try await setup.simulator.hangUp(callID: outbound.id)
         let (pbxOK, pbxOutput) = await Self.finished(pbx)
@@ -153,7 +138,7 @@ struct SIMCallTests {
 
         // Both calls have CDRs with the SIM's call rate, no trunk, the final code.
         var rows: [CDR] = []
-        #expect(try await Self.eventually { rows = try await setup.cdrs(); return rows.count >= 2 })
+        #expect(try await eventually { rows = try await setup.cdrs(); return rows.count >= 2 })
         let toHandset = rows.first { $0.to == Self.iccid }
         let fromHandset = rows.first { $0.from == Self.iccid }
         #expect(toHandset?.from == "447700900999" && toHandset?.finalStatus == 200 && toHandset?.trunkID == nil, "\(rows)")
@@ -176,20 +161,20 @@ struct SIMCallTests {
                                                    "-timeout", "30s", "-timeout_error"] + tolerateRetransmissions)
         try await Task.sleep(for: .milliseconds(500))
         let emergency = try await setup.simulator.placeCall(from: Self.iccid, to: "999")
-        #expect(await Self.eventually { (try? await setup.simulator.call(emergency.id))?.state == .answered })
+        #expect(await eventually { (try? await setup.simulator.call(emergency.id))?.state == .answered })
         _ = try await setup.simulator.hangUp(callID: emergency.id)
         let (gatewayOK, gatewayOutput) = await Self.finished(gateway)
         #expect(gatewayOK, "SIPp as the emergency gateway: \(gatewayOutput)")
 
         // S6: a GSM code is not passed on; S7: a withheld number is a clear failure.
         let imei = try await setup.simulator.placeCall(from: Self.iccid, to: "*#06#")
-        #expect(await Self.eventually { (try? await setup.simulator.call(imei.id))?.state == .ended })
+        #expect(await eventually { (try? await setup.simulator.call(imei.id))?.state == .ended })
         let imeiCall = try await setup.simulator.call(imei.id)
         #expect(imeiCall.finalCode == 403 && imeiCall.reasonPhrase?.contains("network service code *#06#") == true, "\(imeiCall)")
         #expect(imeiCall.reason?.contains("cause=403") == true)
 
         let withheld = try await setup.simulator.placeCall(from: Self.iccid, to: "447700900123", withheld: true)
-        #expect(await Self.eventually { (try? await setup.simulator.call(withheld.id))?.state == .ended })
+        #expect(await eventually { (try? await setup.simulator.call(withheld.id))?.state == .ended })
         let withheldCall = try await setup.simulator.call(withheld.id)
         #expect(withheldCall.finalCode == 433 && withheldCall.reasonPhrase?.contains("withheld") == true, "\(withheldCall)")
 
@@ -209,7 +194,7 @@ struct SIMCallTests {
 
         // Refusals have CDRs too.
         var rows: [CDR] = []
-        #expect(try await Self.eventually { rows = try await setup.cdrs(); return rows.count >= 4 })
+        #expect(try await eventually { rows = try await setup.cdrs(); return rows.count >= 4 })
         #expect(Set(rows.map(\.finalStatus)) == [200, 403, 433], "\(rows)")
         #expect(rows.first { $0.to == "999" }?.cost == 0)
         await setup.stop()
@@ -248,7 +233,7 @@ struct SIMCallTests {
                                                        "--fail-first", "2", "--out", out])
         defer { receiver.kill() }
         var lines: [[String: Any]] = []
-        let delivered = await Self.eventually(timeout: .seconds(40)) {
+        let delivered = await eventually(timeout: .seconds(40)) {
             let text = (try? String(contentsOfFile: out, encoding: .utf8)) ?? ""
             lines = text.split(separator: "\n").compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
             return lines.count >= 3

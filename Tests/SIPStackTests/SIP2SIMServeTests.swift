@@ -47,6 +47,26 @@ struct SIP2SIMServeTests {
         return path
     }
 
+    /// `switchboard provision` of account 920700 and the test SIM at `registrar` as `username`.
+    static func provisionSIM(at registrar: KamailioRegistrar, username: String, password: String, config: String) async throws {
+        let file = NSTemporaryDirectory() + "sims-\(UUID().uuidString).yaml"
+        try """
+            accounts:
+              - { id: "920700", name: Acme, currency: GBP, balance: "10" }
+            sims:
+              - { iccid: "\(iccid)", account: "920700", sip_hostname: "127.0.0.1:\(registrar.port)", username: "\(username)", password: "\(password)" }
+            """.write(toFile: file, atomically: true, encoding: .utf8)
+        let provision = try ExternalProcess(try switchboardBinary(), ["provision", file, "--config", config])
+        let (status, output, _) = await provision.wait(timeout: .seconds(30))
+        #expect(status == 0, "\(output)")
+    }
+
+    /// Whether `user`'s bindings at the registrar become exactly `contacts` within `timeout`.
+    static func bound(_ registrar: KamailioRegistrar, user: String, password: String, to contacts: Set<String>,
+                      timeout: Duration = .seconds(15)) async throws -> Bool {
+        try await eventually(timeout: timeout) { try await bindings(registrar, user: user, password: password) == contacts }
+    }
+
     @Test(arguments: StoreBackend.allCases)
     func provisionedSIMRegistersAndDrainMovesItWithoutAGap(backend: StoreBackend) async throws {
         let registrar = try await KamailioRegistrar(users: [("7001", "sim-pw")])
@@ -54,26 +74,12 @@ struct SIP2SIMServeTests {
         let portA = freePort(), portB = freePort()
         let configA = try Self.nodeConfig(name: "a", host: "127.0.0.2", port: portA, database: database, takesUnplaced: true)
         let configB = try Self.nodeConfig(name: "b", host: "127.0.0.3", port: portB, database: database, takesUnplaced: false)
-        let file = NSTemporaryDirectory() + "sims-\(UUID().uuidString).yaml"
-        try """
-            accounts:
-              - { id: "920700", name: Acme, currency: GBP, balance: "10" }
-            sims:
-              - { iccid: "\(Self.iccid)", account: "920700", sip_hostname: "127.0.0.1:\(registrar.port)", username: "7001", password: "sim-pw" }
-            """.write(toFile: file, atomically: true, encoding: .utf8)
-        let provision = try ExternalProcess(try switchboardBinary(), ["provision", file, "--config", configA])
-        let (status, output, _) = await provision.wait(timeout: .seconds(30))
-        #expect(status == 0, "\(output)")
+        try await Self.provisionSIM(at: registrar, username: "7001", password: "sim-pw", config: configA)
 
         let a = try ExternalProcess(try switchboardBinary(), ["serve", "--config", configA])
         defer { a.kill() }
         let contactA = "sip:\(Self.iccid)@127.0.0.2:\(portA)", contactB = "sip:\(Self.iccid)@127.0.0.3:\(portB)"
-        var registered = false
-        for _ in 0..<60 where !registered {
-            try await Task.sleep(for: .milliseconds(250))
-            registered = try await Self.bindings(registrar, user: "7001", password: "sim-pw") == [contactA]
-        }
-        #expect(registered, "node a did not register the SIM")
+        #expect(try await Self.bound(registrar, user: "7001", password: "sim-pw", to: [contactA]), "node a did not register the SIM")
 
         let b = try ExternalProcess(try switchboardBinary(), ["serve", "--config", configB])
         defer { b.kill() }
@@ -111,37 +117,17 @@ extension SIP2SIMServeTests {
         let (database, _) = try await freshDatabase(.sqlite)
         let port = freePort()
         let config = try Self.nodeConfig(name: "a", host: "127.0.0.2", port: port, database: database, takesUnplaced: true)
-        func provision(_ username: String, _ password: String) async throws {
-            let file = NSTemporaryDirectory() + "sims-\(UUID().uuidString).yaml"
-            try """
-                accounts:
-                  - { id: "920700", name: Acme, currency: GBP, balance: "10" }
-                sims:
-                  - { iccid: "\(Self.iccid)", account: "920700", sip_hostname: "127.0.0.1:\(registrar.port)", username: "\(username)", password: "\(password)" }
-                """.write(toFile: file, atomically: true, encoding: .utf8)
-            let p = try ExternalProcess(try switchboardBinary(), ["provision", file, "--config", config])
-            let (status, output, _) = await p.wait(timeout: .seconds(30))
-            #expect(status == 0, "\(output)")
-        }
-        try await provision("7001", "sim-pw")
+        try await Self.provisionSIM(at: registrar, username: "7001", password: "sim-pw", config: config)
         let serve = try ExternalProcess(try switchboardBinary(), ["serve", "--config", config])
         defer { serve.kill() }
         let contact = "sip:\(Self.iccid)@127.0.0.2:\(port)"
-        var registered = false
-        for _ in 0..<60 where !registered {
-            try await Task.sleep(for: .milliseconds(250))
-            registered = try await Self.bindings(registrar, user: "7001", password: "sim-pw") == [contact]
-        }
-        #expect(registered, "the SIM did not register as 7001")
+        #expect(try await Self.bound(registrar, user: "7001", password: "sim-pw", to: [contact]), "the SIM did not register as 7001")
 
-        try await provision("7002", "new-pw")
-        let changed = Date()
-        var moved = false
-        while !moved, Date().timeIntervalSince(changed) < 60 {
-            try await Task.sleep(for: .milliseconds(250))
+        try await Self.provisionSIM(at: registrar, username: "7002", password: "new-pw", config: config)
+        let moved = try await eventually(timeout: .seconds(60)) {
             let new = try await Self.bindings(registrar, user: "7002", password: "new-pw")
             let old = try await Self.bindings(registrar, user: "7001", password: "sim-pw")
-            moved = new == [contact] && old.isEmpty
+            return new == [contact] && old.isEmpty
         }
         #expect(moved, "within 60 s the SIM is bound as 7002 only")
     }
