@@ -120,7 +120,7 @@ let package = Package(
         .target(
             name: "Messaging",
             dependencies: [
-                "SIMs", "SIPMessage", "SIPStack", "Store",
+                "SIMs", "SIPMessage", "SIPStack", "Store", "Rating",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -131,7 +131,7 @@ let package = Package(
         .target(
             name: "WebAPI",
             dependencies: [
-                "Store", "Provisioning", "Rating", "CallControl", "SIPAuth", "SIMs",
+                "Store", "Provisioning", "Rating", "CallControl", "SIPAuth", "SIMs", "Messaging",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "NIOCore", package: "swift-nio"),

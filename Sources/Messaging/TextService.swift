@@ -5,13 +5,17 @@ import NIOCore
 import SIMs
 import SIPMessage
 import SIPStack
+import Rating
 import Store
 
-/// Texts from handsets (S11): a MESSAGE (RFC 3428) from the mobile core is
-/// stored in the outbox before it is answered 202, then POSTed to the SIM's
-/// webhook URL as signed JSON, retried with back-off until a 2xx, one SIM's
-/// texts in order. What is accepted survives a restart: delivery resumes
-/// from the store.
+/// Texts between handsets and the customer's systems, through the outbox in
+/// the store. From a handset (S11): a MESSAGE (RFC 3428) from the mobile core
+/// is stored before it is answered 202, then POSTed to the SIM's webhook URL
+/// as signed JSON, retried with back-off until a 2xx. To a handset (S10): a
+/// text the API accepted is sent to the mobile core as a MESSAGE, retried
+/// while the core or handset is unavailable. One SIM's texts go in order in
+/// each direction; what is accepted survives a restart. Each text has a CDR
+/// charging its segments at the SIM's text rate (S13).
 public actor TextService {
     let store: Store
     let logger: Logger
@@ -21,6 +25,10 @@ public actor TextService {
     let nodeName: String
     var deliveryTask: Task<Void, Never>?
     var wake: AsyncStream<Void>.Continuation?
+    /// Texts with an attempt under way on this node.
+    var inFlight: Set<String> = []
+    /// Where texts to handsets go; nil until `enableHandsetDelivery`.
+    var mobileCore: (endpoint: SIPEndpoint, destination: SIPDestination, host: String)?
 
     public init(store: Store, mobileCoreSources: [String], nodeName: String, retry: WebhookRetryPolicy = WebhookRetryPolicy(),
                 logger: Logger) {
@@ -42,6 +50,19 @@ public actor TextService {
             ticker.cancel()
         }
     }
+
+    /// Texts to handsets are sent to the mobile core at `address` (`host[:port]`).
+    public func enableHandsetDelivery(endpoint: SIPEndpoint, destination: SIPDestination, address: String) {
+        mobileCore = (endpoint, destination, address)
+        wake?.yield()
+    }
+
+    /// Delivers due texts now (a text was just accepted) rather than at the next tick.
+    public nonisolated func wakeUp() {
+        Task { await self.yieldWake() }
+    }
+
+    func yieldWake() { wake?.yield() }
 
     public func stop() async {
         deliveryTask?.cancel()
@@ -95,7 +116,9 @@ public actor TextService {
                                 segments: TextSegments(text).segments, receivedAt: now)
         let dedupe = "\(m.callID ?? "")/\(m.cseq?.number ?? 0)"
         do {
-            let (kept, inserted) = try await store.acceptText(stored, dedupeKey: dedupe)
+            // Charged as it is taken (S13): the handset has sent it.
+            let (kept, inserted) = try await store.acceptText(stored, dedupeKey: dedupe,
+                                                              charge: Self.cdr(stored, rate: sim.textRate, status: 202, at: now))
             // RFC 3428 §7: 202, the text is accepted for delivery.
             await request.respond(202, reasonPhrase: "Accepted")
             if inserted {
@@ -120,19 +143,111 @@ public actor TextService {
         var segments: Int
     }
 
+    /// A text's CDR (S13): its segments charged at the SIM's text rate.
+    static func cdr(_ t: StoredText, rate: Money?, status: Int, at: Double, reason: String? = nil) -> CDR {
+        let fromHandset = t.direction == .fromHandset
+        let cost = (rate ?? 0) * Money(t.segments)
+        return CDR(callID: t.id, accountID: t.accountID, from: fromHandset ? t.iccid : t.peer, to: fromHandset ? t.peer : t.iccid,
+                   callType: "text", startAt: t.receivedAt, endAt: at, durationSeconds: 0, billedSeconds: 0,
+                   cost: status < 300 ? cost : 0, finalStatus: status, reason: reason, segments: t.segments)
+    }
+
     func deliverDue() async {
         let now = Date().timeIntervalSince1970
-        let due: [StoredText]
-        do { due = try await store.dueTexts(.fromHandset, now: now, limit: 50) } catch {
+        var due: [StoredText]
+        do {
+            due = try await store.dueTexts(.fromHandset, now: now, limit: 50)
+            if mobileCore != nil { due += try await store.dueTexts(.toHandset, now: now, limit: 50) }
+        } catch {
             logger.error("could not read the text outbox", metadata: ["error": "\(error)"])
             return
         }
-        await withTaskGroup(of: Void.self) { group in
-            for text in due {
-                group.addTask { await self.deliver(text, now: now) }
+        // Each attempt runs on its own: a mobile core that does not answer
+        // (up to Timer F, 32 s) holds up neither webhooks nor other SIMs.
+        for text in due where !inFlight.contains(text.id) {
+            inFlight.insert(text.id)
+            Task {
+                if text.direction == .fromHandset { await self.deliver(text, now: now) } else { await self.sendToHandset(text, now: now) }
+                self.finished(text.id)
             }
         }
     }
+
+    /// An attempt ended: the SIM's next text may be due at once.
+    func finished(_ id: String) {
+        inFlight.remove(id)
+        wake?.yield()
+    }
+
+    // MARK: To handsets
+
+    /// One attempt to hand a text to the mobile core (RFC 3428 MESSAGE to the
+    /// ICCID). 2xx: delivered and charged. Timeout, 408, 480, 5xx: retried
+    /// with back-off. Any other answer: failed with that code.
+    func sendToHandset(_ text: StoredText, now: Double) async {
+        guard let core = mobileCore else { return }
+        // Claimed for longer than a transaction can last (Timer F, 32 s).
+        guard (try? await store.claimText(id: text.id, now: now, until: now + 40)) == true else { return }
+        let attempts = text.attempts + 1
+        var message = SIPMessage(request: .message, uri: "sip:\(text.iccid)@\(core.host)")
+        let localHost = await core.endpoint.contactHostPort(for: core.destination) ?? "switchboard.invalid"
+        message.append(.from, "<sip:\(Self.uriUser(text.peer))@\(localHost)>;tag=\(SIPEndpoint.newTag())")
+        message.append(.to, "<sip:\(text.iccid)@\(core.host)>")
+        // The Call-ID is the text's id: a retry after a lost answer is recognisably the same text.
+        message.append(.callID, "\(text.id)@\(nodeName)")
+        message.append(.cseq, "\(attempts) MESSAGE")
+        message.append(.contentType, "text/plain;charset=UTF-8")
+        message.body = Array(text.body.utf8)
+        let code: Int?
+        let why: String
+        do {
+            let response = try await core.endpoint.send(message, to: core.destination)
+            code = response.statusCode
+            why = "mobile core answered \(response.statusCode ?? 0) \(response.reasonPhrase ?? "")"
+        } catch {
+            code = nil
+            why = "no answer from the mobile core: \(error)"
+        }
+        let outcome = code.map(TextGateway.outcome(ofFinalCode:)) ?? .retry
+        let at = Date().timeIntervalSince1970
+        do {
+            let rate = await textRate(of: text.iccid)
+            switch outcome {
+            case .delivered:
+                try await store.markTextDelivered(id: text.id, at: at, attempts: attempts, sipCode: code,
+                                                  charge: Self.cdr(text, rate: rate, status: code ?? 200, at: at))
+                logger.info("text delivered to a handset", metadata: ["id": "\(text.id)", "iccid": "\(text.iccid)", "attempts": "\(attempts)"])
+            case .failed:
+                try await store.markTextAttemptFailed(id: text.id, attempts: attempts, error: why, nextAttemptAt: nil, sipCode: code,
+                                                      charge: Self.cdr(text, rate: rate, status: code ?? 408, at: at, reason: why))
+                logger.warning("text to a handset failed", metadata: ["id": "\(text.id)", "iccid": "\(text.iccid)", "why": "\(why)"])
+            case .retry:
+                let next = retry.nextAttempt(afterFailures: attempts, receivedAt: text.receivedAt, now: at, unit: Double.random(in: 0..<1))
+                try await store.markTextAttemptFailed(id: text.id, attempts: attempts, error: why, nextAttemptAt: next, sipCode: code,
+                                                      charge: Self.cdr(text, rate: rate, status: code ?? 408, at: at, reason: why))
+                if next == nil {
+                    logger.warning("text to a handset given up after retries", metadata: ["id": "\(text.id)", "attempts": "\(attempts)", "why": "\(why)"])
+                } else {
+                    logger.info("text to a handset not taken; will retry", metadata: ["id": "\(text.id)", "attempts": "\(attempts)", "why": "\(why)"])
+                }
+            }
+        } catch {
+            logger.error("could not record a text delivery attempt", metadata: ["id": "\(text.id)", "error": "\(error)"])
+        }
+    }
+
+    /// The SIM's per-segment text rate now (nil: free, or the SIM is gone).
+    func textRate(of iccid: String) async -> Money? {
+        guard let id = try? ICCID(iccid) else { return nil }
+        return (try? await store.sim(iccid: id))??.textRate
+    }
+
+    /// A sender as a SIP URI user (RFC 3261 §25.1: a name's spaces escaped).
+    static func uriUser(_ s: String) -> String {
+        s.addingPercentEncoding(withAllowedCharacters: .alphanumerics.union(CharacterSet(charactersIn: "-_.!~*'()+"))) ?? s
+    }
+
+    // MARK: To webhooks
 
     func deliver(_ text: StoredText, now: Double) async {
         // Claimed for longer than one attempt (10 s timeout), so no other node sends it meanwhile;

@@ -6,7 +6,7 @@ import SIMs
 
 /// The simulator's HTTP control API (JSON, snake_case):
 ///
-///     GET  /handsets                         PUT /handsets/{iccid} {"answer": "auto"|"manual", "answer_after": 0.2}
+///     GET  /handsets                         PUT /handsets/{iccid} {"answer": "auto"|"manual", "answer_after": 0.2, "reachable": true}
 ///     POST /handsets/{iccid}/calls {"to": "+447700900123", "withheld": false}
 ///     GET  /handsets/{iccid}/calls           GET /calls            GET /calls/{id}
 ///     POST /calls/{id}/hangup                POST /calls/{id}/answer
@@ -23,16 +23,28 @@ public enum SimulatorControlAPI {
             try await handle {
                 let iccid = try iccidParameter(context)
                 let body = try await object(request, context, allowEmpty: true)
-                let mode: AnswerMode
-                switch body["answer"] {
-                case nil, .string("auto")?:
-                    let after = try number(body, "answer_after") ?? 0.2
-                    guard after >= 0, after <= 3_600 else { throw SimulatorError.invalidField(field: "answer_after", message: "seconds from 0 to 3600") }
-                    mode = .auto(after: .milliseconds(Int64((after * 1_000).rounded())))
-                case .string("manual")?: mode = .manual
-                default: throw SimulatorError.invalidField(field: "answer", message: "\"auto\" or \"manual\"")
+                var reachable: Bool?
+                switch body["reachable"] {
+                case nil: break
+                case .bool(let on)?: reachable = on
+                default: throw SimulatorError.invalidField(field: "reachable", message: "true or false")
                 }
-                return try json(await sim.setHandset(iccid, answer: mode))
+                let existing = await sim.handsetList().first { $0.iccid == iccid.digits }
+                var record = existing
+                if existing == nil || body["answer"] != nil || body["answer_after"] != nil {
+                    let mode: AnswerMode
+                    switch body["answer"] {
+                    case nil, .string("auto")?:
+                        let after = try number(body, "answer_after") ?? 0.2
+                        guard after >= 0, after <= 3_600 else { throw SimulatorError.invalidField(field: "answer_after", message: "seconds from 0 to 3600") }
+                        mode = .auto(after: .milliseconds(Int64((after * 1_000).rounded())))
+                    case .string("manual")?: mode = .manual
+                    default: throw SimulatorError.invalidField(field: "answer", message: "\"auto\" or \"manual\"")
+                    }
+                    record = await sim.setHandset(iccid, answer: mode)
+                }
+                if let reachable { record = try await sim.setReachable(iccid, reachable) }
+                return try json(record)
             }
         }
         router.post("/handsets/:iccid/calls") { request, context in

@@ -62,6 +62,8 @@ public actor MobileCoreSimulator {
     let simHost: String
     let contactHostPort: String
     var handsets: [String: AnswerMode] = [:]
+    /// Handsets switched off or out of coverage: calls and texts to them get 480.
+    var unreachable: Set<String> = []
     var calls: [String: Call] = [:]
     var callOrder: [String] = []
     var texts: [TextRecord] = []
@@ -145,10 +147,21 @@ public actor MobileCoreSimulator {
     }
 
     func handsetRecord(_ iccid: String) -> HandsetRecord {
+        let reachable = !unreachable.contains(iccid)
         switch handsets[iccid] ?? .manual {
-        case .manual: return HandsetRecord(iccid: iccid, answer: "manual", answerAfter: nil)
-        case .auto(let d): return HandsetRecord(iccid: iccid, answer: "auto", answerAfter: Self.seconds(d))
+        case .manual: return HandsetRecord(iccid: iccid, answer: "manual", answerAfter: nil, reachable: reachable)
+        case .auto(let d): return HandsetRecord(iccid: iccid, answer: "auto", answerAfter: Self.seconds(d), reachable: reachable)
         }
+    }
+
+    /// Switches a handset off (unreachable: calls and texts to it are
+    /// answered 480 Temporarily Unavailable, as a core does for a detached
+    /// subscriber) or on again.
+    @discardableResult
+    public func setReachable(_ iccid: ICCID, _ reachable: Bool) throws(SimulatorError) -> HandsetRecord {
+        try requireHandset(iccid.digits)
+        if reachable { unreachable.remove(iccid.digits) } else { unreachable.insert(iccid.digits) }
+        return handsetRecord(iccid.digits)
     }
 
     /// Adds a handset, or changes how it answers.
@@ -457,6 +470,10 @@ public actor MobileCoreSimulator {
             await request.respond(404, reasonPhrase: "Not Found", toTag: SIPEndpoint.newTag())
             return
         }
+        guard !unreachable.contains(iccid) else {
+            await request.respond(480, reasonPhrase: "Temporarily Unavailable (handset not reachable)", toTag: SIPEndpoint.newTag())
+            return
+        }
         guard let remoteMedia = Self.remoteMedia(m.body) else {
             await request.respond(488, toTag: SIPEndpoint.newTag(), headers: [(.warning, "304 simulator \"offer an audio stream with PCMA (payload type 8)\"")])
             return
@@ -514,6 +531,10 @@ public actor MobileCoreSimulator {
         let m = request.message
         guard let iccid = handsetAddressed(m) else {
             await request.respond(404, toTag: SIPEndpoint.newTag())
+            return
+        }
+        guard !unreachable.contains(iccid) else {
+            await request.respond(480, reasonPhrase: "Temporarily Unavailable (handset not reachable)", toTag: SIPEndpoint.newTag())
             return
         }
         let type = (m.contentType ?? "text/plain").lowercased()

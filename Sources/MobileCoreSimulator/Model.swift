@@ -128,4 +128,6 @@ public struct HandsetRecord: Sendable, Codable, Equatable {
     public var answer: String
     /// Seconds before an auto answer.
     public var answerAfter: Double?
+    /// False while the handset is switched off (calls and texts to it get 480).
+    public var reachable: Bool
 }

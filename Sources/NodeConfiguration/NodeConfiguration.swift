@@ -66,6 +66,10 @@ public struct NodeConfiguration: Sendable, Equatable {
     public var textRetryFirstSeconds: Double = 2
     public var textRetryMaxSeconds: Double = 300
     public var textGiveUpSeconds: Double = 86_400
+    /// `texts.max_segments`: the longest text the gateway takes to a handset,
+    /// in concatenated segments (S10), 1 to 10. (Its body must also fit the
+    /// 1,300 bytes of a MESSAGE over UDP, RFC 3428 §9.)
+    public var textMaxSegments: Int = 6
 
     /// The mobile core: where calls to a SIM are sent, and the source
     /// addresses whose INVITEs are handsets' calls (trusted by source IP).
@@ -287,7 +291,7 @@ extension NodeConfiguration {
         }
         if let t = root["texts"] {
             let m = try Self.mapping(t, "texts")
-            let known = ["retry_first_seconds", "retry_max_seconds", "give_up_hours"]
+            let known = ["give_up_hours", "max_segments", "retry_first_seconds", "retry_max_seconds"]
             for key in m.keys.sorted() where !known.contains(key) {
                 throw ConfigurationError("texts.\(key)", "unknown key (known: \(known.joined(separator: ", ")))")
             }
@@ -302,6 +306,12 @@ extension NodeConfiguration {
             if let d = try number("retry_first_seconds", 0.1...3600) { textRetryFirstSeconds = d }
             if let d = try number("retry_max_seconds", 1...86_400) { textRetryMaxSeconds = d }
             if let d = try number("give_up_hours", 0.01...720) { textGiveUpSeconds = d * 3600 }
+            if let v = m["max_segments"] {
+                guard let n = v as? Int, (1...10).contains(n) else {
+                    throw ConfigurationError("texts.max_segments", "must be a whole number from 1 to 10, not \(v)")
+                }
+                textMaxSegments = n
+            }
             guard textRetryMaxSeconds >= textRetryFirstSeconds else {
                 throw ConfigurationError("texts.retry_max_seconds", "must not be below texts.retry_first_seconds")
             }

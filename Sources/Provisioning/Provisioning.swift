@@ -63,8 +63,10 @@ public struct ProvisioningFile: Sendable {
         public var linkedNumber: String?
         public var operatorName: String?
         public var callRate: Money?
+        public var textRate: Money?
 
-        static let keys = ["account", "call_rate", "iccid", "linked_number", "operator_name", "password", "sip_hostname", "username", "webhook_url"]
+        static let keys = ["account", "call_rate", "iccid", "linked_number", "operator_name", "password", "sip_hostname", "text_rate", "username",
+                           "webhook_url"]
     }
 
     public var accounts: [AccountEntry]
@@ -159,7 +161,8 @@ public struct ProvisioningFile: Sendable {
                 webhookURL: FieldParser.isNull(m["webhook_url"]) ? nil : try FieldParser.webhookURL(m["webhook_url"], "\(key).webhook_url"),
                 linkedNumber: FieldParser.isNull(m["linked_number"]) ? nil : try FieldParser.phoneNumber(m["linked_number"], "\(key).linked_number"),
                 operatorName: FieldParser.isNull(m["operator_name"]) ? nil : try FieldParser.operatorName(m["operator_name"], "\(key).operator_name"),
-                callRate: FieldParser.isNull(m["call_rate"]) ? nil : try FieldParser.money(m["call_rate"], "\(key).call_rate")))
+                callRate: FieldParser.isNull(m["call_rate"]) ? nil : try FieldParser.money(m["call_rate"], "\(key).call_rate"),
+                textRate: FieldParser.isNull(m["text_rate"]) ? nil : try FieldParser.money(m["text_rate"], "\(key).text_rate")))
         }
 
         self.accounts = accounts
@@ -268,7 +271,8 @@ public struct ProvisioningFile: Sendable {
                     iccid: entry.iccid, accountID: entry.accountID, sipHostname: entry.sipHostname, username: entry.username,
                     passwordCiphertext: try Self.storedPassword(entry.password, iccid: entry.iccid, before: before?.passwordCiphertext,
                                                                 cipher: cipher, key: "\(key).password"),
-                    webhookURL: entry.webhookURL, linkedNumber: entry.linkedNumber, operatorName: entry.operatorName, callRate: entry.callRate)
+                    webhookURL: entry.webhookURL, linkedNumber: entry.linkedNumber, operatorName: entry.operatorName, callRate: entry.callRate,
+                    textRate: entry.textRate)
                 switch try await Self.storing(key, { try await store.upsertSIM(record) }) {
                 case .created: report.simsCreated += 1
                 case .updated: report.simsUpdated += 1

@@ -26,15 +26,17 @@ public struct SIMRecord: Sendable, Equatable {
     public var operatorName: String?
     /// Per-minute call rate (S13); nil means the account's rate deck applies.
     public var callRate: Money?
+    /// Charge per text segment, each direction (S13); nil means texts are free.
+    public var textRate: Money?
     /// When the settings last changed; set by the store.
     public var updatedAt: Date
 
     public init(iccid: ICCID, accountID: String, sipHostname: String, username: String, passwordCiphertext: String,
                 webhookURL: String? = nil, linkedNumber: String? = nil, operatorName: String? = nil, callRate: Money? = nil,
-                updatedAt: Date = Date(timeIntervalSince1970: 0)) {
+                textRate: Money? = nil, updatedAt: Date = Date(timeIntervalSince1970: 0)) {
         self.iccid = iccid; self.accountID = accountID; self.sipHostname = sipHostname; self.username = username
         self.passwordCiphertext = passwordCiphertext; self.webhookURL = webhookURL; self.linkedNumber = linkedNumber
-        self.operatorName = operatorName; self.callRate = callRate; self.updatedAt = updatedAt
+        self.operatorName = operatorName; self.callRate = callRate; self.textRate = textRate; self.updatedAt = updatedAt
     }
 
     /// Equal in everything but `updatedAt` (money compared as the store keeps it, in millionths).
@@ -42,6 +44,7 @@ public struct SIMRecord: Sendable, Equatable {
         iccid == other.iccid && accountID == other.accountID && sipHostname == other.sipHostname && username == other.username
             && passwordCiphertext == other.passwordCiphertext && webhookURL == other.webhookURL && linkedNumber == other.linkedNumber
             && operatorName == other.operatorName && callRate.map(MoneyColumn.micros) == other.callRate.map(MoneyColumn.micros)
+            && textRate.map(MoneyColumn.micros) == other.textRate.map(MoneyColumn.micros)
     }
 }
 
@@ -78,7 +81,7 @@ extension Store {
 
     static let simColumns = """
         iccid, account_id, sip_hostname, username, password_ciphertext, webhook_url, linked_number, operator_name, \
-        call_rate_micros, updated_at
+        call_rate_micros, text_rate_micros, updated_at
         """
 
     /// Creates or updates a SIM's settings. Nothing is written when they are
@@ -113,6 +116,7 @@ extension Store {
         let existing = try await db.raw("SELECT \(unsafeRaw: Self.simColumns) FROM sims WHERE iccid = \(bind: sim.iccid.digits)\(unsafeRaw: lock)")
             .first().map(Self.simRecord)
         let rate = sim.callRate.map(MoneyColumn.micros)
+        let textRate = sim.textRate.map(MoneyColumn.micros)
         let time = now.timeIntervalSince1970
         if let existing {
             if let ownedBy, existing.accountID != ownedBy {
@@ -123,7 +127,7 @@ extension Store {
                 UPDATE sims SET account_id = \(bind: sim.accountID), sip_hostname = \(bind: sim.sipHostname), username = \(bind: sim.username),
                     password_ciphertext = \(bind: sim.passwordCiphertext), webhook_url = \(bind: sim.webhookURL),
                     linked_number = \(bind: sim.linkedNumber), operator_name = \(bind: sim.operatorName), call_rate_micros = \(bind: rate),
-                    updated_at = \(bind: time)
+                    text_rate_micros = \(bind: textRate), updated_at = \(bind: time)
                 WHERE iccid = \(bind: sim.iccid.digits)
                 """).run()
             return .updated
@@ -132,7 +136,7 @@ extension Store {
             INSERT INTO sims (\(unsafeRaw: Self.simColumns))
             VALUES (\(bind: sim.iccid.digits), \(bind: sim.accountID), \(bind: sim.sipHostname), \(bind: sim.username),
                     \(bind: sim.passwordCiphertext), \(bind: sim.webhookURL), \(bind: sim.linkedNumber), \(bind: sim.operatorName),
-                    \(bind: rate), \(bind: time))
+                    \(bind: rate), \(bind: textRate), \(bind: time))
             ON CONFLICT (iccid) DO NOTHING RETURNING iccid
             """).first()
         return inserted == nil ? nil : .created
@@ -145,10 +149,11 @@ extension Store {
         guard SIMPasswordCipher.isStoredForm(sim.passwordCiphertext) else {
             throw StoreError.invalid(field: "password", reason: "must be stored encrypted (SIMPasswordCipher), never as plaintext")
         }
-        if let rate = sim.callRate {
-            guard rate >= 0 else { throw StoreError.invalid(field: "call_rate", reason: "must not be negative") }
+        for (field, value) in [("call_rate", sim.callRate), ("text_rate", sim.textRate)] {
+            guard let rate = value else { continue }
+            guard rate >= 0 else { throw StoreError.invalid(field: field, reason: "must not be negative") }
             guard MoneyColumn.money(MoneyColumn.micros(rate)) == rate else {
-                throw StoreError.invalid(field: "call_rate", reason: "has more than 6 decimal places")
+                throw StoreError.invalid(field: field, reason: "has more than 6 decimal places")
             }
         }
     }
@@ -198,6 +203,7 @@ extension Store {
             linkedNumber: try row.decode(column: "linked_number", as: String?.self),
             operatorName: try row.decode(column: "operator_name", as: String?.self),
             callRate: rate.map(MoneyColumn.money),
+            textRate: try row.decode(column: "text_rate_micros", as: Int64?.self).map(MoneyColumn.money),
             updatedAt: Date(timeIntervalSince1970: try row.decode(column: "updated_at", as: Double.self)))
     }
 

@@ -103,15 +103,17 @@ public struct CDR: Sendable, Equatable {
     public var reason: String?
     /// The switch stopped while the call was live (recorded at the next start).
     public var interrupted: Bool
+    /// A text's CDR (call type "text"): the segments charged (S13); nil for calls.
+    public var segments: Int?
 
     public init(id: Int64? = nil, callID: String, accountID: String, trunkID: String? = nil, tag: String? = nil,
                 from: String, to: String, callType: String? = nil, startAt: Double, answerAt: Double? = nil,
                 endAt: Double, durationSeconds: Int, billedSeconds: Int, cost: Money, finalStatus: Int,
-                reason: String? = nil, interrupted: Bool = false) {
+                reason: String? = nil, interrupted: Bool = false, segments: Int? = nil) {
         self.id = id; self.callID = callID; self.accountID = accountID; self.trunkID = trunkID; self.tag = tag
         self.from = from; self.to = to; self.callType = callType; self.startAt = startAt; self.answerAt = answerAt
         self.endAt = endAt; self.durationSeconds = durationSeconds; self.billedSeconds = billedSeconds; self.cost = cost
-        self.finalStatus = finalStatus; self.reason = reason; self.interrupted = interrupted
+        self.finalStatus = finalStatus; self.reason = reason; self.interrupted = interrupted; self.segments = segments
     }
 }
 
@@ -309,6 +311,14 @@ public final class Store: Sendable {
                 "CREATE INDEX texts_sim ON texts (iccid, direction, state, seq)",
                 "CREATE TABLE account_secrets (account_id TEXT PRIMARY KEY REFERENCES accounts(id), webhook_secret TEXT NOT NULL)",
             ]),
+            // Texts to handsets (S10) and their charges (S13): a SIM's
+            // per-segment text rate, the segments a text CDR charged, and the
+            // mobile core's final SIP code for a text to a handset.
+            (7, [
+                "ALTER TABLE sims ADD COLUMN text_rate_micros BIGINT",
+                "ALTER TABLE cdrs ADD COLUMN segments INTEGER",
+                "ALTER TABLE texts ADD COLUMN sip_code INTEGER",
+            ]),
         ]
     }
 
@@ -484,29 +494,33 @@ public final class Store: Sendable {
     /// nothing and debits nothing. Returns whether this write recorded it.
     @discardableResult
     public func recordCall(_ cdr: CDR) async throws -> Bool {
+        try await transaction { db in try await Self.insertCDR(cdr, in: db) }
+    }
+
+    /// The CDR insert, tag terms and debit, inside the caller's transaction
+    /// (a text's CDR is written with the text's own state change).
+    static func insertCDR(_ cdr: CDR, in db: any SQLDatabase) async throws -> Bool {
         let terms = Array(Set(cdr.tag.map(CallControlHeaders.searchTerms(ofTag:)) ?? []))
-        return try await transaction { db in
-            let inserted = try await db.raw("""
-                INSERT INTO cdrs (call_id, account_id, trunk_id, tag, from_number, to_number, call_type, start_at, answer_at,
-                    end_at, duration_seconds, billed_seconds, cost_micros, final_status, reason, interrupted)
-                VALUES (\(bind: cdr.callID), \(bind: cdr.accountID), \(bind: cdr.trunkID), \(bind: cdr.tag), \(bind: cdr.from),
-                    \(bind: cdr.to), \(bind: cdr.callType), \(bind: cdr.startAt), \(bind: cdr.answerAt), \(bind: cdr.endAt),
-                    \(bind: Int64(cdr.durationSeconds)), \(bind: Int64(cdr.billedSeconds)), \(bind: MoneyColumn.micros(cdr.cost)),
-                    \(bind: cdr.finalStatus), \(bind: cdr.reason), \(bind: cdr.interrupted ? 1 : 0))
-                ON CONFLICT (call_id) DO NOTHING RETURNING id
-                """).first()
-            guard let id = try inserted?.decode(column: "id", as: Int64.self) else { return false }
-            for term in terms {
-                try await db.raw("INSERT INTO cdr_tag_terms (term, cdr_id) VALUES (\(bind: term), \(bind: id))").run()
-            }
-            if cdr.cost != 0 {
-                try await db.raw("""
-                    UPDATE accounts SET balance_micros = balance_micros - \(bind: MoneyColumn.micros(cdr.cost)) WHERE id = \(bind: cdr.accountID)
-                    """).run()
-            }
-            try await db.raw("DELETE FROM live_calls WHERE call_id = \(bind: cdr.callID)").run()
-            return true
+        let inserted = try await db.raw("""
+            INSERT INTO cdrs (call_id, account_id, trunk_id, tag, from_number, to_number, call_type, start_at, answer_at,
+                end_at, duration_seconds, billed_seconds, cost_micros, final_status, reason, interrupted, segments)
+            VALUES (\(bind: cdr.callID), \(bind: cdr.accountID), \(bind: cdr.trunkID), \(bind: cdr.tag), \(bind: cdr.from),
+                \(bind: cdr.to), \(bind: cdr.callType), \(bind: cdr.startAt), \(bind: cdr.answerAt), \(bind: cdr.endAt),
+                \(bind: Int64(cdr.durationSeconds)), \(bind: Int64(cdr.billedSeconds)), \(bind: MoneyColumn.micros(cdr.cost)),
+                \(bind: cdr.finalStatus), \(bind: cdr.reason), \(bind: cdr.interrupted ? 1 : 0), \(bind: cdr.segments))
+            ON CONFLICT (call_id) DO NOTHING RETURNING id
+            """).first()
+        guard let id = try inserted?.decode(column: "id", as: Int64.self) else { return false }
+        for term in terms {
+            try await db.raw("INSERT INTO cdr_tag_terms (term, cdr_id) VALUES (\(bind: term), \(bind: id))").run()
         }
+        if cdr.cost != 0 {
+            try await db.raw("""
+                UPDATE accounts SET balance_micros = balance_micros - \(bind: MoneyColumn.micros(cdr.cost)) WHERE id = \(bind: cdr.accountID)
+                """).run()
+        }
+        try await db.raw("DELETE FROM live_calls WHERE call_id = \(bind: cdr.callID)").run()
+        return true
     }
 
     /// At start-up: calls that were live when the switch stopped become
@@ -557,7 +571,8 @@ public final class Store: Sendable {
                 cost: MoneyColumn.money(try row.decode(column: "cost_micros", as: Int64.self)),
                 finalStatus: Int(try row.decode(column: "final_status", as: Int64.self)),
                 reason: try row.decode(column: "reason", as: String?.self),
-                interrupted: try row.decode(column: "interrupted", as: Int64.self) != 0)
+                interrupted: try row.decode(column: "interrupted", as: Int64.self) != 0,
+                segments: try row.decode(column: "segments", as: Int64?.self).map(Int.init))
         }
     }
 }

@@ -22,24 +22,29 @@ public struct StoredText: Sendable, Equatable {
     public var nextAttemptAt: Double?
     public var lastError: String?
     public var deliveredAt: Double?
+    /// To a handset: the mobile core's final SIP code for the last attempt.
+    public var sipCode: Int?
 
     public init(id: String, direction: Direction, iccid: String, accountID: String, peer: String, body: String, segments: Int,
                 receivedAt: Double, state: State = .queued, attempts: Int = 0, nextAttemptAt: Double? = nil,
-                lastError: String? = nil, deliveredAt: Double? = nil) {
+                lastError: String? = nil, deliveredAt: Double? = nil, sipCode: Int? = nil) {
         self.id = id; self.direction = direction; self.iccid = iccid; self.accountID = accountID; self.peer = peer
         self.body = body; self.segments = segments; self.receivedAt = receivedAt; self.state = state; self.attempts = attempts
         self.nextAttemptAt = nextAttemptAt; self.lastError = lastError; self.deliveredAt = deliveredAt
+        self.sipCode = sipCode
     }
 }
 
 extension Store {
     static let textColumns = """
-        id, direction, iccid, account_id, peer, body, segments, received_at, state, attempts, next_attempt_at, last_error, delivered_at
+        id, direction, iccid, account_id, peer, body, segments, received_at, state, attempts, next_attempt_at, last_error, delivered_at, sip_code
         """
 
     /// Stores a text once per `dedupeKey` (a MESSAGE sent again after a lost
     /// 202 is the same text). Returns the stored text and whether it is new.
-    public func acceptText(_ t: StoredText, dedupeKey: String) async throws -> (StoredText, inserted: Bool) {
+    /// `charge`, the text's CDR, is written (and debited) with it, in the same
+    /// transaction: a text is never charged twice nor accepted uncharged.
+    public func acceptText(_ t: StoredText, dedupeKey: String, charge: CDR? = nil) async throws -> (StoredText, inserted: Bool) {
         try await transaction { db in
             if let row = try await db.raw("SELECT \(unsafeRaw: Self.textColumns) FROM texts WHERE dedupe_key = \(bind: dedupeKey)").first() {
                 return (try Self.storedText(row), false)
@@ -48,8 +53,9 @@ extension Store {
                 INSERT INTO texts (\(unsafeRaw: Self.textColumns), dedupe_key) VALUES (\(bind: t.id), \(bind: t.direction.rawValue),
                     \(bind: t.iccid), \(bind: t.accountID), \(bind: t.peer), \(bind: t.body), \(bind: t.segments), \(bind: t.receivedAt),
                     \(bind: t.state.rawValue), \(bind: t.attempts), \(bind: t.nextAttemptAt ?? t.receivedAt), \(bind: t.lastError),
-                    \(bind: t.deliveredAt), \(bind: dedupeKey))
+                    \(bind: t.deliveredAt), \(bind: t.sipCode), \(bind: dedupeKey))
                 """).run()
+            if let charge { _ = try await Self.insertCDR(charge, in: db) }
             return (t, true)
         }
     }
@@ -83,27 +89,35 @@ extension Store {
         }
     }
 
-    public func markTextDelivered(id: String, at: Double, attempts: Int) async throws {
-        try await run { db in
+    /// The text reached its destination; `charge` (its CDR) is written with it.
+    public func markTextDelivered(id: String, at: Double, attempts: Int, sipCode: Int? = nil, charge: CDR? = nil) async throws {
+        try await transaction { db in
             try await db.raw("""
-                UPDATE texts SET state = 'delivered', delivered_at = \(bind: at), attempts = \(bind: attempts), last_error = NULL
+                UPDATE texts SET state = 'delivered', delivered_at = \(bind: at), attempts = \(bind: attempts), last_error = NULL,
+                    sip_code = \(bind: sipCode)
                 WHERE id = \(bind: id)
                 """).run()
+            if let charge { _ = try await Self.insertCDR(charge, in: db) }
         }
     }
 
-    /// A failed attempt: try again at `nextAttemptAt`, or give up (nil).
-    public func markTextAttemptFailed(id: String, attempts: Int, error: String, nextAttemptAt: Double?) async throws {
-        try await run { db in
+    /// A failed attempt: try again at `nextAttemptAt`, or give up (nil), then
+    /// writing `charge` (the failed text's CDR) with it.
+    public func markTextAttemptFailed(id: String, attempts: Int, error: String, nextAttemptAt: Double?, sipCode: Int? = nil,
+                                      charge: CDR? = nil) async throws {
+        try await transaction { db in
             if let next = nextAttemptAt {
                 try await db.raw("""
-                    UPDATE texts SET attempts = \(bind: attempts), last_error = \(bind: error), next_attempt_at = \(bind: next)
+                    UPDATE texts SET attempts = \(bind: attempts), last_error = \(bind: error), next_attempt_at = \(bind: next),
+                        sip_code = \(bind: sipCode)
                     WHERE id = \(bind: id)
                     """).run()
             } else {
                 try await db.raw("""
-                    UPDATE texts SET state = 'failed', attempts = \(bind: attempts), last_error = \(bind: error) WHERE id = \(bind: id)
+                    UPDATE texts SET state = 'failed', attempts = \(bind: attempts), last_error = \(bind: error), sip_code = \(bind: sipCode)
+                    WHERE id = \(bind: id)
                     """).run()
+                if let charge { _ = try await Self.insertCDR(charge, in: db) }
             }
         }
     }
@@ -143,6 +157,7 @@ extension Store {
             attempts: try row.decode(column: "attempts", as: Int.self),
             nextAttemptAt: try row.decode(column: "next_attempt_at", as: Double?.self),
             lastError: try row.decode(column: "last_error", as: String?.self),
-            deliveredAt: try row.decode(column: "delivered_at", as: Double?.self))
+            deliveredAt: try row.decode(column: "delivered_at", as: Double?.self),
+            sipCode: try row.decode(column: "sip_code", as: Int?.self))
     }
 }

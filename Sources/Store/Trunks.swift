@@ -160,6 +160,12 @@ extension Store {
         return try await trunks(where: nil, "")
     }
 
+    /// Trunks whose digest user name is `username` (the account's VoIP
+    /// credentials, which the text gateway also accepts).
+    public func trunks(username: String) async throws -> [Trunk] {
+        try await trunks(where: "username", username)
+    }
+
     /// Returns whether a trunk was deleted.
     @discardableResult
     public func deleteTrunk(id: String) async throws -> Bool {

@@ -93,6 +93,10 @@ struct Serve: AsyncParsableCommand {
         })
         if let core = node.mobileCore {
             logger.info("mobile core", metadata: ["address": "\(core.address)", "sources": "\(core.sources.joined(separator: ","))"])
+            // Texts to handsets (S10) go to the same peer as calls to them.
+            if let destination = TrunkCallService.resolve(core.address) {
+                await texts.enableHandsetDelivery(endpoint: endpoint, destination: destination, address: core.address)
+            }
         }
         for b in await endpoint.boundAddresses {
             logger.info("listening", metadata: ["transport": "\(b.transport)", "address": "\(b.address)"])
@@ -127,7 +131,10 @@ struct Serve: AsyncParsableCommand {
         var api: Task<Void, Never>?
         if let http = node.httpListen {
             let server = WebAPIServer(store: store, realm: node.sipRealm, host: http.host, port: http.port, logger: logger,
-                                      simPasswordCipher: simCipher)
+                                      simPasswordCipher: simCipher,
+                                      textGateway: TextGatewaySettings(maxSegments: node.textMaxSegments,
+                                                                       mobileCoreConfigured: node.mobileCore != nil,
+                                                                       accepted: { texts.wakeUp() }))
             api = Task {
                 do { try await server.run() } catch {
                     logger.critical("the REST API stopped", metadata: ["error": "\(error)"])

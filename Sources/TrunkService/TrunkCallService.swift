@@ -433,7 +433,7 @@ public actor TrunkCallService {
 
     /// A gateway's address as a UDP destination; a host name is resolved
     /// once, at start.
-    static func resolve(_ address: String) -> SIPDestination? {
+    public static func resolve(_ address: String) -> SIPDestination? {
         guard let (host, port) = NodeConfiguration.gatewayHostPort(address) else { return nil }
         if let a = try? SocketAddress(ipAddress: host, port: port) { return SIPDestination(address: a, transport: .udp) }
         if let a = try? SocketAddress.makeAddressResolvingHost(host, port: port) { return SIPDestination(address: a, transport: .udp) }

@@ -141,16 +141,17 @@ enum Out {
         var finalStatus: Int
         var reason: String?
         var interrupted: Bool
+        var segments: Int?
         enum CodingKeys: String, CodingKey {
             case id, callID = "call_id", account, trunk, tag, from, to, callType = "call_type", startAt = "start_at", answerAt = "answer_at"
             case endAt = "end_at", durationSeconds = "duration_seconds", billedSeconds = "billed_seconds", cost, finalStatus = "final_status"
-            case reason, interrupted
+            case reason, interrupted, segments
         }
         init(_ c: StoreCDR) {
             id = c.id; callID = c.callID; account = c.accountID; trunk = c.trunkID; tag = c.tag; from = c.from; to = c.to
             callType = c.callType; startAt = time(c.startAt); answerAt = c.answerAt.map(time); endAt = time(c.endAt)
             durationSeconds = c.durationSeconds; billedSeconds = c.billedSeconds; cost = money(c.cost); finalStatus = c.finalStatus
-            reason = c.reason; interrupted = c.interrupted
+            reason = c.reason; interrupted = c.interrupted; segments = c.segments
         }
         func encode(to encoder: any Encoder) throws {
             var c = encoder.container(keyedBy: CodingKeys.self)
@@ -160,7 +161,7 @@ enum Out {
             try c.encode(answerAt, forKey: .answerAt); try c.encode(endAt, forKey: .endAt)
             try c.encode(durationSeconds, forKey: .durationSeconds); try c.encode(billedSeconds, forKey: .billedSeconds)
             try c.encode(cost, forKey: .cost); try c.encode(finalStatus, forKey: .finalStatus); try c.encode(reason, forKey: .reason)
-            try c.encode(interrupted, forKey: .interrupted)
+            try c.encode(interrupted, forKey: .interrupted); try c.encode(segments, forKey: .segments)
         }
     }
 
@@ -169,23 +170,23 @@ enum Out {
     /// A SIM as the API shows it: never its password, in any form.
     struct SIM: Encodable {
         var iccid, account, sipHostname, username: String
-        var webhookURL, linkedNumber, operatorName, callRate: String?
+        var webhookURL, linkedNumber, operatorName, callRate, textRate: String?
         var updatedAt: String
         enum CodingKeys: String, CodingKey {
             case iccid, account, sipHostname = "sip_hostname", username, webhookURL = "webhook_url", linkedNumber = "linked_number"
-            case operatorName = "operator_name", callRate = "call_rate", updatedAt = "updated_at"
+            case operatorName = "operator_name", callRate = "call_rate", textRate = "text_rate", updatedAt = "updated_at"
         }
         init(_ s: SIMRecord) {
             iccid = s.iccid.digits; account = s.accountID; sipHostname = s.sipHostname; username = s.username
             webhookURL = s.webhookURL; linkedNumber = s.linkedNumber; operatorName = s.operatorName
-            callRate = s.callRate.map(money); updatedAt = time(s.updatedAt.timeIntervalSince1970)
+            callRate = s.callRate.map(money); textRate = s.textRate.map(money); updatedAt = time(s.updatedAt.timeIntervalSince1970)
         }
         func encode(to encoder: any Encoder) throws {
             var c = encoder.container(keyedBy: CodingKeys.self)
             try c.encode(iccid, forKey: .iccid); try c.encode(account, forKey: .account); try c.encode(sipHostname, forKey: .sipHostname)
             try c.encode(username, forKey: .username); try c.encode(webhookURL, forKey: .webhookURL)
             try c.encode(linkedNumber, forKey: .linkedNumber); try c.encode(operatorName, forKey: .operatorName)
-            try c.encode(callRate, forKey: .callRate); try c.encode(updatedAt, forKey: .updatedAt)
+            try c.encode(callRate, forKey: .callRate); try c.encode(textRate, forKey: .textRate); try c.encode(updatedAt, forKey: .updatedAt)
         }
     }
 
@@ -223,14 +224,15 @@ enum Out {
         var segments, attempts: Int
         var receivedAt: String
         var deliveredAt, nextAttemptAt, lastError: String?
+        var sipCode: Int?
         enum CodingKeys: String, CodingKey {
             case id, direction, iccid, account, peer, state, segments, attempts, receivedAt = "received_at"
-            case deliveredAt = "delivered_at", nextAttemptAt = "next_attempt_at", lastError = "last_error"
+            case deliveredAt = "delivered_at", nextAttemptAt = "next_attempt_at", lastError = "last_error", sipCode = "sip_code"
         }
         init(_ t: StoredText) {
             id = t.id; direction = t.direction.rawValue; iccid = t.iccid; account = t.accountID; peer = t.peer; state = t.state.rawValue
             segments = t.segments; attempts = t.attempts; receivedAt = time(t.receivedAt); deliveredAt = t.deliveredAt.map(time)
-            nextAttemptAt = t.state == .queued ? t.nextAttemptAt.map(time) : nil; lastError = t.lastError
+            nextAttemptAt = t.state == .queued ? t.nextAttemptAt.map(time) : nil; lastError = t.lastError; sipCode = t.sipCode
         }
         func encode(to encoder: any Encoder) throws {
             var c = encoder.container(keyedBy: CodingKeys.self)
@@ -239,6 +241,7 @@ enum Out {
             try c.encode(segments, forKey: .segments); try c.encode(attempts, forKey: .attempts)
             try c.encode(receivedAt, forKey: .receivedAt); try c.encode(deliveredAt, forKey: .deliveredAt)
             try c.encode(nextAttemptAt, forKey: .nextAttemptAt); try c.encode(lastError, forKey: .lastError)
+            try c.encode(sipCode, forKey: .sipCode)
         }
     }
 }

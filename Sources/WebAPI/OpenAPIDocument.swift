@@ -20,7 +20,10 @@ info:
     account) may do everything; an account key may read its own account and
     CDRs and manage its own trunks, blacklists and SIMs, and gets 403 for
     anything else (other accounts, account changes and top-ups, rate decks,
-    the platform blacklist, a SIM's call rate).
+    the platform blacklist, a SIM's call and text rates). The text gateway
+    (`POST /api/v1/texts`) also takes the account's VoIP credentials (a
+    trunk's digest username and password) as HTTP Basic or as the
+    `username` and `password` fields.
   license:
     name: Apache-2.0
     identifier: Apache-2.0
@@ -420,8 +423,9 @@ paths:
         cleared), except: `password` may be left out to keep the stored one
         (it is required when the SIM is created); `account` may be left out to
         keep the SIM's account (an account key's SIMs always belong to its
-        account); `call_rate` is set by operator keys: an account key may
-        leave it out (the stored rate is kept) or repeat it, not change it.
+        account); `call_rate` and `text_rate` are set by operator keys: an
+        account key may leave them out (the stored rates are kept) or repeat
+        them, not change them.
         The password is encrypted at once (AES-256-GCM with the node's
         `sims.password_key`) and is never returned or logged. Changes reach
         the SIM's registration within a minute.
@@ -485,6 +489,89 @@ paths:
         "403": { $ref: "#/components/responses/Forbidden" }
         "404": { $ref: "#/components/responses/NotFound" }
         "422": { $ref: "#/components/responses/Invalid" }
+  /api/v1/texts:
+    post:
+      tags: [texts]
+      operationId: sendText
+      summary: A text to a SIM's handset (S10), sent to the mobile core as a SIP MESSAGE (RFC 3428).
+      description: |
+        Queued at once and delivered in order per SIM; 202 with the text's id,
+        whose state `GET /api/v1/texts/{id}` shows (queued, delivered, or
+        failed with the mobile core's SIP code). A timeout, 408, 480 or 5xx
+        from the mobile core is retried with back-off (the `texts` settings);
+        any other refusal fails the text. A delivered text is charged
+        `segments` x the SIM's `text_rate` (a CDR with call_type "text").
+        Credentials: an API key (the SIM's account's, or an operator's), or
+        the account's VoIP username and password (HTTP Basic, or the
+        `username`/`password` fields, for scripts). The body is JSON or
+        form-encoded with the same fields. Re-sending with the same
+        `Idempotency-Key` header returns the first text instead of a second.
+      security:
+        - apiKey: []
+        - voipBasic: []
+        - {}
+      parameters:
+        - name: Idempotency-Key
+          in: header
+          required: false
+          schema: { type: string, maxLength: 200 }
+      requestBody:
+        required: true
+        content:
+          application/json:
+            schema: { $ref: "#/components/schemas/TextInput" }
+          application/x-www-form-urlencoded:
+            schema: { $ref: "#/components/schemas/TextInput" }
+      responses:
+        "202":
+          description: Accepted and queued; `Location` is the text's URL.
+          headers:
+            Location:
+              schema: { type: string }
+          content:
+            application/json:
+              schema: { $ref: "#/components/schemas/Text" }
+        "400": { $ref: "#/components/responses/Malformed" }
+        "401": { $ref: "#/components/responses/Unauthorized" }
+        "402":
+          description: The account's balance and credit do not cover the text's charge (field "to").
+          content:
+            application/json:
+              schema: { $ref: "#/components/schemas/Error" }
+        "403":
+          description: The SIM is not the credentials' account's (field "to").
+          content:
+            application/json:
+              schema: { $ref: "#/components/schemas/Error" }
+        "404":
+          description: No SIM with that ICCID (field "to").
+          content:
+            application/json:
+              schema: { $ref: "#/components/schemas/Error" }
+        "413":
+          description: The body is over 16 KiB (field "body").
+          content:
+            application/json:
+              schema: { $ref: "#/components/schemas/Error" }
+        "415":
+          description: Neither JSON nor form-encoded (field "Content-Type").
+          content:
+            application/json:
+              schema: { $ref: "#/components/schemas/Error" }
+        "422":
+          description: |
+            A field is wrong: `to` not an ICCID; `text` missing, empty, over
+            `texts.max_segments` segments or 1,000 bytes, or (form) not UTF-8;
+            `from` not a number or sender name, or missing when the SIM has no
+            linked number; an unknown field.
+          content:
+            application/json:
+              schema: { $ref: "#/components/schemas/Error" }
+        "503":
+          description: The node has no mobile core configured (field "to").
+          content:
+            application/json:
+              schema: { $ref: "#/components/schemas/Error" }
   /api/v1/texts/{id}:
     parameters:
       - name: id
@@ -494,28 +581,13 @@ paths:
     get:
       tags: [texts]
       operationId: getText
-      summary: A text's delivery state (S11) — queued, delivered or failed, with attempts and the last error.
+      summary: A text's delivery state (S10, S11) — queued, delivered or failed, with attempts, the last error and SIP code.
       responses:
         "200":
           description: The text (its body is not returned).
           content:
             application/json:
-              schema:
-                type: object
-                required: [id, direction, iccid, account, peer, state, segments, attempts, received_at]
-                properties:
-                  id: { type: string }
-                  direction: { type: string, enum: [from_handset, to_handset] }
-                  iccid: { $ref: "#/components/schemas/ICCID" }
-                  account: { type: string }
-                  peer: { type: string, description: "From the handset, the number it addressed; to the handset, the sender." }
-                  state: { type: string, enum: [queued, delivered, failed] }
-                  segments: { type: integer, minimum: 0 }
-                  attempts: { type: integer, minimum: 0 }
-                  received_at: { type: string, format: date-time }
-                  delivered_at: { type: [string, "null"], format: date-time }
-                  next_attempt_at: { type: [string, "null"], format: date-time }
-                  last_error: { type: [string, "null"] }
+              schema: { $ref: "#/components/schemas/Text" }
         "401": { $ref: "#/components/responses/Unauthorized" }
         "403": { $ref: "#/components/responses/Forbidden" }
         "404": { $ref: "#/components/responses/NotFound" }
@@ -527,6 +599,10 @@ components:
       scheme: bearer
       bearerFormat: sbk_<id>_<secret>
       description: Only SHA-256 of the secret is stored; the key is shown once, when it is created.
+    voipBasic:
+      type: http
+      scheme: basic
+      description: The account's VoIP credentials (a trunk's digest username and password); accepted by POST /api/v1/texts only.
   parameters:
     AccountID:
       name: id
@@ -755,7 +831,7 @@ components:
       examples: ["8944101234567890128"]
     SIM:
       type: object
-      required: [iccid, account, sip_hostname, username, webhook_url, linked_number, operator_name, call_rate, updated_at]
+      required: [iccid, account, sip_hostname, username, webhook_url, linked_number, operator_name, call_rate, text_rate, updated_at]
       properties:
         iccid: { $ref: "#/components/schemas/ICCID" }
         account: { $ref: "#/components/schemas/AccountID" }
@@ -769,7 +845,39 @@ components:
           oneOf:
             - $ref: "#/components/schemas/Money"
             - type: "null"
+        text_rate:
+          description: Charge per text segment, each direction (S13); null means texts are free.
+          oneOf:
+            - $ref: "#/components/schemas/Money"
+            - type: "null"
         updated_at: { type: string, format: date-time }
+    Text:
+      type: object
+      required: [id, direction, iccid, account, peer, state, segments, attempts, received_at]
+      properties:
+        id: { type: string }
+        direction: { type: string, enum: [from_handset, to_handset] }
+        iccid: { $ref: "#/components/schemas/ICCID" }
+        account: { type: string }
+        peer: { type: string, description: "From the handset, the number it addressed; to the handset, the sender." }
+        state: { type: string, enum: [queued, delivered, failed] }
+        segments: { type: integer, minimum: 0 }
+        attempts: { type: integer, minimum: 0 }
+        received_at: { type: string, format: date-time }
+        delivered_at: { type: [string, "null"], format: date-time }
+        next_attempt_at: { type: [string, "null"], format: date-time }
+        last_error: { type: [string, "null"] }
+        sip_code: { type: [integer, "null"], description: "To a handset: the mobile core's final SIP code of the last attempt." }
+    TextInput:
+      type: object
+      additionalProperties: false
+      required: [to, text]
+      properties:
+        to: { $ref: "#/components/schemas/ICCID" }
+        text: { type: string, minLength: 1, description: "At most texts.max_segments segments (153 GSM-7 or 67 UCS-2 characters each) and 1,000 bytes." }
+        from: { type: string, description: "A number (digits, optional +) or a sender name of up to 11 characters; by default the SIM's linked number." }
+        username: { type: string, description: The account's VoIP username, when no Authorization header is sent. }
+        password: { type: string, writeOnly: true }
     SIMInput:
       type: object
       additionalProperties: false
@@ -790,6 +898,11 @@ components:
         operator_name: { type: [string, "null"], maxLength: 64 }
         call_rate:
           description: Operator keys only (see the operation).
+          oneOf:
+            - $ref: "#/components/schemas/Money"
+            - type: "null"
+        text_rate:
+          description: Operator keys only, like call_rate.
           oneOf:
             - $ref: "#/components/schemas/Money"
             - type: "null"
@@ -825,5 +938,6 @@ components:
         final_status: { type: integer, description: The SIP final status (0 for a call interrupted by a stop). }
         reason: { type: [string, "null"] }
         interrupted: { type: boolean }
+        segments: { type: [integer, "null"], description: "A text's CDR (call_type \"text\"): the segments charged; null for calls." }
 """#
 }

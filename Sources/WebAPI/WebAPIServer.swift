@@ -39,11 +39,13 @@ public struct WebAPIServer: Sendable {
     /// Encrypts SIM passwords (the node's `sims.password_key`); without one,
     /// a SIM's password cannot be set (503).
     public let simPasswordCipher: SIMPasswordCipher?
+    /// The text gateway to handsets (S10).
+    public let textGateway: TextGatewaySettings
 
     public init(store: Store, realm: String = "switchboard", host: String, port: Int, logger: Logger,
-                simPasswordCipher: SIMPasswordCipher? = nil) {
+                simPasswordCipher: SIMPasswordCipher? = nil, textGateway: TextGatewaySettings = TextGatewaySettings(mobileCoreConfigured: false)) {
         self.store = store; self.realm = realm; self.host = host; self.port = port; self.logger = logger
-        self.simPasswordCipher = simPasswordCipher
+        self.simPasswordCipher = simPasswordCipher; self.textGateway = textGateway
     }
 
     /// The routes, also used to answer 405 for a known path with another method.
@@ -67,6 +69,7 @@ public struct WebAPIServer: Sendable {
         (.put, "/api/v1/sims/{iccid}"),
         (.delete, "/api/v1/sims/{iccid}"),
         (.get, "/api/v1/sims/{iccid}/registration"),
+        (.post, "/api/v1/texts"),
         (.get, "/api/v1/texts/{id}"),
     ]
 
@@ -74,7 +77,7 @@ public struct WebAPIServer: Sendable {
     public func makeRouter() -> Router<APIRequestContext> {
         let router = Router(context: APIRequestContext.self)
         router.add(middleware: APIMiddleware(store: store, logger: logger))
-        let h = Handlers(store: store, realm: realm, simCipher: simPasswordCipher)
+        let h = Handlers(store: store, realm: realm, simCipher: simPasswordCipher, texts: textGateway)
         for (method, path) in Self.routes {
             // OpenAPI's {name} is Hummingbird's :name.
             let hbPath = path.split(separator: "/").map { $0.hasPrefix("{") ? ":" + $0.dropFirst().dropLast() : $0 }.joined(separator: "/")
@@ -120,7 +123,17 @@ struct APIMiddleware: RouterMiddleware {
         let response: Response
         var problem: String?
         do {
-            if !(request.method == .get && request.uri.path == "/api/v1/openapi.yaml") {
+            let path = request.uri.path
+            if request.method == .post && path == "/api/v1/texts" {
+                // The text gateway also takes the account's VoIP credentials
+                // (Basic, or username/password fields the handler checks).
+                let header = request.headers[.authorization]
+                if let (user, password) = try VoIPCredentials.basic(header) {
+                    context.caller = try await VoIPCredentials.authenticate(username: user, password: password, store: store)
+                } else if header != nil {
+                    context.caller = try await APIKeys.authenticate(header, store: store)
+                }
+            } else if !(request.method == .get && path == "/api/v1/openapi.yaml") {
                 context.caller = try await APIKeys.authenticate(request.headers[.authorization], store: store)
             }
             response = try await next(request, context)
@@ -180,11 +193,16 @@ struct Handlers: Sendable {
     let store: Store
     let realm: String
     let simCipher: SIMPasswordCipher?
+    let texts: TextGatewaySettings
 
     func handle(_ method: HTTPRequest.Method, _ route: String, _ request: Request, _ context: APIRequestContext) async throws -> Response {
         if route == "/api/v1/openapi.yaml" {
             return Response(status: .ok, headers: [.contentType: "application/yaml; charset=utf-8"],
                             body: .init(byteBuffer: ByteBuffer(string: OpenAPIDocument.yaml)))
+        }
+        if method == .post && route == "/api/v1/texts" {
+            var request = request
+            return try await postText(&request, context)
         }
         guard let caller = context.caller else { throw APIError.unauthorized("an API key is required") }
         func param(_ name: String) throws(APIError) -> String {
@@ -448,8 +466,8 @@ struct Handlers: Sendable {
 
     // MARK: SIMs
 
-    static let simFields = ["account", "call_rate", "iccid", "linked_number", "operator_name", "password", "sip_hostname", "username",
-                            "webhook_url"]
+    static let simFields = ["account", "call_rate", "iccid", "linked_number", "operator_name", "password", "sip_hostname", "text_rate",
+                            "username", "webhook_url"]
 
     /// A path ICCID; 422 naming `iccid` (with the Luhn message) when it is not one.
     func iccid(_ text: String) throws(APIError) -> ICCID {
@@ -486,8 +504,8 @@ struct Handlers: Sendable {
     /// Creates or updates a SIM. The body describes it whole, except that
     /// `password` may be left out to keep the stored one (required on create),
     /// `account` may be left out to keep the SIM's account (an account key's
-    /// SIMs are always its own), and `call_rate` is the operator's: an account
-    /// key may leave it out (kept) or repeat it, not change it.
+    /// SIMs are always its own), and `call_rate` and `text_rate` are the
+    /// operator's: an account key may leave them out (kept) or repeat them, not change them.
     func putSIM(_ raw: String, _ b: [String: Any], _ caller: Caller) async throws -> Response {
         let id = try iccid(raw)
         try FieldParser.onlyKnownKeys(b, Self.simFields, "")
@@ -515,14 +533,16 @@ struct Handlers: Sendable {
         let webhook = FieldParser.isNull(b["webhook_url"]) ? nil : try FieldParser.webhookURL(b["webhook_url"], "webhook_url")
         let linked = FieldParser.isNull(b["linked_number"]) ? nil : try FieldParser.phoneNumber(b["linked_number"], "linked_number")
         let operatorName = FieldParser.isNull(b["operator_name"]) ? nil : try FieldParser.operatorName(b["operator_name"], "operator_name")
-        let givenRate = FieldParser.isNull(b["call_rate"]) ? nil : try FieldParser.money(b["call_rate"], "call_rate")
-        var callRate = givenRate
-        if caller.accountID != nil {
-            callRate = before?.callRate
-            if b.keys.contains("call_rate"), givenRate.map(MoneyColumn.micros) != callRate.map(MoneyColumn.micros) {
-                try caller.mustBeOperator("call_rate", "setting a SIM's call rate")
+        func rate(_ field: String, _ current: Money?, _ what: String) throws -> Money? {
+            let given = FieldParser.isNull(b[field]) ? nil : try FieldParser.money(b[field], field)
+            guard caller.accountID != nil else { return given }
+            if b.keys.contains(field), given.map(MoneyColumn.micros) != current.map(MoneyColumn.micros) {
+                try caller.mustBeOperator(field, what)
             }
+            return current
         }
+        let callRate = try rate("call_rate", before?.callRate, "setting a SIM's call rate")
+        let textRate = try rate("text_rate", before?.textRate, "setting a SIM's text rate")
         let ciphertext: String
         if FieldParser.isNull(b["password"]) {
             guard let before else { throw APIError.invalid("password", "is required when creating a SIM") }
@@ -535,7 +555,8 @@ struct Handlers: Sendable {
             ciphertext = try ProvisioningFile.storedPassword(password, iccid: id, before: before?.passwordCiphertext, cipher: simCipher)
         }
         let record = SIMRecord(iccid: id, accountID: account, sipHostname: hostname, username: username, passwordCiphertext: ciphertext,
-                               webhookURL: webhook, linkedNumber: linked, operatorName: operatorName, callRate: callRate)
+                               webhookURL: webhook, linkedNumber: linked, operatorName: operatorName, callRate: callRate,
+                               textRate: textRate)
         let outcome = try await store.upsertSIM(record, ownedBy: caller.accountID)
         guard let saved = try await store.sim(iccid: id) else { throw APIError.notFound("iccid", "SIM \(id) does not exist") }
         return try JSONOut.response(Out.SIM(saved), status: outcome == .created ? .created : .ok)

@@ -61,3 +61,48 @@ struct WebhookTests {
         #expect(p.nextAttempt(afterFailures: 30, receivedAt: 0, now: 3500, unit: 1) == nil)
     }
 }
+
+@Suite("Text gateway rules (S10)")
+struct TextGatewayRuleTests {
+    @Test func destinationMustBeAnICCID() throws {
+        #expect(try TextGateway.destination("8944101234567890128").digits == "8944101234567890128")
+        #expect(throws: TextGatewayError.self) { try TextGateway.destination(nil) }
+        #expect((try? TextGateway.destination("8944101234567890127")) == nil)  // Luhn check digit wrong
+        do { _ = try TextGateway.destination("447700900123") } catch { #expect(error.field == "to" && error.message.contains("not an ICCID")) }
+    }
+
+    @Test func textsMustBeNonEmptyAndWithinTheSegmentLimit() throws {
+        #expect(try TextGateway.segments(of: "hi", maxSegments: 1).segments == 1)
+        #expect(try TextGateway.segments(of: String(repeating: "a", count: 306), maxSegments: 2).segments == 2)
+        do {
+            _ = try TextGateway.segments(of: String(repeating: "a", count: 307), maxSegments: 2)
+            Issue.record("a three-segment text passed a two-segment limit")
+        } catch {
+            #expect(error == TextGatewayError("text", "needs 3 segments (307 septets, GSM-7); at most 2 are sent (153 GSM-7 characters each)"))
+        }
+        #expect(throws: TextGatewayError("text", "is empty; a text needs at least one character")) { try TextGateway.segments(of: "", maxSegments: 6) }
+        #expect(throws: TextGatewayError("text", "required: the text to send")) { try TextGateway.segments(of: nil, maxSegments: 6) }
+        // Within six UCS-2 segments (402 units) but 1,206 bytes: more than one MESSAGE carries.
+        let cjk = String(repeating: "漢", count: 402)
+        do { _ = try TextGateway.segments(of: cjk, maxSegments: 6); Issue.record("1,206 bytes passed") } catch {
+            #expect(error.field == "text" && error.message.contains("1206 bytes"))
+        }
+    }
+
+    @Test func senderIsANumberANameOrTheLinkedNumber() throws {
+        #expect(try TextGateway.sender("+441632960000", linkedNumber: nil) == "441632960000")
+        #expect(try TextGateway.sender("Acme Shop", linkedNumber: "447700900123") == "Acme Shop")
+        #expect(try TextGateway.sender(nil, linkedNumber: "447700900123") == "447700900123")
+        #expect(try TextGateway.sender("", linkedNumber: "447700900123") == "447700900123")
+        #expect(throws: TextGatewayError.self) { try TextGateway.sender(nil, linkedNumber: nil) }
+        #expect(throws: TextGatewayError.self) { try TextGateway.sender("TwelveLetter", linkedNumber: nil) }  // 12 characters
+        #expect(throws: TextGatewayError.self) { try TextGateway.sender("a<b", linkedNumber: nil) }
+        #expect(throws: TextGatewayError.self) { try TextGateway.sender("----", linkedNumber: nil) }  // no letter
+    }
+
+    @Test func theMobileCoresAnswerDecidesDeliveredRetryOrFailed() {
+        #expect(TextGateway.outcome(ofFinalCode: 200) == .delivered && TextGateway.outcome(ofFinalCode: 202) == .delivered)
+        for code in [408, 480, 500, 503, 504] { #expect(TextGateway.outcome(ofFinalCode: code) == .retry, "\(code)") }
+        for code in [403, 404, 415, 488, 501, 603] { #expect(TextGateway.outcome(ofFinalCode: code) == .failed, "\(code)") }
+    }
+}

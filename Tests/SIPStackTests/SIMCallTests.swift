@@ -1,6 +1,7 @@
 import Foundation
 import MobileCoreSimulator
 import NIOCore
+import Rating
 import SIMs
 import SIPMessage
 import SIPStack
@@ -30,14 +31,16 @@ struct SIMCallTests {
         let config: String
         let pbxPort: Int
         let emergencyPort: Int
+        let httpPort: Int
 
-        init(backend: StoreBackend = .sqlite, webhookURL: String? = nil) async throws {
+        init(backend: StoreBackend = .sqlite, webhookURL: String? = nil, simExtras: String = "") async throws {
             pbxPort = freePort()
             emergencyPort = freePort()
             kamailio = try await KamailioRegistrar(users: [(SIMCallTests.simUser, SIMCallTests.simPassword)],
                                                    config: "customer-server.cfg", replacements: ["PBX_PORT": "\(pbxPort)"])
             (database, location) = try await freshDatabase(backend)
             switchPort = freePort()
+            httpPort = freeTCPPort()
             // The simulator first: the switch's config names its address.
             simulator = try await MobileCoreSimulator.start(SimulatorConfiguration(
                 sip: SIPListenAddress(host: "127.0.0.4", port: 0, transport: .udp), http: nil,
@@ -50,7 +53,7 @@ struct SIMCallTests {
                 sip:
                   listen: [udp:127.0.0.2:\(switchPort)]
                 http:
-                  listen: 127.0.0.1:\(freePort())
+                  listen: 127.0.0.1:\(httpPort)
                 database:
                   url: "\(database)"
                 mobile_core: { address: "127.0.0.4:\(simulatorPort)" }
@@ -66,7 +69,7 @@ struct SIMCallTests {
                   - { id: "920700", name: Acme, currency: GBP, balance: "10" }
                 sims:
                   - { iccid: "\(SIMCallTests.iccid)", account: "920700", sip_hostname: "127.0.0.1:\(kamailio.port)",
-                      username: "\(SIMCallTests.simUser)", password: "\(SIMCallTests.simPassword)", call_rate: "0.06"\(webhookURL.map { ", webhook_url: \"\($0)\"" } ?? "") }
+                      username: "\(SIMCallTests.simUser)", password: "\(SIMCallTests.simPassword)", call_rate: "0.06"\(webhookURL.map { ", webhook_url: \"\($0)\"" } ?? "")\(simExtras) }
                 """.write(toFile: sims, atomically: true, encoding: .utf8)
             let provision = try ExternalProcess(try switchboardBinary(), ["provision", sims, "--config", config])
             let (status, output, _) = await provision.wait(timeout: .seconds(30))
@@ -205,9 +208,9 @@ struct SIMCallTests {
     /// receiver fails, in order; a `kill -9` of the switch loses none and
     /// sends none twice.
     @Test func textsFromTheHandsetReachTheSignedWebhookInOrderAcrossAKill() async throws {
-        let receiverPort = freePort()
+        let receiverPort = freeTCPPort()
         let out = NSTemporaryDirectory() + "webhook-\(UUID().uuidString).jsonl"
-        let setup = try await Setup(webhookURL: "http://127.0.0.1:\(receiverPort)/texts")
+        let setup = try await Setup(webhookURL: "http://127.0.0.1:\(receiverPort)/texts", simExtras: #", text_rate: "0.05""#)
         var serve = setup.serve
         defer { serve.kill() }
         #expect(try await waitUntilAnswersOptions(port: setup.switchPort, host: "127.0.0.2"))
@@ -247,6 +250,10 @@ struct SIMCallTests {
         #expect(bodies.map { $0["text"] as? String ?? "" } == ["first", "second, 5 €", "third ✓"])
         #expect(bodies.allSatisfy { $0["from"] as? String == Self.iccid && $0["to"] as? String == "+447700900123" })
         #expect(Set(bodies.compactMap { $0["id"] as? String }).count == 3)
+        // S13: each text from the handset has a CDR charging its segment as it was taken.
+        let charged = try await setup.cdrs().filter { $0.callType == "text" }
+        #expect(Set(charged.map(\.callID)) == Set(bodies.compactMap { $0["id"] as? String }), "\(charged)")
+        #expect(charged.allSatisfy { $0.from == Self.iccid && $0.finalStatus == 202 && $0.segments == 1 && $0.cost == parseMoney("0.05") })
         await setup.stop()
     }
 }

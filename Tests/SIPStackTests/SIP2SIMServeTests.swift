@@ -36,7 +36,7 @@ struct SIP2SIMServeTests {
             sip:
               listen: [udp:\(host):\(port)]
             http:
-              listen: 127.0.0.1:\(freePort())
+              listen: 127.0.0.1:\(freeTCPPort())
             database:
               url: "\(database)"
             sims:

@@ -48,7 +48,7 @@ struct RunningSwitch {
         let config = NSTemporaryDirectory() + "switch-\(UUID().uuidString).yaml"
         // SIPp 3.6 answers only the first digest challenge and knows only MD5.
         var yaml = "sip:\n  listen: [udp:127.0.0.1:\(port)]\n  digest_algorithms: [MD5, SHA-256]\n"
-        let httpPort = freePort()
+        let httpPort = freeTCPPort()
         yaml += "http:\n  listen: 127.0.0.1:\(httpPort)\n"
         yaml += "database:\n  url: \"\(database)\"\n"
         // A fixed SIM password key, so that no key file is left next to the

@@ -1,4 +1,5 @@
 import Foundation
+import Rating
 import Store
 import Testing
 import TestSupport
@@ -48,6 +49,34 @@ struct TextOutboxTests {
         let secret = try await store.webhookSecret(account: "920700")
         #expect(secret.hasPrefix("whsec_") && secret.count == 70)
         #expect(try await store.webhookSecret(account: "920700") == secret)
+        try await store.close()
+    }
+
+    /// S13: a text's CDR is written and debited with the text's own change,
+    /// once: a MESSAGE sent again, or a delivery recorded twice, charges nothing more.
+    @Test(arguments: StoreBackend.allCases)
+    func textChargesAreWrittenWithTheTextAndOnlyOnce(backend: StoreBackend) async throws {
+        let store = try await openFreshStore(backend)
+        try await store.upsertAccount(Account(id: "920700", name: "Acme", currency: "GBP", balance: 1, creditLimit: 0))
+        let sim = "8944101234567890128"
+        func charge(_ t: StoredText, _ status: Int) -> CDR {
+            CDR(callID: t.id, accountID: "920700", from: t.iccid, to: t.peer, callType: "text", startAt: t.receivedAt, endAt: t.receivedAt,
+                durationSeconds: 0, billedSeconds: 0, cost: m("0.04") * Money(t.segments), finalStatus: status, segments: t.segments)
+        }
+        var incoming = text("in1", sim: sim, at: 100)
+        incoming.segments = 2
+        _ = try await store.acceptText(incoming, dedupeKey: "c1/1", charge: charge(incoming, 202))
+        _ = try await store.acceptText(incoming, dedupeKey: "c1/1", charge: charge(incoming, 202))  // the same MESSAGE again
+        let outgoing = StoredText(id: "out1", direction: .toHandset, iccid: sim, accountID: "920700", peer: "Acme", body: "hi",
+                                  segments: 1, receivedAt: 110)
+        _ = try await store.acceptText(outgoing, dedupeKey: "api/out1")
+        try await store.markTextDelivered(id: "out1", at: 111, attempts: 1, sipCode: 200, charge: charge(outgoing, 200))
+        try await store.markTextDelivered(id: "out1", at: 112, attempts: 1, sipCode: 200, charge: charge(outgoing, 200))
+
+        let cdrs = try await store.cdrs(CDRQuery(accountID: "920700"))
+        #expect(cdrs.map(\.callID) == ["in1", "out1"] && cdrs.map(\.segments) == [2, 1] && cdrs.map(\.cost) == [m("0.08"), m("0.04")])
+        #expect(try await store.account(id: "920700")?.balance == m("0.88"))
+        #expect(try await store.text(id: "out1")?.sipCode == 200)
         try await store.close()
     }
 }

@@ -126,6 +126,28 @@ public func freePort() -> Int {
     return Int(UInt16(bigEndian: addr.sin_port))
 }
 
+/// A TCP port to listen on later, for a server a test starts after a while
+/// (an HTTP receiver, `serve`'s API). `freePort()` checks UDP and takes an
+/// ephemeral port, which the many TCP client connections of a parallel test
+/// run (PostgreSQL, HTTP) may hold meanwhile; this one is below the kernel's
+/// ephemeral range (32768-60999) and free for TCP now.
+public func freeTCPPort() -> Int {
+    for _ in 0..<200 {
+        let port = Int.random(in: 20_000..<32_000)
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_port = UInt16(port).bigEndian
+        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let bound = withUnsafePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        close(fd)
+        if bound == 0 { return port }
+    }
+    return freePort()
+}
+
 /// Polls until `condition` holds or `timeout` passes; returns whether it held.
 @discardableResult
 public func eventually(timeout: Duration = .seconds(10), _ condition: () async throws -> Bool) async rethrows -> Bool {

@@ -76,6 +76,7 @@ let apiTestCipher: SIMPasswordCipher? = try? SIMPasswordCipher(base64Key: Data(r
 /// Opens a store with two accounts and three keys, serves the API on a
 /// loopback port, runs `body`, and closes the store.
 func withAPI(_ backend: StoreBackend, logs: LogCollector? = nil, simCipher: SIMPasswordCipher? = apiTestCipher,
+             textGateway: TextGatewaySettings = TextGatewaySettings(maxSegments: 2, mobileCoreConfigured: true),
              _ body: @Sendable (any TestClientProtocol, Keys, Store) async throws -> Void) async throws {
     let store = try await openFreshStore(backend)
     do {
@@ -90,7 +91,7 @@ func withAPI(_ backend: StoreBackend, logs: LogCollector? = nil, simCipher: SIMP
         }
         logger.logLevel = .trace
         let server = WebAPIServer(store: store, realm: "test.example", host: "127.0.0.1", port: 0, logger: logger,
-                                  simPasswordCipher: simCipher)
+                                  simPasswordCipher: simCipher, textGateway: textGateway)
         try await server.makeApplication().test(.live) { client in try await body(client, keys, store) }
     } catch {
         try? await store.close()
