@@ -29,10 +29,27 @@ public actor TextService {
     var inFlight: Set<String> = []
     /// Where texts to handsets go; nil until `enableHandsetDelivery`.
     var mobileCore: (endpoint: SIPEndpoint, destination: SIPDestination, host: String)?
+    var endpoint: SIPEndpoint?
 
-    public init(store: Store, mobileCoreSources: [String], nodeName: String, retry: WebhookRetryPolicy = WebhookRetryPolicy(),
-                logger: Logger) {
+    /// Upstream carrier gateways' addresses: their MESSAGEs to a customer's
+    /// number are relayed to the SIM linked to it (S12).
+    let carrierSources: Set<String>
+    /// The carrier gateways to try for a number, in order (the node's prefix
+    /// routes): where handsets' texts go out as from the linked number (S12).
+    let carrierRoutes: @Sendable (String) -> [CarrierRoute]
+
+    /// A carrier gateway a text can be sent to.
+    public struct CarrierRoute: Sendable {
+        public var host: String
+        public var destination: SIPDestination
+        public init(host: String, destination: SIPDestination) { self.host = host; self.destination = destination }
+    }
+
+    public init(store: Store, mobileCoreSources: [String], carrierSources: [String] = [],
+                carrierRoutes: @escaping @Sendable (String) -> [CarrierRoute] = { _ in [] }, nodeName: String,
+                retry: WebhookRetryPolicy = WebhookRetryPolicy(), logger: Logger) {
         self.store = store; self.logger = logger; self.mobileCoreSources = Set(mobileCoreSources)
+        self.carrierSources = Set(carrierSources); self.carrierRoutes = carrierRoutes
         self.retry = retry; self.nodeName = nodeName
         http = HTTPClient(eventLoopGroupProvider: .singleton)
     }
@@ -54,6 +71,13 @@ public actor TextService {
     /// Texts to handsets are sent to the mobile core at `address` (`host[:port]`).
     public func enableHandsetDelivery(endpoint: SIPEndpoint, destination: SIPDestination, address: String) {
         mobileCore = (endpoint, destination, address)
+        self.endpoint = endpoint
+        wake?.yield()
+    }
+
+    /// Texts out to the network (S12) are sent from this endpoint.
+    public func enableNetworkDelivery(endpoint: SIPEndpoint) {
+        self.endpoint = endpoint
         wake?.yield()
     }
 
@@ -73,31 +97,89 @@ public actor TextService {
     // MARK: MESSAGE from the mobile core
 
     /// Answers a MESSAGE: 202 once the text is stored, else a 4xx saying why.
+    /// From the mobile core it is a handset's text (S11); from a carrier
+    /// gateway, a text to a customer's number (S12).
     public func handle(_ request: SIPServerRequest) async {
-        let m = request.message
-        guard let ip = request.source.ipAddress, mobileCoreSources.contains(ip) else {
-            logger.notice("MESSAGE from outside the mobile core refused", metadata: ["source": "\(request.source)"])
-            await request.respond(403, reasonPhrase: "Forbidden (texts come from the mobile core only)")
+        guard let ip = request.source.ipAddress, mobileCoreSources.contains(ip) || carrierSources.contains(ip) else {
+            logger.notice("MESSAGE from outside the mobile core and the carrier gateways refused", metadata: ["source": "\(request.source)"])
+            await request.respond(403, reasonPhrase: "Forbidden (texts come from the mobile core or a carrier gateway only)")
             return
         }
+        if mobileCoreSources.contains(ip) { await fromHandset(request) } else { await toLinkedNumber(request) }
+    }
+
+    /// The text of a MESSAGE, or the response refusing it (RFC 3428 §7: text/plain, UTF-8, not empty).
+    func textBody(_ m: SIPMessage) -> Result<String, Refusal> {
+        if let type = m.firstValue(.contentType)?.lowercased(), !type.hasPrefix("text/plain") {
+            return .failure(Refusal(code: 415, reason: "Unsupported Media Type (texts are text/plain)", headers: [(.accept, "text/plain")]))
+        }
+        guard let text = String(validating: m.body, as: UTF8.self) else {
+            return .failure(Refusal(code: 400, reason: "Bad Request (the text is not valid UTF-8)"))
+        }
+        guard !text.isEmpty else { return .failure(Refusal(code: 400, reason: "Bad Request (empty text)")) }
+        return .success(text)
+    }
+
+    struct Refusal: Error {
+        var code: Int
+        var reason: String
+        var headers: [(SIPHeaderName, String)] = []
+    }
+
+    /// S12: a text from the network to a customer's number goes to the SIM
+    /// linked to it, as a text to the handset (queued, retried, charged on delivery).
+    func toLinkedNumber(_ request: SIPServerRequest) async {
+        let m = request.message
+        let dialled = m.parsedRequestURI?.decodedUser ?? ""
+        let number = dialled.hasPrefix("+") ? String(dialled.dropFirst()) : dialled
+        let text: String
+        switch textBody(m) {
+        case .failure(let r): await request.respond(r.code, reasonPhrase: r.reason, headers: r.headers); return
+        case .success(let t): text = t
+        }
+        let sim: SIMRecord?
+        do { sim = number.isEmpty || !number.allSatisfy(\.isNumber) ? nil : try await store.sim(linkedNumber: number) } catch {
+            logger.error("could not look up a linked number", metadata: ["error": "\(error)"])
+            await request.respond(500, reasonPhrase: "Server Internal Error (store unavailable)")
+            return
+        }
+        guard let sim else {
+            await request.respond(404, reasonPhrase: "Not Found (no SIM is linked to this number)")
+            return
+        }
+        let pai = m.splitValues(.pAssertedIdentity).first.flatMap { try? SIPNameAddress($0) }?.uri.decodedUser
+        let sender = pai ?? m.from?.uri.decodedUser ?? ""
+        let stored = StoredText(id: Self.newTextID(), direction: .toHandset, iccid: sim.iccid.digits, accountID: sim.accountID,
+                                peer: sender, body: text, segments: TextSegments(text).segments, receivedAt: Date().timeIntervalSince1970)
+        do {
+            let (kept, inserted) = try await store.acceptText(stored, dedupeKey: "net/\(m.callID ?? "")/\(m.cseq?.number ?? 0)")
+            await request.respond(202, reasonPhrase: "Accepted")
+            if inserted {
+                logger.info("text to a linked number accepted for its SIM",
+                            metadata: ["id": "\(kept.id)", "iccid": "\(kept.iccid)", "segments": "\(kept.segments)"])
+                wake?.yield()
+            }
+        } catch {
+            logger.error("could not store a text; not accepted", metadata: ["number": "\(number)", "error": "\(error)"])
+            await request.respond(500, reasonPhrase: "Server Internal Error (store unavailable)")
+        }
+    }
+
+    static func newTextID() -> String { "txt_" + UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "") }
+
+    /// S11: a handset's text, for the SIM's webhook.
+    func fromHandset(_ request: SIPServerRequest) async {
+        let m = request.message
         let pai = m.splitValues(.pAssertedIdentity).first.flatMap { try? SIPNameAddress($0) }?.uri.user
         let sender = pai ?? m.from?.uri.user ?? ""
         guard let iccid = try? ICCID(sender) else {
             await request.respond(400, reasonPhrase: "Bad Request (the sender is not an ICCID)")
             return
         }
-        if let type = m.firstValue(.contentType)?.lowercased(), !type.hasPrefix("text/plain") {
-            await request.respond(415, reasonPhrase: "Unsupported Media Type (texts are text/plain)",
-                                  headers: [(.accept, "text/plain")])
-            return
-        }
-        guard let text = String(validating: m.body, as: UTF8.self) else {
-            await request.respond(400, reasonPhrase: "Bad Request (the text is not valid UTF-8)")
-            return
-        }
-        guard !text.isEmpty else {
-            await request.respond(400, reasonPhrase: "Bad Request (empty text)")
-            return
+        let text: String
+        switch textBody(m) {
+        case .failure(let r): await request.respond(r.code, reasonPhrase: r.reason, headers: r.headers); return
+        case .success(let t): text = t
         }
         let sim: SIMRecord?
         do { sim = try await store.sim(iccid: iccid) } catch {
@@ -111,14 +193,29 @@ public actor TextService {
         }
         let to = m.parsedRequestURI?.decodedUser ?? ""
         let now = Date().timeIntervalSince1970
-        let stored = StoredText(id: "txt_" + UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: ""), direction: .fromHandset,
+        var stored = StoredText(id: Self.newTextID(), direction: .fromHandset,
                                 iccid: iccid.digits, accountID: sim.accountID, peer: to, body: text,
                                 segments: TextSegments(text).segments, receivedAt: now)
+        // Charged as it is taken (S13): the handset has sent it.
+        var charge: CDR? = Self.cdr(stored, rate: sim.textRate, status: 202, at: now)
+        if sim.textsOut == .linkedNumber {
+            // S12: out to the number as from the linked number; charged once a carrier takes it.
+            let digits = to.hasPrefix("+") ? String(to.dropFirst()) : to
+            guard !digits.isEmpty, digits.count <= 20, digits.allSatisfy({ $0.isASCII && $0.isNumber }) else {
+                await request.respond(484, reasonPhrase: "Address Incomplete (texts go out to numbers only)")
+                return
+            }
+            guard !carrierRoutes(digits).isEmpty else {
+                await request.respond(404, reasonPhrase: "Not Found (no carrier gateway routes this number)")
+                return
+            }
+            stored.direction = .toNetwork
+            stored.peer = digits
+            charge = nil
+        }
         let dedupe = "\(m.callID ?? "")/\(m.cseq?.number ?? 0)"
         do {
-            // Charged as it is taken (S13): the handset has sent it.
-            let (kept, inserted) = try await store.acceptText(stored, dedupeKey: dedupe,
-                                                              charge: Self.cdr(stored, rate: sim.textRate, status: 202, at: now))
+            let (kept, inserted) = try await store.acceptText(stored, dedupeKey: dedupe, charge: charge)
             // RFC 3428 §7: 202, the text is accepted for delivery.
             await request.respond(202, reasonPhrase: "Accepted")
             if inserted {
@@ -145,7 +242,7 @@ public actor TextService {
 
     /// A text's CDR (S13): its segments charged at the SIM's text rate.
     static func cdr(_ t: StoredText, rate: Money?, status: Int, at: Double, reason: String? = nil) -> CDR {
-        let fromHandset = t.direction == .fromHandset
+        let fromHandset = t.direction != .toHandset
         let cost = (rate ?? 0) * Money(t.segments)
         return CDR(callID: t.id, accountID: t.accountID, from: fromHandset ? t.iccid : t.peer, to: fromHandset ? t.peer : t.iccid,
                    callType: "text", startAt: t.receivedAt, endAt: at, durationSeconds: 0, billedSeconds: 0,
@@ -158,6 +255,7 @@ public actor TextService {
         do {
             due = try await store.dueTexts(.fromHandset, now: now, limit: 50)
             if mobileCore != nil { due += try await store.dueTexts(.toHandset, now: now, limit: 50) }
+            if endpoint != nil { due += try await store.dueTexts(.toNetwork, now: now, limit: 50) }
         } catch {
             logger.error("could not read the text outbox", metadata: ["error": "\(error)"])
             return
@@ -167,7 +265,11 @@ public actor TextService {
         for text in due where !inFlight.contains(text.id) {
             inFlight.insert(text.id)
             Task {
-                if text.direction == .fromHandset { await self.deliver(text, now: now) } else { await self.sendToHandset(text, now: now) }
+                switch text.direction {
+                case .fromHandset: await self.deliver(text, now: now)
+                case .toHandset: await self.sendToHandset(text, now: now)
+                case .toNetwork: await self.sendToNetwork(text, now: now)
+                }
                 self.finished(text.id)
             }
         }
@@ -186,13 +288,35 @@ public actor TextService {
     /// with back-off. Any other answer: failed with that code.
     func sendToHandset(_ text: StoredText, now: Double) async {
         guard let core = mobileCore else { return }
-        // Claimed for longer than a transaction can last (Timer F, 32 s).
-        guard (try? await store.claimText(id: text.id, now: now, until: now + 40)) == true else { return }
+        await attempt(text, now: now, from: text.peer, to: text.iccid, via: [CarrierRoute(host: core.host, destination: core.destination)],
+                      endpoint: core.endpoint)
+    }
+
+    /// S12: one attempt to send a handset's text on to the number it
+    /// addressed, as from the SIM's linked number, through the carrier
+    /// gateways that route the number (the next on a timeout or 503).
+    func sendToNetwork(_ text: StoredText, now: Double) async {
+        guard let endpoint else { return }
+        guard let sim = await simRecord(text.iccid), let linked = sim.linkedNumber, !linked.isEmpty else {
+            _ = try? await store.claimText(id: text.id, now: now, until: now + 40)
+            await record(text, attempts: text.attempts + 1, code: nil, outcome: .failed,
+                         why: "the SIM no longer has a linked number to send from")
+            return
+        }
+        await attempt(text, now: now, from: linked, to: text.peer, via: carrierRoutes(text.peer), endpoint: endpoint)
+    }
+
+    /// Sends the text as a MESSAGE from `from` to `to` at the first of `routes`
+    /// that answers, and records the outcome.
+    func attempt(_ text: StoredText, now: Double, from: String, to: String, via routes: [CarrierRoute], endpoint: SIPEndpoint) async {
+        // Claimed for longer than a transaction can last (Timer F, 32 s) times the routes tried.
+        guard let first = routes.first,
+              (try? await store.claimText(id: text.id, now: now, until: now + 40 * Double(min(routes.count, 3)))) == true else { return }
         let attempts = text.attempts + 1
-        var message = SIPMessage(request: .message, uri: "sip:\(text.iccid)@\(core.host)")
-        let localHost = await core.endpoint.contactHostPort(for: core.destination) ?? "switchboard.invalid"
-        message.append(.from, "<sip:\(Self.uriUser(text.peer))@\(localHost)>;tag=\(SIPEndpoint.newTag())")
-        message.append(.to, "<sip:\(text.iccid)@\(core.host)>")
+        var message = SIPMessage(request: .message, uri: "sip:\(Self.uriUser(to))@\(first.host)")
+        let localHost = await endpoint.contactHostPort(for: first.destination) ?? "switchboard.invalid"
+        message.append(.from, "<sip:\(Self.uriUser(from))@\(localHost)>;tag=\(SIPEndpoint.newTag())")
+        message.append(.to, "<sip:\(Self.uriUser(to))@\(first.host)>")
         // The Call-ID is the text's id: a retry after a lost answer is recognisably the same text.
         message.append(.callID, "\(text.id)@\(nodeName)")
         message.append(.cseq, "\(attempts) MESSAGE")
@@ -201,35 +325,38 @@ public actor TextService {
         let code: Int?
         let why: String
         do {
-            let response = try await core.endpoint.send(message, to: core.destination)
+            let (response, _) = try await endpoint.send(message, toFirstAvailable: Array(routes.prefix(3)).map(\.destination))
             code = response.statusCode
-            why = "mobile core answered \(response.statusCode ?? 0) \(response.reasonPhrase ?? "")"
+            why = "\(text.direction == .toHandset ? "mobile core" : "carrier") answered \(response.statusCode ?? 0) \(response.reasonPhrase ?? "")"
         } catch {
             code = nil
-            why = "no answer from the mobile core: \(error)"
+            why = "no answer from the \(text.direction == .toHandset ? "mobile core" : "carrier"): \(error)"
         }
-        let outcome = code.map(TextGateway.outcome(ofFinalCode:)) ?? .retry
+        await record(text, attempts: attempts, code: code, outcome: code.map(TextGateway.outcome(ofFinalCode:)) ?? .retry, why: why)
+    }
+
+    /// Records an attempt's outcome, with the text's CDR once it is final.
+    func record(_ text: StoredText, attempts: Int, code: Int?, outcome: TextGateway.Outcome, why: String) async {
         let at = Date().timeIntervalSince1970
+        let rate = await textRate(of: text.iccid)
+        let metadata: Logger.Metadata = ["id": "\(text.id)", "iccid": "\(text.iccid)", "direction": "\(text.direction.rawValue)",
+                                         "attempts": "\(attempts)"]
         do {
-            let rate = await textRate(of: text.iccid)
             switch outcome {
             case .delivered:
                 try await store.markTextDelivered(id: text.id, at: at, attempts: attempts, sipCode: code,
                                                   charge: Self.cdr(text, rate: rate, status: code ?? 200, at: at))
-                logger.info("text delivered to a handset", metadata: ["id": "\(text.id)", "iccid": "\(text.iccid)", "attempts": "\(attempts)"])
+                logger.info("text delivered", metadata: metadata)
             case .failed:
                 try await store.markTextAttemptFailed(id: text.id, attempts: attempts, error: why, nextAttemptAt: nil, sipCode: code,
                                                       charge: Self.cdr(text, rate: rate, status: code ?? 408, at: at, reason: why))
-                logger.warning("text to a handset failed", metadata: ["id": "\(text.id)", "iccid": "\(text.iccid)", "why": "\(why)"])
+                logger.warning("text failed", metadata: metadata.merging(["why": "\(why)"]) { $1 })
             case .retry:
                 let next = retry.nextAttempt(afterFailures: attempts, receivedAt: text.receivedAt, now: at, unit: Double.random(in: 0..<1))
                 try await store.markTextAttemptFailed(id: text.id, attempts: attempts, error: why, nextAttemptAt: next, sipCode: code,
                                                       charge: Self.cdr(text, rate: rate, status: code ?? 408, at: at, reason: why))
-                if next == nil {
-                    logger.warning("text to a handset given up after retries", metadata: ["id": "\(text.id)", "attempts": "\(attempts)", "why": "\(why)"])
-                } else {
-                    logger.info("text to a handset not taken; will retry", metadata: ["id": "\(text.id)", "attempts": "\(attempts)", "why": "\(why)"])
-                }
+                logger.log(level: next == nil ? .warning : .info, next == nil ? "text given up after retries" : "text not taken; will retry",
+                           metadata: metadata.merging(["why": "\(why)"]) { $1 })
             }
         } catch {
             logger.error("could not record a text delivery attempt", metadata: ["id": "\(text.id)", "error": "\(error)"])
@@ -238,8 +365,13 @@ public actor TextService {
 
     /// The SIM's per-segment text rate now (nil: free, or the SIM is gone).
     func textRate(of iccid: String) async -> Money? {
-        guard let id = try? ICCID(iccid) else { return nil }
-        return (try? await store.sim(iccid: id))??.textRate
+        await simRecord(iccid)?.textRate
+    }
+
+    /// The SIM now; nil when it is gone (or the store cannot say).
+    func simRecord(_ iccid: String) async -> SIMRecord? {
+        guard let id = try? ICCID(iccid), let sim = try? await store.sim(iccid: id) else { return nil }
+        return sim
     }
 
     /// A sender as a SIP URI user (RFC 3261 §25.1: a name's spaces escaped).
@@ -256,9 +388,7 @@ public actor TextService {
         let attempts = text.attempts + 1
         let outcome: Result<Void, DeliveryError>
         do {
-            guard let iccid = try? ICCID(text.iccid), let sim = try await store.sim(iccid: iccid) else { throw DeliveryError.permanent("the SIM was deleted") }
-            guard let url = sim.webhookURL, !url.isEmpty else { throw DeliveryError.permanent("the SIM has no webhook_url") }
-            let secret = try await store.webhookSecret(account: text.accountID)
+            let (url, secret) = try await webhookTarget(text)
             try await post(text, to: url, secret: secret)
             outcome = .success(())
         } catch let e as DeliveryError {
@@ -291,12 +421,45 @@ public actor TextService {
 
     enum DeliveryError: Error { case permanent(String), temporary(String) }
 
+    /// Where a SIM's texts go and the account's secret, read from the store
+    /// at most every few seconds per SIM (a burst of texts would otherwise
+    /// read them twice per text); a changed webhook_url applies within that.
+    var webhookTargets: [String: (url: String?, secret: String, until: Double)] = [:]
+    static let webhookTargetSeconds = 5.0
+
+    func webhookTarget(_ text: StoredText) async throws -> (String, String) {
+        let now = Date().timeIntervalSince1970
+        let cached: (url: String?, secret: String, until: Double)
+        if let hit = webhookTargets[text.iccid], hit.until > now {
+            cached = hit
+        } else {
+            guard let iccid = try? ICCID(text.iccid), let sim = try await store.sim(iccid: iccid) else { throw DeliveryError.permanent("the SIM was deleted") }
+            let secret = try await store.webhookSecret(account: sim.accountID)
+            if webhookTargets.count > 100_000 { webhookTargets.removeAll() }
+            cached = (sim.webhookURL, secret, now + Self.webhookTargetSeconds)
+            webhookTargets[text.iccid] = cached
+        }
+        guard let url = cached.url, !url.isEmpty else { throw DeliveryError.permanent("the SIM has no webhook_url") }
+        return (url, cached.secret)
+    }
+
+    /// `2026-11-29T06:08:06.733Z` (RFC 3339, UTC, milliseconds), without a
+    /// DateFormatter: making one per webhook cost more than the HMAC.
+    static func rfc3339(_ t: Double) -> String {
+        let millis = Int64((t * 1000).rounded())
+        var seconds = time_t(millis / 1000)
+        var tm = tm()
+        gmtime_r(&seconds, &tm)
+        func two(_ v: Int32) -> String { v < 10 ? "0\(v)" : "\(v)" }
+        let ms = Int(millis % 1000)
+        return "\(tm.tm_year + 1900)-\(two(tm.tm_mon + 1))-\(two(tm.tm_mday))T\(two(tm.tm_hour)):\(two(tm.tm_min)):\(two(tm.tm_sec))."
+            + (ms < 10 ? "00\(ms)" : ms < 100 ? "0\(ms)" : "\(ms)") + "Z"
+    }
+
     func post(_ text: StoredText, to url: String, secret: String) async throws {
-        let formatter = ISO8601DateFormatter()
-        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
         let body = try JSONEncoder().encode(WebhookBody(
             id: text.id, from: text.iccid, to: text.peer, text: text.body,
-            time: formatter.string(from: Date(timeIntervalSince1970: text.receivedAt)), segments: text.segments))
+            time: Self.rfc3339(text.receivedAt), segments: text.segments))
         var request = HTTPClientRequest(url: url)
         request.method = .POST
         request.headers.add(name: "Content-Type", value: "application/json")

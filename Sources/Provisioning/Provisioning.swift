@@ -64,9 +64,10 @@ public struct ProvisioningFile: Sendable {
         public var operatorName: String?
         public var callRate: Money?
         public var textRate: Money?
+        public var textsOut: SIMTextsOut
 
-        static let keys = ["account", "call_rate", "iccid", "linked_number", "operator_name", "password", "sip_hostname", "text_rate", "username",
-                           "webhook_url"]
+        static let keys = ["account", "call_rate", "iccid", "linked_number", "operator_name", "password", "sip_hostname", "text_rate",
+                           "texts_out", "username", "webhook_url"]
     }
 
     public var accounts: [AccountEntry]
@@ -162,7 +163,8 @@ public struct ProvisioningFile: Sendable {
                 linkedNumber: FieldParser.isNull(m["linked_number"]) ? nil : try FieldParser.phoneNumber(m["linked_number"], "\(key).linked_number"),
                 operatorName: FieldParser.isNull(m["operator_name"]) ? nil : try FieldParser.operatorName(m["operator_name"], "\(key).operator_name"),
                 callRate: FieldParser.isNull(m["call_rate"]) ? nil : try FieldParser.money(m["call_rate"], "\(key).call_rate"),
-                textRate: FieldParser.isNull(m["text_rate"]) ? nil : try FieldParser.money(m["text_rate"], "\(key).text_rate")))
+                textRate: FieldParser.isNull(m["text_rate"]) ? nil : try FieldParser.money(m["text_rate"], "\(key).text_rate"),
+                textsOut: FieldParser.isNull(m["texts_out"]) ? .webhook : try FieldParser.textsOut(m["texts_out"], "\(key).texts_out")))
         }
 
         self.accounts = accounts
@@ -272,7 +274,7 @@ public struct ProvisioningFile: Sendable {
                     passwordCiphertext: try Self.storedPassword(entry.password, iccid: entry.iccid, before: before?.passwordCiphertext,
                                                                 cipher: cipher, key: "\(key).password"),
                     webhookURL: entry.webhookURL, linkedNumber: entry.linkedNumber, operatorName: entry.operatorName, callRate: entry.callRate,
-                    textRate: entry.textRate)
+                    textRate: entry.textRate, textsOut: entry.textsOut)
                 switch try await Self.storing(key, { try await store.upsertSIM(record) }) {
                 case .created: report.simsCreated += 1
                 case .updated: report.simsUpdated += 1
@@ -551,6 +553,15 @@ public enum FieldParser {
             throw ProvisioningError(key, "'\(s.prefix(64))' is not a number in international form such as 447700900123 (6–15 digits, optional leading +)")
         }
         return digits
+    }
+
+    /// Where a SIM's texts go: "webhook" or "linked_number".
+    public static func textsOut(_ v: Any?, _ key: String) throws(ProvisioningError) -> SIMTextsOut {
+        let s = try string(v, key)
+        guard let out = SIMTextsOut(rawValue: s) else {
+            throw ProvisioningError(key, "'\(s.prefix(40))' is not where texts can go: \"webhook\" or \"linked_number\"")
+        }
+        return out
     }
 
     /// The network name shown on the handset.

@@ -8,6 +8,15 @@ public enum UpsertOutcome: String, Sendable, Equatable {
     case created, updated, unchanged
 }
 
+/// Where a handset's texts go (S11, S12).
+public enum SIMTextsOut: String, Sendable, Equatable, CaseIterable {
+    /// POSTed to the SIM's webhook_url (S11).
+    case webhook
+    /// Sent on to the number dialled, through a carrier gateway, as from the
+    /// SIM's linked number (S12).
+    case linkedNumber = "linked_number"
+}
+
 /// A SIP2SIM SIM's settings (SPEC.md S1): where its outbound registration
 /// goes and with which credentials, where its texts go, and what its calls cost.
 public struct SIMRecord: Sendable, Equatable {
@@ -28,15 +37,18 @@ public struct SIMRecord: Sendable, Equatable {
     public var callRate: Money?
     /// Charge per text segment, each direction (S13); nil means texts are free.
     public var textRate: Money?
+    /// Where the handset's texts go.
+    public var textsOut: SIMTextsOut
     /// When the settings last changed; set by the store.
     public var updatedAt: Date
 
     public init(iccid: ICCID, accountID: String, sipHostname: String, username: String, passwordCiphertext: String,
                 webhookURL: String? = nil, linkedNumber: String? = nil, operatorName: String? = nil, callRate: Money? = nil,
-                textRate: Money? = nil, updatedAt: Date = Date(timeIntervalSince1970: 0)) {
+                textRate: Money? = nil, textsOut: SIMTextsOut = .webhook, updatedAt: Date = Date(timeIntervalSince1970: 0)) {
         self.iccid = iccid; self.accountID = accountID; self.sipHostname = sipHostname; self.username = username
         self.passwordCiphertext = passwordCiphertext; self.webhookURL = webhookURL; self.linkedNumber = linkedNumber
-        self.operatorName = operatorName; self.callRate = callRate; self.textRate = textRate; self.updatedAt = updatedAt
+        self.operatorName = operatorName; self.callRate = callRate; self.textRate = textRate; self.textsOut = textsOut
+        self.updatedAt = updatedAt
     }
 
     /// Equal in everything but `updatedAt` (money compared as the store keeps it, in millionths).
@@ -44,7 +56,7 @@ public struct SIMRecord: Sendable, Equatable {
         iccid == other.iccid && accountID == other.accountID && sipHostname == other.sipHostname && username == other.username
             && passwordCiphertext == other.passwordCiphertext && webhookURL == other.webhookURL && linkedNumber == other.linkedNumber
             && operatorName == other.operatorName && callRate.map(MoneyColumn.micros) == other.callRate.map(MoneyColumn.micros)
-            && textRate.map(MoneyColumn.micros) == other.textRate.map(MoneyColumn.micros)
+            && textRate.map(MoneyColumn.micros) == other.textRate.map(MoneyColumn.micros) && textsOut == other.textsOut
     }
 }
 
@@ -81,7 +93,7 @@ extension Store {
 
     static let simColumns = """
         iccid, account_id, sip_hostname, username, password_ciphertext, webhook_url, linked_number, operator_name, \
-        call_rate_micros, text_rate_micros, updated_at
+        call_rate_micros, text_rate_micros, texts_out, updated_at
         """
 
     /// Creates or updates a SIM's settings. Nothing is written when they are
@@ -127,7 +139,7 @@ extension Store {
                 UPDATE sims SET account_id = \(bind: sim.accountID), sip_hostname = \(bind: sim.sipHostname), username = \(bind: sim.username),
                     password_ciphertext = \(bind: sim.passwordCiphertext), webhook_url = \(bind: sim.webhookURL),
                     linked_number = \(bind: sim.linkedNumber), operator_name = \(bind: sim.operatorName), call_rate_micros = \(bind: rate),
-                    text_rate_micros = \(bind: textRate), updated_at = \(bind: time)
+                    text_rate_micros = \(bind: textRate), texts_out = \(bind: sim.textsOut.rawValue), updated_at = \(bind: time)
                 WHERE iccid = \(bind: sim.iccid.digits)
                 """).run()
             return .updated
@@ -136,7 +148,7 @@ extension Store {
             INSERT INTO sims (\(unsafeRaw: Self.simColumns))
             VALUES (\(bind: sim.iccid.digits), \(bind: sim.accountID), \(bind: sim.sipHostname), \(bind: sim.username),
                     \(bind: sim.passwordCiphertext), \(bind: sim.webhookURL), \(bind: sim.linkedNumber), \(bind: sim.operatorName),
-                    \(bind: rate), \(bind: textRate), \(bind: time))
+                    \(bind: rate), \(bind: textRate), \(bind: sim.textsOut.rawValue), \(bind: time))
             ON CONFLICT (iccid) DO NOTHING RETURNING iccid
             """).first()
         return inserted == nil ? nil : .created
@@ -148,6 +160,9 @@ extension Store {
         }
         guard SIMPasswordCipher.isStoredForm(sim.passwordCiphertext) else {
             throw StoreError.invalid(field: "password", reason: "must be stored encrypted (SIMPasswordCipher), never as plaintext")
+        }
+        if sim.textsOut == .linkedNumber, (sim.linkedNumber ?? "").isEmpty {
+            throw StoreError.invalid(field: "texts_out", reason: "'linked_number' needs the SIM's linked_number")
         }
         for (field, value) in [("call_rate", sim.callRate), ("text_rate", sim.textRate)] {
             guard let rate = value else { continue }
@@ -161,6 +176,14 @@ extension Store {
     public func sim(iccid: ICCID) async throws -> SIMRecord? {
         try await run { try await $0.raw("SELECT \(unsafeRaw: Self.simColumns) FROM sims WHERE iccid = \(bind: iccid.digits)").first() }
             .map(Self.simRecord)
+    }
+
+    /// The SIM a customer's number is linked to (S12), digits in international
+    /// form; the first by ICCID if (wrongly) several share it.
+    public func sim(linkedNumber: String) async throws -> SIMRecord? {
+        try await run { try await $0.raw("""
+            SELECT \(unsafeRaw: Self.simColumns) FROM sims WHERE linked_number = \(bind: linkedNumber) ORDER BY iccid LIMIT 1
+            """).first() }.map(Self.simRecord)
     }
 
     /// Every SIM, by ICCID, in one query (the registration agent reloads them all every minute).
@@ -204,6 +227,7 @@ extension Store {
             operatorName: try row.decode(column: "operator_name", as: String?.self),
             callRate: rate.map(MoneyColumn.money),
             textRate: try row.decode(column: "text_rate_micros", as: Int64?.self).map(MoneyColumn.money),
+            textsOut: SIMTextsOut(rawValue: try row.decode(column: "texts_out", as: String.self)) ?? .webhook,
             updatedAt: Date(timeIntervalSince1970: try row.decode(column: "updated_at", as: Double.self)))
     }
 

@@ -311,13 +311,16 @@ public final class Store: Sendable {
                 "CREATE INDEX texts_sim ON texts (iccid, direction, state, seq)",
                 "CREATE TABLE account_secrets (account_id TEXT PRIMARY KEY REFERENCES accounts(id), webhook_secret TEXT NOT NULL)",
             ]),
-            // Texts to handsets (S10) and their charges (S13): a SIM's
-            // per-segment text rate, the segments a text CDR charged, and the
-            // mobile core's final SIP code for a text to a handset.
+            // Texts to handsets (S10), linked numbers (S12) and text charges
+            // (S13): a SIM's per-segment text rate and where its texts go, the
+            // segments a text CDR charged, and the far end's final SIP code.
             (7, [
                 "ALTER TABLE sims ADD COLUMN text_rate_micros BIGINT",
+                "ALTER TABLE sims ADD COLUMN texts_out TEXT NOT NULL DEFAULT 'webhook'",
                 "ALTER TABLE cdrs ADD COLUMN segments INTEGER",
                 "ALTER TABLE texts ADD COLUMN sip_code INTEGER",
+                // Texts to the customer's number find its SIM (S12).
+                "CREATE INDEX sims_linked_number ON sims (linked_number)",
             ]),
         ]
     }

@@ -5,14 +5,21 @@ import SQLKit
 /// outbox until it is delivered: accepted texts live here, so a restart
 /// resumes delivery and loses none.
 public struct StoredText: Sendable, Equatable {
-    public enum Direction: String, Sendable { case fromHandset = "from_handset", toHandset = "to_handset" }
+    public enum Direction: String, Sendable {
+        /// From a handset to the SIM's webhook (S11).
+        case fromHandset = "from_handset"
+        /// To a handset through the mobile core (S10, and S12 texts to the linked number).
+        case toHandset = "to_handset"
+        /// From a handset out to the number it addressed, through a carrier gateway, as from the linked number (S12).
+        case toNetwork = "to_network"
+    }
     public enum State: String, Sendable { case queued, delivered, failed }
 
     public var id: String
     public var direction: Direction
     public var iccid: String
     public var accountID: String
-    /// From the handset: the number it addressed. To the handset: the sender.
+    /// From the handset (webhook or network): the number it addressed. To the handset: the sender.
     public var peer: String
     public var body: String
     public var segments: Int

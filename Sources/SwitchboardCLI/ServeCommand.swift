@@ -73,7 +73,17 @@ struct Serve: AsyncParsableCommand {
         }
         let calls = TrunkCallService(store: store, node: node, nonceSecret: secret, logger: logger)
         // Texts from handsets (S11): MESSAGEs from the mobile core, stored, then webhooks.
-        let texts = TextService(store: store, mobileCoreSources: node.mobileCore?.sources ?? [], nodeName: node.nodeName,
+        // Texts to customers' linked numbers (S12) come from the carrier gateways.
+        // Handsets' texts sent out as from their linked number go to the same gateways, by the same prefix routes.
+        var carriers: [String: TextService.CarrierRoute] = [:]
+        for g in node.gateways {
+            guard let d = TrunkCallService.resolve(g.address) else { continue }
+            carriers[g.name] = TextService.CarrierRoute(host: g.address, destination: d)
+        }
+        let carrierSources = carriers.values.compactMap { $0.destination.address.ipAddress }
+        let texts = TextService(store: store, mobileCoreSources: node.mobileCore?.sources ?? [], carrierSources: carrierSources,
+                                carrierRoutes: { [node, carriers] number in node.gateways(for: number).compactMap { carriers[$0.name] } },
+                                nodeName: node.nodeName,
                                 retry: WebhookRetryPolicy(base: node.textRetryFirstSeconds, cap: node.textRetryMaxSeconds,
                                                           giveUpAfter: node.textGiveUpSeconds),
                                 logger: logger)
@@ -87,6 +97,7 @@ struct Serve: AsyncParsableCommand {
             if request.message.method == .message { await texts.handle(request) } else { await calls.handle(request) }
         }
         try await calls.start(endpoint: endpoint)
+        await texts.enableNetworkDelivery(endpoint: endpoint)
         // SIP2SIM calls (S3–S8): SIMs by ICCID, the mobile core from the config.
         await calls.enableSIMCalls(source: { [store, simCipher, logger] in
             try await SIMRegistrationStore(store: store, cipher: simCipher, logger: logger).callProfiles()

@@ -171,22 +171,25 @@ enum Out {
     struct SIM: Encodable {
         var iccid, account, sipHostname, username: String
         var webhookURL, linkedNumber, operatorName, callRate, textRate: String?
+        var textsOut: String
         var updatedAt: String
         enum CodingKeys: String, CodingKey {
             case iccid, account, sipHostname = "sip_hostname", username, webhookURL = "webhook_url", linkedNumber = "linked_number"
-            case operatorName = "operator_name", callRate = "call_rate", textRate = "text_rate", updatedAt = "updated_at"
+            case operatorName = "operator_name", callRate = "call_rate", textRate = "text_rate", textsOut = "texts_out"
+            case updatedAt = "updated_at"
         }
         init(_ s: SIMRecord) {
             iccid = s.iccid.digits; account = s.accountID; sipHostname = s.sipHostname; username = s.username
             webhookURL = s.webhookURL; linkedNumber = s.linkedNumber; operatorName = s.operatorName
-            callRate = s.callRate.map(money); textRate = s.textRate.map(money); updatedAt = time(s.updatedAt.timeIntervalSince1970)
+            callRate = s.callRate.map(money); textRate = s.textRate.map(money); textsOut = s.textsOut.rawValue; updatedAt = time(s.updatedAt.timeIntervalSince1970)
         }
         func encode(to encoder: any Encoder) throws {
             var c = encoder.container(keyedBy: CodingKeys.self)
             try c.encode(iccid, forKey: .iccid); try c.encode(account, forKey: .account); try c.encode(sipHostname, forKey: .sipHostname)
             try c.encode(username, forKey: .username); try c.encode(webhookURL, forKey: .webhookURL)
             try c.encode(linkedNumber, forKey: .linkedNumber); try c.encode(operatorName, forKey: .operatorName)
-            try c.encode(callRate, forKey: .callRate); try c.encode(textRate, forKey: .textRate); try c.encode(updatedAt, forKey: .updatedAt)
+            try c.encode(callRate, forKey: .callRate); try c.encode(textRate, forKey: .textRate); try c.encode(textsOut, forKey: .textsOut)
+            try c.encode(updatedAt, forKey: .updatedAt)
         }
     }
 

@@ -831,7 +831,7 @@ components:
       examples: ["8944101234567890128"]
     SIM:
       type: object
-      required: [iccid, account, sip_hostname, username, webhook_url, linked_number, operator_name, call_rate, text_rate, updated_at]
+      required: [iccid, account, sip_hostname, username, webhook_url, linked_number, operator_name, call_rate, text_rate, texts_out, updated_at]
       properties:
         iccid: { $ref: "#/components/schemas/ICCID" }
         account: { $ref: "#/components/schemas/AccountID" }
@@ -850,13 +850,17 @@ components:
           oneOf:
             - $ref: "#/components/schemas/Money"
             - type: "null"
+        texts_out:
+          type: string
+          enum: [webhook, linked_number]
+          description: "Where the handset's texts go: POSTed to webhook_url (S11), or sent on to the number dialled through a carrier gateway as from linked_number (S12)."
         updated_at: { type: string, format: date-time }
     Text:
       type: object
       required: [id, direction, iccid, account, peer, state, segments, attempts, received_at]
       properties:
         id: { type: string }
-        direction: { type: string, enum: [from_handset, to_handset] }
+        direction: { type: string, enum: [from_handset, to_handset, to_network] }
         iccid: { $ref: "#/components/schemas/ICCID" }
         account: { type: string }
         peer: { type: string, description: "From the handset, the number it addressed; to the handset, the sender." }
@@ -906,6 +910,10 @@ components:
           oneOf:
             - $ref: "#/components/schemas/Money"
             - type: "null"
+        texts_out:
+          type: [string, "null"]
+          enum: [webhook, linked_number, null]
+          description: "Default webhook; linked_number needs linked_number."
     SIMRegistration:
       type: object
       required: [node, state, last_code, last_reason, registered_until, next_attempt, updated_at]

@@ -467,7 +467,7 @@ struct Handlers: Sendable {
     // MARK: SIMs
 
     static let simFields = ["account", "call_rate", "iccid", "linked_number", "operator_name", "password", "sip_hostname", "text_rate",
-                            "username", "webhook_url"]
+                            "texts_out", "username", "webhook_url"]
 
     /// A path ICCID; 422 naming `iccid` (with the Luhn message) when it is not one.
     func iccid(_ text: String) throws(APIError) -> ICCID {
@@ -556,7 +556,8 @@ struct Handlers: Sendable {
         }
         let record = SIMRecord(iccid: id, accountID: account, sipHostname: hostname, username: username, passwordCiphertext: ciphertext,
                                webhookURL: webhook, linkedNumber: linked, operatorName: operatorName, callRate: callRate,
-                               textRate: textRate)
+                               textRate: textRate,
+                               textsOut: FieldParser.isNull(b["texts_out"]) ? .webhook : try FieldParser.textsOut(b["texts_out"], "texts_out"))
         let outcome = try await store.upsertSIM(record, ownedBy: caller.accountID)
         guard let saved = try await store.sim(iccid: id) else { throw APIError.notFound("iccid", "SIM \(id) does not exist") }
         return try JSONOut.response(Out.SIM(saved), status: outcome == .created ? .created : .ok)

@@ -3,8 +3,8 @@
 as the README tells a receiver to, answers 503 to the first --fail-first
 requests on purpose, and appends each request it accepts to --out as one JSON
 line: {"ok": signature valid, "body": the JSON body}. Loopback only."""
-import argparse, hashlib, hmac, json, time
-from http.server import BaseHTTPRequestHandler, HTTPServer
+import argparse, hashlib, hmac, json, threading, time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 p = argparse.ArgumentParser()
 p.add_argument("--port", type=int, required=True)
@@ -13,6 +13,7 @@ p.add_argument("--fail-first", type=int, default=0)
 p.add_argument("--out", required=True)
 args = p.parse_args()
 state = {"seen": 0}
+lock = threading.Lock()  # requests are served on threads (bench/texts.sh sends many at once)
 
 
 def verify(header, body):
@@ -25,21 +26,28 @@ def verify(header, body):
 
 
 class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive, as a real receiver would
+
+    def answer(self, code):
+        self.send_response(code)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
     def do_POST(self):
         body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-        state["seen"] += 1
-        if state["seen"] <= args.fail_first:
-            self.send_response(503)
-            self.end_headers()
+        with lock:
+            state["seen"] += 1
+            fail = state["seen"] <= args.fail_first
+        if fail:
+            self.answer(503)
             return
         ok = verify(self.headers.get("X-Switchboard-Signature", ""), body)
-        with open(args.out, "a") as f:
+        with lock, open(args.out, "a") as f:
             f.write(json.dumps({"ok": ok, "body": json.loads(body)}) + "\n")
-        self.send_response(200 if ok else 401)
-        self.end_headers()
+        self.answer(200 if ok else 401)
 
     def log_message(self, *a):
         pass
 
 
-HTTPServer(("127.0.0.1", args.port), Handler).serve_forever()
+ThreadingHTTPServer(("127.0.0.1", args.port), Handler).serve_forever()

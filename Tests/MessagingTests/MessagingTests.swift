@@ -1,6 +1,6 @@
 import Crypto
 import Foundation
-import Messaging
+@testable import Messaging
 import Testing
 
 @Suite("Text segments (TS 23.038/23.040)")
@@ -104,5 +104,18 @@ struct TextGatewayRuleTests {
         #expect(TextGateway.outcome(ofFinalCode: 200) == .delivered && TextGateway.outcome(ofFinalCode: 202) == .delivered)
         for code in [408, 480, 500, 503, 504] { #expect(TextGateway.outcome(ofFinalCode: code) == .retry, "\(code)") }
         for code in [403, 404, 415, 488, 501, 603] { #expect(TextGateway.outcome(ofFinalCode: code) == .failed, "\(code)") }
+    }
+}
+
+@Suite("Webhook body time")
+struct WebhookTimeTests {
+    /// The hand-made RFC 3339 time agrees with Foundation's formatter.
+    @Test func webhookTimesAreRFC3339UTCWithMilliseconds() {
+        let f = ISO8601DateFormatter()
+        f.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        for t in [0.0, 1_795_932_486.733, 1_795_932_486.005, 1_709_294_400.0, 951_782_400.999, 4_102_444_799.5] {
+            #expect(TextService.rfc3339(t) == f.string(from: Date(timeIntervalSince1970: t)), "\(t)")
+        }
+        #expect(TextService.rfc3339(1_795_932_486.733) == "2026-11-29T06:08:06.733Z")
     }
 }

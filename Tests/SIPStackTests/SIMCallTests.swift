@@ -33,7 +33,7 @@ struct SIMCallTests {
         let emergencyPort: Int
         let httpPort: Int
 
-        init(backend: StoreBackend = .sqlite, webhookURL: String? = nil, simExtras: String = "") async throws {
+        init(backend: StoreBackend = .sqlite, webhookURL: String? = nil, simExtras: String = "", configExtras: String = "") async throws {
             pbxPort = freePort()
             emergencyPort = freePort()
             kamailio = try await KamailioRegistrar(users: [(SIMCallTests.simUser, SIMCallTests.simPassword)],
@@ -62,6 +62,7 @@ struct SIMCallTests {
                 sims:
                   password_key: "\(Data(repeating: 7, count: 32).base64EncodedString())"
                   registration: { expires: 120, reload_seconds: 1 }
+                \(configExtras)
                 """.write(toFile: config, atomically: true, encoding: .utf8)
             let sims = NSTemporaryDirectory() + "simcalls-\(UUID().uuidString).yaml"
             try """

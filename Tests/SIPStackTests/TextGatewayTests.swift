@@ -116,4 +116,54 @@ extension SIMCallTests {
         #expect(cdrs.contains { $0.callID == lostID && $0.finalStatus == 404 && $0.cost == 0 && $0.to == stranger })
         await setup.stop()
     }
+
+    /// S12: a text from the network to the customer's number (a MESSAGE from a
+    /// carrier gateway) reaches the SIM linked to it; a stranger's is refused;
+    /// a text from the handset goes out through the carrier as from the number.
+    @Test func textsToAndFromTheLinkedNumber() async throws {
+        let carrierPort = freePort()
+        let setup = try await Setup(simExtras: #", text_rate: "0.04", linked_number: "447700900123", texts_out: linked_number"#,
+                                    configExtras: #"gateways: [{ name: carrier, address: "127.0.0.1:\#(carrierPort)", prefixes: ["44"] }]"#)
+        defer { setup.serve.kill() }
+        #expect(try await waitUntilAnswersOptions(port: setup.switchPort, host: "127.0.0.2"))
+        let carrier = try ExternalProcess("sipp", ["-sf", fixture("sipp/carrier_texts_number.xml"), "-i", "127.0.0.1", "-p", "\(carrierPort)",
+                                                   "-m", "1", "-s", "+447700900123", "127.0.0.2:\(setup.switchPort)",
+                                                   "-nostdin", "-timeout", "20s", "-timeout_error"])
+        let (ok, output) = await Self.finished(carrier)
+        #expect(ok, "the switch did not take the carrier's text with 202: \(output)")
+        var got: [TextRecord] = []
+        #expect(await eventually(timeout: .seconds(10)) {
+            got = ((try? await setup.simulator.textList(handset: Self.iccid)) ?? []).filter { $0.direction == .received }
+            return !got.isEmpty
+        })
+        #expect(got.map { $0.text.trimmingCharacters(in: .newlines) } == ["from the network to your number"], "\(got)")  // SIPp ends its body with CRLF
+        #expect(got.first?.peer == "+441632960001", "\(got)")
+
+        let stranger = try ExternalProcess("sipp", ["-sf", fixture("sipp/stranger_texts_number.xml"), "-i", "127.0.0.5", "-p", "\(freePort())",
+                                                    "-m", "1", "-s", "447700900123", "127.0.0.2:\(setup.switchPort)",
+                                                    "-nostdin", "-timeout", "20s", "-timeout_error"])
+        let (refused, strangerOutput) = await Self.finished(stranger)
+        #expect(refused, "a stranger's text to the linked number was not refused with 403: \(strangerOutput)")
+        try await Task.sleep(for: .seconds(1))
+        #expect(try await setup.simulator.textList(handset: Self.iccid).filter { $0.direction == .received }.count == 1)
+
+        // The handset texts a number: out through the carrier gateway, from the linked number.
+        let gateway = try ExternalProcess("sipp", ["-sf", fixture("sipp/carrier_receives_text.xml"), "-i", "127.0.0.1", "-p", "\(carrierPort)",
+                                                   "-m", "1", "-nostdin", "-timeout", "20s", "-timeout_error"] + tolerateRetransmissions)
+        try await Task.sleep(for: .milliseconds(300))
+        let sent = try await setup.simulator.sendText(from: Self.iccid, to: "+441632960001", text: "out through the carrier")
+        #expect(sent.statusCode == 202, "\(sent)")
+        let (taken, gatewayOutput) = await Self.finished(gateway)
+        #expect(taken, "the carrier did not get the text from the linked number: \(gatewayOutput)")
+
+        // Each charged when it is delivered (the outgoing one: once the carrier took it).
+        var cdrs: [CDR] = []
+        #expect(await eventually(timeout: .seconds(10)) {
+            cdrs = ((try? await setup.cdrs()) ?? []).filter { $0.callType == "text" }
+            return cdrs.count == 2
+        }, "\(cdrs)")
+        #expect(cdrs.contains { $0.from == "+441632960001" && $0.to == Self.iccid && $0.cost == parseMoney("0.04") && $0.finalStatus == 200 }, "\(cdrs)")
+        #expect(cdrs.contains { $0.from == Self.iccid && $0.to == "441632960001" && $0.cost == parseMoney("0.04") && $0.finalStatus == 202 }, "\(cdrs)")
+        await setup.stop()
+    }
 }

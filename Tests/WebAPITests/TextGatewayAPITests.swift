@@ -182,4 +182,26 @@ extension WebAPITests {
             #expect(r.status == 503 && r.errorField == "to" && r.errorMessage?.contains("mobile_core") == true, "\(r.text)")
         }
     }
+
+    /// A SIM's text settings: `text_rate` is the operator's, `texts_out`
+    /// "linked_number" needs a linked number; both are shown.
+    @Test(arguments: StoreBackend.allCases)
+    func simTextSettings(backend: StoreBackend) async throws {
+        try await withAPI(backend) { client, keys, _ in
+            let base = #""account": "920700", "sip_hostname": "pbx.acme.example", "username": "u1", "password": "pw""#
+            let created = try await client.call(.put, "/api/v1/sims/\(simAcme)", key: keys.operatorKey,
+                                                body: "{\(base), \"text_rate\": \"0.04\", \"linked_number\": \"+447700900123\", \"texts_out\": \"linked_number\"}")
+            #expect(created.status == 201 && created.json["text_rate"] as? String == "0.04" && created.json["texts_out"] as? String == "linked_number",
+                    "\(created.text)")
+            let cheaper = try await client.call(.put, "/api/v1/sims/\(simAcme)", key: keys.acme,
+                                                body: "{\(base), \"text_rate\": \"0.01\", \"linked_number\": \"+447700900123\"}")
+            #expect(cheaper.status == 403 && cheaper.errorField == "text_rate", "\(cheaper.text)")
+            let noNumber = try await client.call(.put, "/api/v1/sims/\(simAcme)", key: keys.operatorKey, body: "{\(base), \"texts_out\": \"linked_number\"}")
+            #expect(noNumber.status == 422 && noNumber.errorField == "texts_out", "\(noNumber.text)")
+            let bad = try await client.call(.put, "/api/v1/sims/\(simAcme)", key: keys.operatorKey, body: "{\(base), \"texts_out\": \"email\"}")
+            #expect(bad.status == 422 && bad.errorField == "texts_out")
+            let plain = try await client.call(.put, "/api/v1/sims/\(simAcme)", key: keys.operatorKey, body: "{\(base)}")
+            #expect(plain.status == 200 && plain.json["texts_out"] as? String == "webhook" && plain.json["text_rate"] is NSNull, "\(plain.text)")
+        }
+    }
 }
