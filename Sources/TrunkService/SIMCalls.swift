@@ -34,6 +34,8 @@ enum SIMCallDirection: Sendable, Equatable {
     case fromHandset
     /// From the customer's server to a SIM's registered Contact (S3).
     case toHandset(SIMCallProfile)
+    /// From a carrier gateway to the customer's number linked to a SIM (S12).
+    case toLinkedNumber(SIMCallProfile)
 }
 
 /// SIP2SIM calls (SPEC.md S3–S8). They share the trunk calls' machinery —
@@ -58,6 +60,7 @@ extension TrunkCallService {
         do {
             let profiles = try await simSource()
             sims = Dictionary(profiles.map { ($0.iccid, $0) }, uniquingKeysWith: { a, _ in a })
+            simsByLinkedNumber = Dictionary(profiles.compactMap { p in p.linkedNumber.map { ($0, p) } }, uniquingKeysWith: { a, b in a.iccid < b.iccid ? a : b })
         } catch {
             logger.error("could not reload SIMs from the store; keeping the last copy", metadata: ["error": "\(error)"])
         }
@@ -68,6 +71,12 @@ extension TrunkCallService {
     func simDirection(of request: SIPServerRequest) -> SIMCallDirection? {
         guard simSource != nil else { return nil }
         if let ip = request.source.ipAddress, mobileCoreSources.contains(ip) { return .fromHandset }
+        // S12: the network calls the customer's number; the carrier gateways are trusted by address, as for texts.
+        if let ip = request.source.ipAddress, gatewayAddresses.values.contains(where: { $0.address.ipAddress == ip }),
+           let user = request.message.parsedRequestURI?.decodedUser,
+           let sim = simsByLinkedNumber[user.hasPrefix("+") ? String(user.dropFirst()) : user] {
+            return .toLinkedNumber(sim)
+        }
         if let user = request.message.parsedRequestURI?.user, user.count >= 19, let sim = sims[user] { return .toHandset(sim) }
         return nil
     }
@@ -76,6 +85,7 @@ extension TrunkCallService {
         switch direction {
         case .fromHandset: await callFromHandset(request)
         case .toHandset(let sim): await callToHandset(request, sim: sim)
+        case .toLinkedNumber(let sim): await callToHandset(request, sim: sim, fromCarrier: true)
         }
     }
 
@@ -134,13 +144,16 @@ extension TrunkCallService {
 
     // MARK: To the handset (S3)
 
-    func callToHandset(_ request: SIPServerRequest, sim: SIMCallProfile) async {
+    /// `fromCarrier`: a call to the SIM's linked number from a carrier gateway
+    /// (S12), already trusted by its address; otherwise the call must come
+    /// from the SIM's own customer server.
+    func callToHandset(_ request: SIPServerRequest, sim: SIMCallProfile, fromCarrier: Bool = false) async {
         let invite = request.message
         let now = Date().timeIntervalSince1970
         let cli = Self.number(Self.callerNumber(invite))
         // Only the SIM's own server may ring it: a stranger knowing an ICCID must not.
-        let allowed = (try? await customerDestinations(sim.hostname))?.compactMap(\.address.ipAddress) ?? []
-        guard let source = request.source.ipAddress, allowed.contains(source) else {
+        let allowed = fromCarrier ? [] : (try? await customerDestinations(sim.hostname))?.compactMap(\.address.ipAddress) ?? []
+        guard fromCarrier || request.source.ipAddress.map(allowed.contains) == true else {
             logger.notice("call to a SIM from outside its customer's server refused",
                           metadata: ["iccid": "\(sim.iccid)", "source": "\(request.source)", "server": "\(sim.hostname)"])
             await refuseSIMCall(request, 403, "Forbidden (calls to this SIM come from its SIP server only)", sim: sim, from: cli, to: sim.iccid, now: now)

@@ -45,6 +45,8 @@ public actor TrunkCallService {
     // SIP2SIM calls (SIMCalls.swift).
     var simSource: (@Sendable () async throws -> [SIMCallProfile])?
     var sims: [String: SIMCallProfile] = [:]
+    /// The same SIMs by linked number (S12: calls to the customer's number).
+    var simsByLinkedNumber: [String: SIMCallProfile] = [:]
     var mobileCoreSources: Set<String> = []
     var mobileCoreDestination: SIPDestination?
     var customerServers: [String: (destinations: [SIPDestination], until: Double)] = [:]

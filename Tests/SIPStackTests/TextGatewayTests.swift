@@ -119,8 +119,9 @@ extension SIMCallTests {
 
     /// S12: a text from the network to the customer's number (a MESSAGE from a
     /// carrier gateway) reaches the SIM linked to it; a stranger's is refused;
-    /// a text from the handset goes out through the carrier as from the number.
-    @Test func textsToAndFromTheLinkedNumber() async throws {
+    /// a text from the handset goes out through the carrier as from the
+    /// number; a call to the number rings the SIM.
+    @Test func linkedNumberTextsAndCallsReachTheSIM() async throws {
         let carrierPort = freePort()
         let setup = try await Setup(simExtras: #", text_rate: "0.04", linked_number: "447700900123", texts_out: linked_number"#,
                                     configExtras: #"gateways: [{ name: carrier, address: "127.0.0.1:\#(carrierPort)", prefixes: ["44"] }]"#)
@@ -164,6 +165,13 @@ extension SIMCallTests {
         }, "\(cdrs)")
         #expect(cdrs.contains { $0.from == "+441632960001" && $0.to == Self.iccid && $0.cost == parseMoney("0.04") && $0.finalStatus == 200 }, "\(cdrs)")
         #expect(cdrs.contains { $0.from == Self.iccid && $0.to == "441632960001" && $0.cost == parseMoney("0.04") && $0.finalStatus == 202 }, "\(cdrs)")
+
+        // A call from the carrier to the number rings the SIM's handset, which answers.
+        let call = try Self.sipp("customer_calls_sim.xml", ["-s", "+447700900123", "127.0.0.2:\(setup.switchPort)"], port: carrierPort)
+        let (callOK, callOutput) = await Self.finished(call)
+        #expect(callOK, "the carrier's call to the linked number: \(callOutput)")
+        let inbound = try await setup.simulator.callList(handset: Self.iccid).first { $0.direction == .mobileTerminated }
+        #expect(inbound?.fromUser == "+447700900999" && inbound?.answeredAt != nil, "\(String(describing: inbound))")
         await setup.stop()
     }
 }
