@@ -42,6 +42,25 @@ public struct StoredText: Sendable, Equatable {
     }
 }
 
+/// Which texts to list (S10, S11: queued, delivered and failed texts are visible in the API).
+public struct TextQuery: Sendable {
+    public var accountID: String?
+    public var iccid: String?
+    public var direction: StoredText.Direction?
+    public var state: StoredText.State?
+    /// Received at or after.
+    public var from: Double?
+    /// Received before.
+    public var to: Double?
+    public var limit: Int
+
+    public init(accountID: String? = nil, iccid: String? = nil, direction: StoredText.Direction? = nil, state: StoredText.State? = nil,
+                from: Double? = nil, to: Double? = nil, limit: Int = 100) {
+        self.accountID = accountID; self.iccid = iccid; self.direction = direction; self.state = state
+        self.from = from; self.to = to; self.limit = limit
+    }
+}
+
 extension Store {
     static let textColumns = """
         id, direction, iccid, account_id, peer, body, segments, received_at, state, attempts, next_attempt_at, last_error, delivered_at, sip_code
@@ -70,6 +89,20 @@ extension Store {
     public func text(id: String) async throws -> StoredText? {
         try await run { try await $0.raw("SELECT \(unsafeRaw: Self.textColumns) FROM texts WHERE id = \(bind: id)").first() }
             .map(Self.storedText)
+    }
+
+    /// Texts matching `q`, oldest first.
+    public func texts(_ q: TextQuery) async throws -> [StoredText] {
+        var sql = SQLQueryString("SELECT \(Self.textColumns) FROM texts WHERE 1 = 1")
+        if let a = q.accountID { sql.appendLiteral(" AND account_id = "); sql.appendInterpolation(bind: a) }
+        if let i = q.iccid { sql.appendLiteral(" AND iccid = "); sql.appendInterpolation(bind: i) }
+        if let d = q.direction { sql.appendLiteral(" AND direction = "); sql.appendInterpolation(bind: d.rawValue) }
+        if let s = q.state { sql.appendLiteral(" AND state = "); sql.appendInterpolation(bind: s.rawValue) }
+        if let f = q.from { sql.appendLiteral(" AND received_at >= "); sql.appendInterpolation(bind: f) }
+        if let t = q.to { sql.appendLiteral(" AND received_at < "); sql.appendInterpolation(bind: t) }
+        sql.appendLiteral(" ORDER BY seq LIMIT \(max(1, min(q.limit, 1000)))")
+        let query = sql
+        return try await run { try await $0.raw(query).all() }.map(Self.storedText)
     }
 
     /// Queued texts whose next attempt is due, at most one per SIM: the

@@ -222,6 +222,8 @@ enum Out {
         var registrations: [SIMRegistration]
     }
 
+    struct Texts: Encodable { var texts: [Text] }
+
     struct Text: Encodable {
         var id, direction, iccid, account, peer, state: String
         var segments, attempts: Int

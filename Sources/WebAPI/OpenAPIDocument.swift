@@ -490,6 +490,49 @@ paths:
         "404": { $ref: "#/components/responses/NotFound" }
         "422": { $ref: "#/components/responses/Invalid" }
   /api/v1/texts:
+    get:
+      tags: [texts]
+      operationId: listTexts
+      summary: Texts (without their bodies), oldest first; e.g. state=failed for those that could not be delivered. An account key sees only its own.
+      parameters:
+        - name: account
+          in: query
+          schema: { $ref: "#/components/schemas/AccountID" }
+        - name: iccid
+          in: query
+          schema: { $ref: "#/components/schemas/ICCID" }
+        - name: direction
+          in: query
+          schema: { type: string, enum: [from_handset, to_handset, to_network] }
+        - name: state
+          in: query
+          schema: { type: string, enum: [queued, delivered, failed] }
+        - name: from
+          in: query
+          description: Texts received at or after this time; Unix seconds or RFC 3339.
+          schema: { $ref: "#/components/schemas/TimeParameter" }
+        - name: to
+          in: query
+          description: Texts received before this time.
+          schema: { $ref: "#/components/schemas/TimeParameter" }
+        - name: limit
+          in: query
+          schema: { type: integer, minimum: 1, maximum: 1000, default: 100 }
+      responses:
+        "200":
+          description: The matching texts.
+          content:
+            application/json:
+              schema:
+                type: object
+                required: [texts]
+                properties:
+                  texts:
+                    type: array
+                    items: { $ref: "#/components/schemas/Text" }
+        "401": { $ref: "#/components/responses/Unauthorized" }
+        "403": { $ref: "#/components/responses/Forbidden" }
+        "422": { $ref: "#/components/responses/Invalid" }
     post:
       tags: [texts]
       operationId: sendText

@@ -69,6 +69,7 @@ public struct WebAPIServer: Sendable {
         (.put, "/api/v1/sims/{iccid}"),
         (.delete, "/api/v1/sims/{iccid}"),
         (.get, "/api/v1/sims/{iccid}/registration"),
+        (.get, "/api/v1/texts"),
         (.post, "/api/v1/texts"),
         (.get, "/api/v1/texts/{id}"),
     ]
@@ -238,6 +239,8 @@ struct Handlers: Sendable {
         case (.delete, "/api/v1/sims/{iccid}"): return try await deleteSIM(try param("iccid"), caller)
         case (.get, "/api/v1/sims/{iccid}/registration"): return try await simRegistration(try param("iccid"), caller)
         case (.get, "/api/v1/texts/{id}"): return try await getText(try param("id"), caller)
+        case (.get, "/api/v1/texts"):
+            return try await listTexts(request.uri.queryParameters.map { (String($0.key), String($0.value)) }, caller)
         default: throw HTTPError(.notFound)
         }
     }
@@ -587,6 +590,46 @@ struct Handlers: Sendable {
         guard let text = try await store.text(id: id) else { throw APIError.notFound("id", "text \(id) does not exist") }
         try caller.mayAccess(account: text.accountID, field: "id")
         return try JSONOut.response(Out.Text(text))
+    }
+
+    static let textParameters = ["account", "iccid", "direction", "state", "from", "to", "limit"]
+
+    /// Texts, oldest first (S10, S11: e.g. `?state=failed` for what could not be delivered).
+    func listTexts(_ query: [(String, String)], _ caller: Caller) async throws -> Response {
+        var q = TextQuery()
+        var seen = Set<String>()
+        for (key, value) in query {
+            guard Self.textParameters.contains(key) else {
+                throw APIError.invalid(String(key.prefix(64)), "unknown query parameter (known: \(Self.textParameters.joined(separator: ", ")))")
+            }
+            guard seen.insert(key).inserted else { throw APIError.invalid(key, "is given more than once") }
+            guard !value.isEmpty else { throw APIError.invalid(key, "is empty") }
+            switch key {
+            case "account": q.accountID = try FieldParser.accountID(value, "account")
+            case "iccid": q.iccid = try iccid(value).digits
+            case "direction":
+                guard let d = StoredText.Direction(rawValue: value) else {
+                    throw APIError.invalid("direction", "must be from_handset, to_handset or to_network, got '\(value.prefix(32))'")
+                }
+                q.direction = d
+            case "state":
+                guard let s = StoredText.State(rawValue: value) else {
+                    throw APIError.invalid("state", "must be queued, delivered or failed, got '\(value.prefix(32))'")
+                }
+                q.state = s
+            case "from": q.from = try Self.time(value, "from")
+            case "to": q.to = try Self.time(value, "to")
+            default:  // limit
+                guard let n = Int(value), (1...1000).contains(n) else { throw APIError.invalid("limit", "must be a whole number 1…1000, got '\(value.prefix(32))'") }
+                q.limit = n
+            }
+        }
+        if let f = q.from, let t = q.to, t <= f { throw APIError.invalid("to", "must be after from") }
+        if let own = caller.accountID {
+            if let a = q.accountID { try caller.mayAccess(account: a, field: "account") }
+            q.accountID = own
+        }
+        return try JSONOut.response(Out.Texts(texts: try await store.texts(q).map(Out.Text.init)))
     }
 
     /// Unix seconds ("1700000000", "1700000000.5") or RFC 3339.

@@ -251,9 +251,25 @@ struct SIMCallTests {
         #expect(bodies.map { $0["text"] as? String ?? "" } == ["first", "second, 5 €", "third ✓"])
         #expect(bodies.allSatisfy { $0["from"] as? String == Self.iccid && $0["to"] as? String == "+447700900123" })
         #expect(Set(bodies.compactMap { $0["id"] as? String }).count == 3)
+        // The receiver goes away and comes back: a text sent meanwhile arrives once it is back.
+        receiver.kill()
+        _ = await receiver.wait(timeout: .seconds(5))
+        let fourth = try await setup.simulator.sendText(from: Self.iccid, to: "+447700900123", text: "fourth")
+        #expect(fourth.statusCode == 202)
+        try await Task.sleep(for: .seconds(2))  // attempts fail meanwhile (connection refused)
+        let back = try ExternalProcess("python3", [fixture("webhook_receiver.py"), "--port", "\(receiverPort)", "--secret", secret, "--out", out])
+        defer { back.kill() }
+        #expect(await eventually(timeout: .seconds(20)) {
+            ((try? String(contentsOfFile: out, encoding: .utf8)) ?? "").split(separator: "\n").count >= 4
+        })
+        try await Task.sleep(for: .seconds(1))
+        let afterReturn = ((try? String(contentsOfFile: out, encoding: .utf8)) ?? "").split(separator: "\n")
+            .compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+        #expect(afterReturn.compactMap { ($0["body"] as? [String: Any])?["text"] as? String } == ["first", "second, 5 €", "third ✓", "fourth"])
+
         // S13: each text from the handset has a CDR charging its segment as it was taken.
         let charged = try await setup.cdrs().filter { $0.callType == "text" }
-        #expect(Set(charged.map(\.callID)) == Set(bodies.compactMap { $0["id"] as? String }), "\(charged)")
+        #expect(Set(charged.map(\.callID)) == Set(afterReturn.compactMap { ($0["body"] as? [String: Any])?["id"] as? String }), "\(charged)")
         #expect(charged.allSatisfy { $0.from == Self.iccid && $0.finalStatus == 202 && $0.segments == 1 && $0.cost == parseMoney("0.05") })
         await setup.stop()
     }
