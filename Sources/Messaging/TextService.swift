@@ -147,9 +147,13 @@ public actor TextService {
             await request.respond(404, reasonPhrase: "Not Found (no SIM is linked to this number)")
             return
         }
+        guard mobileCore != nil else {
+            await request.respond(503, reasonPhrase: "Service Unavailable (no mobile core configured to reach the SIM)")
+            return
+        }
         let pai = m.splitValues(.pAssertedIdentity).first.flatMap { try? SIPNameAddress($0) }?.uri.decodedUser
         let sender = pai ?? m.from?.uri.decodedUser ?? ""
-        let stored = StoredText(id: Self.newTextID(), direction: .toHandset, iccid: sim.iccid.digits, accountID: sim.accountID,
+        let stored = StoredText(id: StoredText.newID(), direction: .toHandset, iccid: sim.iccid.digits, accountID: sim.accountID,
                                 peer: sender, body: text, segments: TextSegments(text).segments, receivedAt: Date().timeIntervalSince1970)
         do {
             let (kept, inserted) = try await store.acceptText(stored, dedupeKey: "net/\(m.callID ?? "")/\(m.cseq?.number ?? 0)")
@@ -164,8 +168,6 @@ public actor TextService {
             await request.respond(500, reasonPhrase: "Server Internal Error (store unavailable)")
         }
     }
-
-    static func newTextID() -> String { "txt_" + UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "") }
 
     /// S11: a handset's text, for the SIM's webhook.
     func fromHandset(_ request: SIPServerRequest) async {
@@ -193,7 +195,7 @@ public actor TextService {
         }
         let to = m.parsedRequestURI?.decodedUser ?? ""
         let now = Date().timeIntervalSince1970
-        var stored = StoredText(id: Self.newTextID(), direction: .fromHandset,
+        var stored = StoredText(id: StoredText.newID(), direction: .fromHandset,
                                 iccid: iccid.digits, accountID: sim.accountID, peer: to, body: text,
                                 segments: TextSegments(text).segments, receivedAt: now)
         // Charged as it is taken (S13): the handset has sent it.
@@ -212,6 +214,10 @@ public actor TextService {
             stored.direction = .toNetwork
             stored.peer = digits
             charge = nil
+        } else if (sim.webhookURL ?? "").isEmpty {
+            // Taking it would only let it fail unseen: the handset is told it was not sent.
+            await request.respond(403, reasonPhrase: "Forbidden (this SIM's texts have nowhere to go: no webhook_url)")
+            return
         }
         let dedupe = "\(m.callID ?? "")/\(m.cseq?.number ?? 0)"
         do {
@@ -288,6 +294,12 @@ public actor TextService {
     /// with back-off. Any other answer: failed with that code.
     func sendToHandset(_ text: StoredText, now: Double) async {
         guard let core = mobileCore else { return }
+        guard await simRecord(text.iccid) != nil else {
+            // Deleted since the text was taken: its ICCID is no longer the customer's to reach.
+            guard (try? await store.claimText(id: text.id, now: now, until: now + 40)) == true else { return }
+            await record(text, attempts: text.attempts + 1, code: nil, outcome: .failed, why: "the SIM was deleted")
+            return
+        }
         await attempt(text, now: now, from: text.peer, to: text.iccid, via: [CarrierRoute(host: core.host, destination: core.destination)],
                       endpoint: core.endpoint)
     }
@@ -310,8 +322,12 @@ public actor TextService {
     /// that answers, and records the outcome.
     func attempt(_ text: StoredText, now: Double, from: String, to: String, via routes: [CarrierRoute], endpoint: SIPEndpoint) async {
         // Claimed for longer than a transaction can last (Timer F, 32 s) times the routes tried.
-        guard let first = routes.first,
-              (try? await store.claimText(id: text.id, now: now, until: now + 40 * Double(min(routes.count, 3)))) == true else { return }
+        guard (try? await store.claimText(id: text.id, now: now, until: now + 40 * Double(max(1, min(routes.count, 3))))) == true else { return }
+        guard let first = routes.first else {
+            // The gateways changed since the text was taken: nothing routes it now.
+            await record(text, attempts: text.attempts + 1, code: nil, outcome: .failed, why: "no carrier gateway routes \(to) now")
+            return
+        }
         let attempts = text.attempts + 1
         var message = SIPMessage(request: .message, uri: "sip:\(Self.uriUser(to))@\(first.host)")
         let localHost = await endpoint.contactHostPort(for: first.destination) ?? "switchboard.invalid"

@@ -522,7 +522,8 @@ public final class Store: Sendable {
                 UPDATE accounts SET balance_micros = balance_micros - \(bind: MoneyColumn.micros(cdr.cost)) WHERE id = \(bind: cdr.accountID)
                 """).run()
         }
-        try await db.raw("DELETE FROM live_calls WHERE call_id = \(bind: cdr.callID)").run()
+        // A call was live until now; a text never is.
+        if cdr.segments == nil { try await db.raw("DELETE FROM live_calls WHERE call_id = \(bind: cdr.callID)").run() }
         return true
     }
 

@@ -29,6 +29,9 @@ public struct StoredText: Sendable, Equatable {
     public var nextAttemptAt: Double?
     public var lastError: String?
     public var deliveredAt: Double?
+    /// A new text id: `txt_` and 32 hex digits (a random UUID).
+    public static func newID() -> String { "txt_" + UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "") }
+
     /// To a handset: the mobile core's final SIP code for the last attempt.
     public var sipCode: Int?
 

@@ -130,13 +130,17 @@ extension Handlers {
                            "account \(account.id)'s balance and credit do not cover this text (\(segments.segments) segments, \(charge) \(account.currency))")
         }
         let now = Date().timeIntervalSince1970
-        let id = "txt_" + UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "")
+        let id = StoredText.newID()
         let text = StoredText(id: id, direction: .toHandset, iccid: iccid.digits, accountID: sim.accountID, peer: sender,
                               body: fields["text"] ?? "", segments: segments.segments, receivedAt: now)
         // A client that retries with the same Idempotency-Key gets the same text, not a second one.
         let key = Self.idempotencyKey.flatMap { request.headers[$0] }.map { "api/\(sim.accountID)/\($0.prefix(200))" } ?? "api/\(id)"
         let (kept, inserted) = try await store.acceptText(text, dedupeKey: key)
-        if inserted { texts.accepted() }
+        if inserted {
+            texts.accepted()
+        } else if kept.iccid != text.iccid || kept.body != text.body || kept.peer != text.peer {
+            throw APIError.invalid("Idempotency-Key", "was used for a different text (\(kept.id)); use a new key for a new text")
+        }
         var response = try JSONOut.response(Out.Text(kept), status: .accepted)
         response.headers[.location] = "/api/v1/texts/\(kept.id)"
         return response

@@ -94,6 +94,10 @@ extension SIMCallTests {
         #expect(all.map(\.text) == ["Your code is 4711", "second", "third: 5 € ✓"], "\(all)")
         #expect(all.map(\.peer) == ["447700900123", "Acme", "447700900123"])
 
+        // This SIM has no webhook_url: its handset's texts are refused (403), not taken to fail unseen.
+        let nowhere = try await setup.simulator.sendText(from: handset, to: "+447700900123", text: "to nowhere")
+        #expect(nowhere.statusCode == 403, "\(nowhere)")
+
         // A SIM the mobile core does not know: the text fails with the core's 404.
         let operatorKey = try await Self.apiKey(setup, account: nil)
         let stranger = "89441012345678901237"

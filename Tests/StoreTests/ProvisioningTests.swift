@@ -189,6 +189,8 @@ let simYAML = """
         linked_number: "+447700900123"
         operator_name: Acme Mobile
         call_rate: "0.015"
+        text_rate: "0.04"
+        texts_out: linked_number
       - { iccid: 89441012345678901237, account: "920701", sip_hostname: "192.0.2.10:5080", username: sim1237, password: p }
     """
 
@@ -208,11 +210,12 @@ extension StoreTests {
         let sim = try #require(try await store.sim(iccid: try iccid(TestICCID.a)))
         #expect(sim.accountID == "920700" && sim.sipHostname == "pbx.acme.example" && sim.username == "sim0128")
         #expect(sim.webhookURL == "https://acme.example/texts" && sim.linkedNumber == "447700900123" && sim.operatorName == "Acme Mobile")
-        #expect(sim.callRate == m("0.015"))
+        #expect(sim.callRate == m("0.015") && sim.textRate == m("0.04") && sim.textsOut == .linkedNumber)
         #expect(!sim.passwordCiphertext.contains("first secret"))
         #expect(try testCipher.decrypt(sim.passwordCiphertext, iccid: sim.iccid) == "first secret")
         let other = try #require(try await store.sim(iccid: try iccid(TestICCID.c)))  // a bare YAML number that fits exactly
         #expect(other.callRate == nil && other.webhookURL == nil && other.sipHostname == "192.0.2.10:5080")
+        #expect(other.textRate == nil && other.textsOut == .webhook)
 
         // A new password, or a new host: an update; the other SIM stays unchanged.
         let changed = try ProvisioningFile(yaml: simYAML.replacingOccurrences(of: "first secret", with: "second secret"))
@@ -276,6 +279,9 @@ extension StoreTests {
         #expect(error("\(id), \(ok), call_rate: 0.01") == ProvisioningError("sims[0].call_rate", "write amounts as strings, e.g. \"0.0125\""))
         #expect(error("\(id), \(ok), call_rate: \"0.0000001\"") == ProvisioningError("sims[0].call_rate", "'0.0000001' has more than 6 decimal places"))
         #expect(error("\(id), \(ok), colour: red")?.key == "sims[0].colour")
+        #expect(error("\(id), \(ok), texts_out: email") == ProvisioningError(
+            "sims[0].texts_out", "'email' is not where texts can go: \"webhook\" or \"linked_number\""))
+        #expect(error("\(id), \(ok), text_rate: \"-1\"")?.key == "sims[0].text_rate")
         #expect(error("\(id), \(ok) }\n  - { \(id), \(ok)") == ProvisioningError("sims[1].iccid", "SIM 8944101234567890128 appears twice"))
         // The password is never echoed in an error.
         let control = error("\(id), account: \"1\", sip_hostname: h.example, username: u1, password: \"top\\tsecret\"")

@@ -87,6 +87,9 @@ extension WebAPITests {
             let again = try await client.postText(Array(#"{"to": "\#(simAcme)", "text": "once"}"#.utf8), authorization: "Bearer \(keys.acme)",
                                                   extra: headers)
             #expect(first.status == 202 && again.status == 202 && first.json["id"] as? String == again.json["id"] as? String)
+            let reused = try await client.postText(Array(#"{"to": "\#(simAcme)", "text": "twice?"}"#.utf8), authorization: "Bearer \(keys.acme)",
+                                                   extra: headers)
+            #expect(reused.status == 422 && reused.errorField == "Idempotency-Key", "\(reused.text)")
 
             // An operator may text any SIM; one without a linked number needs a sender.
             let noSender = try await client.postText(json: #"{"to": "\#(simOther)", "text": "hi"}"#, key: keys.operatorKey)
