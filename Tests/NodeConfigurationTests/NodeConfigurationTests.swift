@@ -47,6 +47,26 @@ import Testing
         }
     }
 
+    @Test func textSettingsLoadAndBadValuesNameTheKey() throws {
+        let path = NSTemporaryDirectory() + "texts-\(UUID().uuidString).yaml"
+        try "texts: { retry_first_seconds: 1, retry_max_seconds: 60, give_up_hours: 2, max_segments: 3 }\n"
+            .write(toFile: path, atomically: true, encoding: .utf8)
+        let c = try NodeConfiguration.load(path: path, environment: [:])
+        #expect(c.textRetryFirstSeconds == 1 && c.textRetryMaxSeconds == 60 && c.textGiveUpSeconds == 7_200 && c.textMaxSegments == 3)
+        #expect(NodeConfiguration.defaults.textMaxSegments == 6)
+        for (yaml, key) in [
+            ("texts: { max_segments: 11 }\n", "texts.max_segments"),
+            ("texts: { max_segments: two }\n", "texts.max_segments"),
+            ("texts: { retry_first_seconds: 10, retry_max_seconds: 5 }\n", "texts.retry_max_seconds"),
+            ("texts: { give_up_days: 1 }\n", "texts.give_up_days"),
+        ] {
+            try yaml.write(toFile: path, atomically: true, encoding: .utf8)
+            do { _ = try NodeConfiguration.load(path: path, environment: [:]); Issue.record("\(yaml) loaded") } catch {
+                #expect(error.key == key, "\(error)")
+            }
+        }
+    }
+
     @Test func mobileCoreAndNetworkCodesLoadAndBadValuesNameTheKey() throws {
         var c = NodeConfiguration.defaults
         #expect(c.mobileCore == nil && c.networkServiceCodes.contains("06"))
