@@ -133,11 +133,13 @@ extension Store {
     }
 
     /// The text reached its destination; `charge` (its CDR) is written with it.
+    /// Its body is erased: a text is kept until delivered, not after (texts
+    /// carry one-time codes and private words; the CDR and state remain).
     public func markTextDelivered(id: String, at: Double, attempts: Int, sipCode: Int? = nil, charge: CDR? = nil) async throws {
         try await transaction { db in
             try await db.raw("""
                 UPDATE texts SET state = 'delivered', delivered_at = \(bind: at), attempts = \(bind: attempts), last_error = NULL,
-                    sip_code = \(bind: sipCode)
+                    sip_code = \(bind: sipCode), body = ''
                 WHERE id = \(bind: id)
                 """).run()
             if let charge { _ = try await Self.insertCDR(charge, in: db) }
@@ -145,7 +147,7 @@ extension Store {
     }
 
     /// A failed attempt: try again at `nextAttemptAt`, or give up (nil), then
-    /// writing `charge` (the failed text's CDR) with it.
+    /// writing `charge` (the failed text's CDR) with it and erasing the body.
     public func markTextAttemptFailed(id: String, attempts: Int, error: String, nextAttemptAt: Double?, sipCode: Int? = nil,
                                       charge: CDR? = nil) async throws {
         try await transaction { db in
@@ -157,7 +159,8 @@ extension Store {
                     """).run()
             } else {
                 try await db.raw("""
-                    UPDATE texts SET state = 'failed', attempts = \(bind: attempts), last_error = \(bind: error), sip_code = \(bind: sipCode)
+                    UPDATE texts SET state = 'failed', attempts = \(bind: attempts), last_error = \(bind: error), sip_code = \(bind: sipCode),
+                        body = ''
                     WHERE id = \(bind: id)
                     """).run()
                 if let charge { _ = try await Self.insertCDR(charge, in: db) }

@@ -138,7 +138,8 @@ extension Handlers {
         let (kept, inserted) = try await store.acceptText(text, dedupeKey: key)
         if inserted {
             texts.accepted()
-        } else if kept.iccid != text.iccid || kept.body != text.body || kept.peer != text.peer {
+        } else if kept.iccid != text.iccid || kept.peer != text.peer || (kept.state == .queued && kept.body != text.body) {
+            // (Once delivered or failed a text's body is erased, so only its SIM and sender can be compared.)
             throw APIError.invalid("Idempotency-Key", "was used for a different text (\(kept.id)); use a new key for a new text")
         }
         var response = try JSONOut.response(Out.Text(kept), status: .accepted)

@@ -43,6 +43,9 @@ struct TextOutboxTests {
         #expect(t1.state == .delivered && t1.attempts == 2 && t1.deliveredAt == 203 && t1.lastError == nil)
         let t3 = try #require(try await store.text(id: "t3"))
         #expect(t3.state == .failed && t3.lastError == "gone")
+        // Kept until delivered, not after: a final text's body is erased; a queued one keeps it.
+        #expect(t1.body.isEmpty && t3.body.isEmpty)
+        #expect(try await store.text(id: "t2")?.body == "text t2")
         #expect(try await store.dueTexts(.fromHandset, now: 300).map(\.id) == ["t2"])
 
         // The webhook secret is made once and kept.
