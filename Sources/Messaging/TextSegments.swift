@@ -26,7 +26,7 @@ public struct TextSegments: Sendable, Equatable {
         } else {
             encoding = .ucs2
             units = text.utf16.count
-            segments = units <= 70 ? 1 : (units + 66) / 67
+            segments = units <= 70 ? 1 : Self.ucs2Parts(text)
         }
         if units == 0 { segments = 0 }
     }
@@ -39,6 +39,18 @@ public struct TextSegments: Sendable, Equatable {
         for scalar in text.unicodeScalars {
             let width = extended.contains(scalar) ? 2 : 1
             if used + width > each { parts += 1; used = 0 }
+            used += width
+        }
+        return parts
+    }
+
+    /// UCS-2 parts of 67 units, a surrogate pair (an emoji) never split
+    /// across two parts, which can add a part.
+    static func ucs2Parts(_ text: String) -> Int {
+        var parts = 1, used = 0
+        for scalar in text.unicodeScalars {
+            let width = scalar.utf16.count
+            if used + width > 67 { parts += 1; used = 0 }
             used += width
         }
         return parts

@@ -28,6 +28,9 @@ struct TextSegmentsTests {
         #expect(TextSegments(String(repeating: "ж", count: 70)).segments == 1)
         #expect(TextSegments(String(repeating: "ж", count: 71)).segments == 2)
         #expect(TextSegments(String(repeating: "ж", count: 134)).segments == 2)
+        // 134 units would be two parts, but the emoji (a surrogate pair) after 66 units moves whole to the second, which overflows.
+        #expect(TextSegments(String(repeating: "ж", count: 66) + "😀" + String(repeating: "ж", count: 66)).segments == 3)
+        #expect(TextSegments(String(repeating: "ж", count: 65) + "😀" + String(repeating: "ж", count: 66)).segments == 2)
         #expect(TextSegments("😀").units == 2)  // a surrogate pair
     }
 }
