@@ -63,6 +63,9 @@ public actor TextService {
             for await _ in stream {
                 guard let self, !Task.isCancelled else { break }
                 await self.deliverDue()
+                // Wake-ups during a burst (each text taken, each attempt ended)
+                // are gathered for a moment: one outbox query serves them all.
+                try? await Task.sleep(for: .milliseconds(10))
             }
             ticker.cancel()
         }
