@@ -52,7 +52,7 @@ cat > "$work/sims.yaml" <<EOF
 accounts:
   - { id: "920700", name: Acme, currency: GBP, balance: "10" }
 sims:
-  - { iccid: "$iccid", account: "920700", sip_hostname: "127.0.0.1:25060", username: "7001", password: "sim-pw", call_rate: "0.06" }
+  - { iccid: "$iccid", account: "920700", sip_hostname: "127.0.0.1:25060", username: "7001", password: "sim-pw", call_rate: "0.06", text_rate: "0.04" }
 EOF
 "$bin" provision "$work/sims.yaml" --config "$work/switchboard.yaml"
 key=$("$bin" api-key create --config "$work/switchboard.yaml" --label demo)
@@ -91,6 +91,13 @@ call=$(curl -s -X POST -H 'Content-Type: application/json' -d '{"to": "*#06#"}' 
        "http://127.0.0.1:18070/handsets/$iccid/calls" | json "d['id']")
 sleep 1
 curl -s "http://127.0.0.1:18070/calls/$call" | json "(d['peer'], d['final_code'], d['reason_phrase'])"
+
+step "a text to the handset through the text gateway (POST /api/v1/texts, form-encoded as a script sends it)"
+text=$(curl -s -H "Authorization: Bearer $key" http://127.0.0.1:18080/api/v1/texts \
+       -d "to=$iccid" --data-urlencode "text=Hello from the demo" -d from=Acme | json "d['id']")
+sleep 1
+curl -s -H "Authorization: Bearer $key" "http://127.0.0.1:18080/api/v1/texts/$text" | json "(d['direction'], d['state'], d['sip_code'], d['segments'])"
+curl -s "http://127.0.0.1:18070/handsets/$iccid/texts" | json "[(t['direction'], t['peer'], t['text']) for t in d]"
 
 step "the CDRs"
 sleep 1

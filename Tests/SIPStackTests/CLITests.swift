@@ -240,7 +240,8 @@ struct ProvisionCommandTests {
 }
 
 /// The README's five-minute demo (scripts/demo.sh) does what the README shows:
-/// the SIM registers, a call each way completes, the GSM code is refused, CDRs follow.
+/// the SIM registers, a call each way completes, the GSM code is refused, a text
+/// reaches the handset, CDRs follow.
 @Suite("five-minute SIP2SIM demo")
 struct DemoScriptTests {
     @Test func demoScriptRegistersAndCallsEachWay() async throws {
@@ -253,7 +254,9 @@ struct DemoScriptTests {
         for line in ["\"state\":\"registered\"", "SIPp (customer's PBX): call completed", "('mobile_terminated', '+447700900999', 'ended', 200)",
                      "('mobile_originated', '+447700900123', 'ended', 200)", "SIPp (PBX): call completed",
                      "('*#06#', 403, 'Forbidden (network service code *#06# is not passed to the customer)')",
-                     "447700900999 -> 8944101234567890128: 200", "8944101234567890128 -> 447700900123: 200"] {
+                     "447700900999 -> 8944101234567890128: 200", "8944101234567890128 -> 447700900123: 200",
+                     "('to_handset', 'delivered', 200, 1)", "[('received', 'Acme', 'Hello from the demo')]",
+                     "Acme -> 8944101234567890128: 200  0 s, cost 0.04"] {
             #expect(output.contains(line), "missing \(line) in:\n\(output.suffix(4000))")
         }
     }
