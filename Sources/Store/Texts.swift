@@ -56,11 +56,13 @@ public struct TextQuery: Sendable {
     /// Received before.
     public var to: Double?
     public var limit: Int
+    /// The newest first (the control pages), else the oldest (the API).
+    public var newestFirst: Bool
 
     public init(accountID: String? = nil, iccid: String? = nil, direction: StoredText.Direction? = nil, state: StoredText.State? = nil,
-                from: Double? = nil, to: Double? = nil, limit: Int = 100) {
+                from: Double? = nil, to: Double? = nil, limit: Int = 100, newestFirst: Bool = false) {
         self.accountID = accountID; self.iccid = iccid; self.direction = direction; self.state = state
-        self.from = from; self.to = to; self.limit = limit
+        self.from = from; self.to = to; self.limit = limit; self.newestFirst = newestFirst
     }
 }
 
@@ -94,16 +96,16 @@ extension Store {
             .map(Self.storedText)
     }
 
-    /// Texts matching `q`, oldest first.
+    /// Texts matching `q`, oldest first (or newest, as `q` says).
     public func texts(_ q: TextQuery) async throws -> [StoredText] {
-        var sql = SQLQueryString("SELECT \(Self.textColumns) FROM texts WHERE 1 = 1")
+        var sql = SQLQueryString("SELECT \(unsafeRaw: Self.textColumns) FROM texts WHERE 1 = 1")
         if let a = q.accountID { sql.appendLiteral(" AND account_id = "); sql.appendInterpolation(bind: a) }
         if let i = q.iccid { sql.appendLiteral(" AND iccid = "); sql.appendInterpolation(bind: i) }
         if let d = q.direction { sql.appendLiteral(" AND direction = "); sql.appendInterpolation(bind: d.rawValue) }
         if let s = q.state { sql.appendLiteral(" AND state = "); sql.appendInterpolation(bind: s.rawValue) }
         if let f = q.from { sql.appendLiteral(" AND received_at >= "); sql.appendInterpolation(bind: f) }
         if let t = q.to { sql.appendLiteral(" AND received_at < "); sql.appendInterpolation(bind: t) }
-        sql.appendLiteral(" ORDER BY seq LIMIT \(max(1, min(q.limit, 1000)))")
+        sql.appendLiteral(" ORDER BY seq\(q.newestFirst ? " DESC" : "") LIMIT \(max(1, min(q.limit, 1000)))")
         let query = sql
         return try await run { try await $0.raw(query).all() }.map(Self.storedText)
     }

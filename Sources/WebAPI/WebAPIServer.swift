@@ -78,6 +78,8 @@ public struct WebAPIServer: Sendable {
     public func makeRouter() -> Router<APIRequestContext> {
         let router = Router(context: APIRequestContext.self)
         router.add(middleware: APIMiddleware(store: store, logger: logger))
+        // The control pages share the server; they sign in with the same keys.
+        ControlPages(store: store).register(on: router)
         let h = Handlers(store: store, realm: realm, simCipher: simPasswordCipher, texts: textGateway)
         for (method, path) in Self.routes {
             // OpenAPI's {name} is Hummingbird's :name.
@@ -120,6 +122,8 @@ struct APIMiddleware: RouterMiddleware {
     let logger: Logger
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        // The control pages keep their own sessions (cookies) and answer in HTML.
+        guard request.uri.path.hasPrefix("/api/") else { return try await next(request, context) }
         var context = context
         let response: Response
         var problem: String?

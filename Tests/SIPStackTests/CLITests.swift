@@ -117,7 +117,7 @@ struct SIPOptionsCommandTests {
     }
 
     @Test func unknownHostIsAClearError() async throws {
-        let dnsPort = freePort()
+        let dnsPort = freeTCPPort()  // dnsmasq listens on TCP too
         let dns = try ExternalProcess("dnsmasq", [
             "--keep-in-foreground", "--no-resolv", "--no-hosts", "--bind-interfaces", "--listen-address=127.0.0.1",
             "--port=\(dnsPort)", "--user=root", "--pid-file=", "--local=/example.test/",

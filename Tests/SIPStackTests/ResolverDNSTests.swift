@@ -11,7 +11,7 @@ final class ResolverDNSTests {
     let locator: SIPServerLocator
 
     init() async throws {
-        port = freePort()
+        port = freeTCPPort()  // dnsmasq listens on TCP too: a UDP-free ephemeral port may be a client connection's
         dns = try ExternalProcess("dnsmasq", [
             "--keep-in-foreground", "--no-resolv", "--no-hosts", "--bind-interfaces", "--listen-address=127.0.0.1",
             "--port=\(port)", "--user=root", "--pid-file=", "--local=/example.test/",
@@ -27,8 +27,8 @@ final class ResolverDNSTests {
             "--srv-host=_sip._udp.nosip.example.test", "--host-record=nosip.example.test,127.0.0.8",
         ])
         locator = SIPServerLocator(configuration: DNSResolverConfiguration(nameserver: ("127.0.0.1", port), timeoutSeconds: 1, attempts: 1))
-        // Wait until dnsmasq answers.
-        for _ in 0..<50 {
+        // Wait until dnsmasq answers (up to ~15 s: a parallel test run on two cores can be slow to start it).
+        for _ in 0..<150 {
             if (try? locator.dns.addresses("sip1.example.test")) != nil { return }
             try await Task.sleep(for: .milliseconds(100))
         }

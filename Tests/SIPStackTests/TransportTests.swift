@@ -44,7 +44,8 @@ final class RawSocket {
     /// One datagram (or whatever a stream has ready), nil on timeout or close.
     /// Polls without blocking: a blocked thread would starve Swift's small
     /// cooperative pool, which the endpoint under test runs on too.
-    func receive(timeout: Duration = .seconds(2)) async -> [UInt8]? {
+    /// (Generous: a parallel test run on two cores can hold a loopback round trip up for seconds.)
+    func receive(timeout: Duration = .seconds(10)) async -> [UInt8]? {
         let deadline = ContinuousClock.now + timeout
         var buf = [UInt8](repeating: 0, count: 70_000)
         while ContinuousClock.now < deadline {

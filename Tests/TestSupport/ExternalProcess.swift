@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 
 /// A peer program (SIPp, dnsmasq, the switchboard binary…) run by a test,
 /// started with posix_spawn and reaped with waitpid so that nothing depends
@@ -112,40 +113,34 @@ public enum ExternalProcessError: Error, CustomStringConvertible {
     }
 }
 
-/// A UDP/TCP port nobody is using right now, for a peer that needs a fixed one.
-public func freePort() -> Int {
-    let fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
-    defer { close(fd) }
-    var addr = sockaddr_in()
-    addr.sin_family = sa_family_t(AF_INET)
-    addr.sin_port = 0
-    addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-    _ = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
-    var len = socklen_t(MemoryLayout<sockaddr_in>.size)
-    _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) } }
-    return Int(UInt16(bigEndian: addr.sin_port))
-}
+/// A port nobody is using right now, for a peer that needs a fixed one (see `freeTCPPort`).
+public func freePort() -> Int { freeTCPPort() }
 
-/// A TCP port to listen on later, for a server a test starts after a while
-/// (an HTTP receiver, `serve`'s API). `freePort()` checks UDP and takes an
-/// ephemeral port, which the many TCP client connections of a parallel test
-/// run (PostgreSQL, HTTP) may hold meanwhile; this one is below the kernel's
-/// ephemeral range (32768-60999) and free for TCP now.
+/// Ports handed out in this test process: never handed out twice.
+private let handedOutPorts = Mutex<Set<Int>>([])
+
+/// A port for a server a test starts later (SIPp, Kamailio, dnsmasq, an HTTP
+/// receiver, `serve`), free for both TCP and UDP now. It is below the
+/// kernel's ephemeral range (32768-60999), so no socket bound to port 0 —
+/// the many client connections and listeners of a parallel test run — can
+/// take it meanwhile, and it is never handed out twice in this process.
 public func freeTCPPort() -> Int {
-    for _ in 0..<200 {
-        let port = Int.random(in: 20_000..<32_000)
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    func bindable(_ port: Int, _ type: Int32) -> Bool {
+        let fd = socket(AF_INET, type, 0)
+        defer { close(fd) }
         var addr = sockaddr_in()
         addr.sin_family = sa_family_t(AF_INET)
         addr.sin_port = UInt16(port).bigEndian
         addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-        let bound = withUnsafePointer(to: &addr) {
+        return withUnsafePointer(to: &addr) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        close(fd)
-        if bound == 0 { return port }
+        } == 0
     }
-    return freePort()
+    while true {
+        let port = Int.random(in: 20_000..<32_000)
+        guard handedOutPorts.withLock({ $0.insert(port).inserted }) else { continue }
+        if bindable(port, Int32(SOCK_STREAM.rawValue)) && bindable(port, Int32(SOCK_DGRAM.rawValue)) { return port }
+    }
 }
 
 /// Polls until `condition` holds or `timeout` passes; returns whether it held.

@@ -302,7 +302,10 @@ struct WebAPITests {
             try await expectError(.get, "/api/v1/accounts/404404/trunks", status: 404, field: "id")
             try await expectError(.put, "/api/v1/trunks/404404-L1", #"{}"#, status: 404, field: "id")
             try await expectError(.get, "/api/v1/nothing-here", status: 404, field: "path")
-            try await expectError(.get, "/", status: 404, field: "path")
+            try await expectError(.get, "/api/v2/accounts", status: 404, field: "path")
+            // "/" is the control pages' (sign-in): HTML, not the API's JSON.
+            let root = try await client.call(.get, "/", key: nil)
+            #expect(root.status == 303 && root.headers[.location] == "/texts")
             try await expectError(.delete, "/api/v1/accounts/920700", status: 405, field: "method")
         }
     }
@@ -320,10 +323,11 @@ struct WebAPITests {
             }
             // Exactly the routes the router has (Hummingbird's :x is OpenAPI's {x}).
             let server = WebAPIServer(store: store, host: "127.0.0.1", port: 0, logger: .init(label: "t"))
+            // (The control pages share the router; they are not API operations.)
             let registered = Set(server.makeRouter().routes.map { route in
                 let path = route.path.description.split(separator: "/").map { $0.hasPrefix(":") ? "{\($0.dropFirst())}" : String($0) }
                 return "\(route.method) /" + path.joined(separator: "/")
-            })
+            }.filter { $0.contains(" /api/") })
             #expect(registered.count == WebAPIServer.routes.count)
             #expect(documented == registered, "documented but not served: \(documented.subtracting(registered)); served but not documented: \(registered.subtracting(documented))")
             // Every operation documents auth errors, the error schema is there, and bearer auth is the scheme.
