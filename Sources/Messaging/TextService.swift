@@ -123,7 +123,13 @@ public actor TextService {
         return .success(text)
     }
 
-    struct Refusal: Error {
+    /// Who sent a MESSAGE: the P-Asserted-Identity user, else the From user.
+    static func sender(of m: SIPMessage, decoded: Bool) -> String {
+        func user(_ uri: SIPURI?) -> String? { decoded ? uri?.decodedUser : uri?.user }
+        return user(m.splitValues(.pAssertedIdentity).first.flatMap { try? SIPNameAddress($0) }?.uri) ?? user(m.from?.uri) ?? ""
+    }
+
+        struct Refusal: Error {
         var code: Int
         var reason: String
         var headers: [(SIPHeaderName, String)] = []
@@ -154,8 +160,7 @@ public actor TextService {
             await request.respond(503, reasonPhrase: "Service Unavailable (no mobile core configured to reach the SIM)")
             return
         }
-        let pai = m.splitValues(.pAssertedIdentity).first.flatMap { try? SIPNameAddress($0) }?.uri.decodedUser
-        let sender = pai ?? m.from?.uri.decodedUser ?? ""
+        let sender = Self.sender(of: m, decoded: true)
         let stored = StoredText(id: StoredText.newID(), direction: .toHandset, iccid: sim.iccid.digits, accountID: sim.accountID,
                                 peer: sender, body: text, segments: TextSegments(text).segments, receivedAt: Date().timeIntervalSince1970)
         do {
@@ -175,8 +180,7 @@ public actor TextService {
     /// S11: a handset's text, for the SIM's webhook.
     func fromHandset(_ request: SIPServerRequest) async {
         let m = request.message
-        let pai = m.splitValues(.pAssertedIdentity).first.flatMap { try? SIPNameAddress($0) }?.uri.user
-        let sender = pai ?? m.from?.uri.user ?? ""
+        let sender = Self.sender(of: m, decoded: false)
         guard let iccid = try? ICCID(sender) else {
             await request.respond(400, reasonPhrase: "Bad Request (the sender is not an ICCID)")
             return
@@ -297,14 +301,14 @@ public actor TextService {
     /// with back-off. Any other answer: failed with that code.
     func sendToHandset(_ text: StoredText, now: Double) async {
         guard let core = mobileCore else { return }
-        guard await simRecord(text.iccid) != nil else {
+        guard let sim = await simRecord(text.iccid) else {
             // Deleted since the text was taken: its ICCID is no longer the customer's to reach.
             guard (try? await store.claimText(id: text.id, now: now, until: now + 40)) == true else { return }
-            await record(text, attempts: text.attempts + 1, code: nil, outcome: .failed, why: "the SIM was deleted")
+            await record(text, attempts: text.attempts + 1, code: nil, outcome: .failed, why: "the SIM was deleted", rate: nil)
             return
         }
         await attempt(text, now: now, from: text.peer, to: text.iccid, via: [CarrierRoute(host: core.host, destination: core.destination)],
-                      endpoint: core.endpoint)
+                      endpoint: core.endpoint, rate: sim.textRate)
     }
 
     /// S12: one attempt to send a handset's text on to the number it
@@ -315,20 +319,22 @@ public actor TextService {
         guard let sim = await simRecord(text.iccid), let linked = sim.linkedNumber, !linked.isEmpty else {
             _ = try? await store.claimText(id: text.id, now: now, until: now + 40)
             await record(text, attempts: text.attempts + 1, code: nil, outcome: .failed,
-                         why: "the SIM no longer has a linked number to send from")
+                         why: "the SIM no longer has a linked number to send from", rate: nil)
             return
         }
-        await attempt(text, now: now, from: linked, to: text.peer, via: carrierRoutes(text.peer), endpoint: endpoint)
+        await attempt(text, now: now, from: linked, to: text.peer, via: carrierRoutes(text.peer), endpoint: endpoint, rate: sim.textRate)
     }
 
     /// Sends the text as a MESSAGE from `from` to `to` at the first of `routes`
     /// that answers, and records the outcome.
-    func attempt(_ text: StoredText, now: Double, from: String, to: String, via routes: [CarrierRoute], endpoint: SIPEndpoint) async {
+    func attempt(_ text: StoredText, now: Double, from: String, to: String, via routes: [CarrierRoute], endpoint: SIPEndpoint,
+                 rate: Money?) async {
         // Claimed for longer than a transaction can last (Timer F, 32 s) times the routes tried.
         guard (try? await store.claimText(id: text.id, now: now, until: now + 40 * Double(max(1, min(routes.count, 3))))) == true else { return }
         guard let first = routes.first else {
             // The gateways changed since the text was taken: nothing routes it now.
-            await record(text, attempts: text.attempts + 1, code: nil, outcome: .failed, why: "no carrier gateway routes \(to) now")
+            await record(text, attempts: text.attempts + 1, code: nil, outcome: .failed, why: "no carrier gateway routes \(to) now",
+                         rate: rate)
             return
         }
         let attempts = text.attempts + 1
@@ -351,13 +357,14 @@ public actor TextService {
             code = nil
             why = "no answer from the \(text.direction == .toHandset ? "mobile core" : "carrier"): \(error)"
         }
-        await record(text, attempts: attempts, code: code, outcome: code.map(TextGateway.outcome(ofFinalCode:)) ?? .retry, why: why)
+        await record(text, attempts: attempts, code: code, outcome: code.map(TextGateway.outcome(ofFinalCode:)) ?? .retry, why: why,
+                     rate: rate)
     }
 
-    /// Records an attempt's outcome, with the text's CDR once it is final.
-    func record(_ text: StoredText, attempts: Int, code: Int?, outcome: TextGateway.Outcome, why: String) async {
+    /// Records an attempt's outcome, with the text's CDR once it is final,
+    /// charged at `rate` (the SIM's, read once for the attempt).
+    func record(_ text: StoredText, attempts: Int, code: Int?, outcome: TextGateway.Outcome, why: String, rate: Money?) async {
         let at = Date().timeIntervalSince1970
-        let rate = await textRate(of: text.iccid)
         let metadata: Logger.Metadata = ["id": "\(text.id)", "iccid": "\(text.iccid)", "direction": "\(text.direction.rawValue)",
                                          "attempts": "\(attempts)"]
         do {
@@ -380,11 +387,6 @@ public actor TextService {
         } catch {
             logger.error("could not record a text delivery attempt", metadata: ["id": "\(text.id)", "error": "\(error)"])
         }
-    }
-
-    /// The SIM's per-segment text rate now (nil: free, or the SIM is gone).
-    func textRate(of iccid: String) async -> Money? {
-        await simRecord(iccid)?.textRate
     }
 
     /// The SIM now; nil when it is gone (or the store cannot say).

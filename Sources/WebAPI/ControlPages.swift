@@ -2,6 +2,7 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import NIOCore
+import SIPAuth
 import Store
 
 /// Signed-in browser sessions of the control pages: a random token in an
@@ -14,7 +15,7 @@ actor PageSessions {
     func open(_ caller: Caller, now: Double = Date().timeIntervalSince1970) -> String {
         if sessions.count >= 10_000 { sessions = sessions.filter { $0.value.expires > now } }
         var rng = SystemRandomNumberGenerator()
-        let token = (0..<32).map { _ in String(format: "%02x", UInt8.random(in: 0...255, using: &rng)) }.joined()
+        let token = hex((0..<32).map { _ in UInt8.random(in: .min ... .max, using: &rng) })
         sessions[token] = (caller, now + Self.lifetime)
         return token
     }

@@ -438,15 +438,22 @@ struct Handlers: Sendable {
 
     static let cdrParameters = ["account", "from", "limit", "tag", "to", "trunk"]
 
-    func cdrs(_ query: [(String, String)], _ caller: Caller) async throws -> Response {
-        var q = CDRQuery()
+    /// A list query's parameters, each known, given once and not empty; else 422 naming it.
+    static func checkedQuery(_ query: [(String, String)], known: [String]) throws(APIError) -> [(String, String)] {
         var seen = Set<String>()
         for (key, value) in query {
-            guard Self.cdrParameters.contains(key) else {
-                throw APIError.invalid(String(key.prefix(64)), "unknown query parameter (known: \(Self.cdrParameters.joined(separator: ", ")))")
+            guard known.contains(key) else {
+                throw APIError.invalid(String(key.prefix(64)), "unknown query parameter (known: \(known.joined(separator: ", ")))")
             }
             guard seen.insert(key).inserted else { throw APIError.invalid(key, "is given more than once") }
             guard !value.isEmpty else { throw APIError.invalid(key, "is empty") }
+        }
+        return query
+    }
+
+    func cdrs(_ query: [(String, String)], _ caller: Caller) async throws -> Response {
+        var q = CDRQuery()
+        for (key, value) in try Self.checkedQuery(query, known: Self.cdrParameters) {
             switch key {
             case "account": q.accountID = try FieldParser.accountID(value, "account")
             case "trunk":
@@ -601,13 +608,7 @@ struct Handlers: Sendable {
     /// Texts, oldest first (S10, S11: e.g. `?state=failed` for what could not be delivered).
     func listTexts(_ query: [(String, String)], _ caller: Caller) async throws -> Response {
         var q = TextQuery()
-        var seen = Set<String>()
-        for (key, value) in query {
-            guard Self.textParameters.contains(key) else {
-                throw APIError.invalid(String(key.prefix(64)), "unknown query parameter (known: \(Self.textParameters.joined(separator: ", ")))")
-            }
-            guard seen.insert(key).inserted else { throw APIError.invalid(key, "is given more than once") }
-            guard !value.isEmpty else { throw APIError.invalid(key, "is empty") }
+        for (key, value) in try Self.checkedQuery(query, known: Self.textParameters) {
             switch key {
             case "account": q.accountID = try FieldParser.accountID(value, "account")
             case "iccid": q.iccid = try iccid(value).digits
