@@ -137,7 +137,8 @@ public func freeTCPPort() -> Int {
         } == 0
     }
     while true {
-        let port = Int.random(in: 20_000..<32_000)
+        // 26000-32767: below the ephemeral range and above the fixed ports of scripts/demo.sh (25060-25100), which a test runs.
+        let port = Int.random(in: 26_000..<32_768)
         guard handedOutPorts.withLock({ $0.insert(port).inserted }) else { continue }
         if bindable(port, Int32(SOCK_STREAM.rawValue)) && bindable(port, Int32(SOCK_DGRAM.rawValue)) { return port }
     }
