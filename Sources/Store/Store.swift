@@ -134,6 +134,20 @@ public struct CDRQuery: Sendable {
 }
 
 /// A call that is up now; kept so that a crash can be recorded afterwards.
+/// A limit counted in the store (T9): a key such as "account:920700" and
+/// what it allows.
+public struct StoredLimit: Sendable, Equatable {
+    public enum Kind: Sendable, Equatable {
+        /// At most this many live calls hold the key.
+        case channels(Int)
+        /// At most `calls` admissions in the last `seconds`.
+        case rate(calls: Int, seconds: Int)
+    }
+    public var key: String
+    public var kind: Kind
+    public init(key: String, kind: Kind) { self.key = key; self.kind = kind }
+}
+
 public struct LiveCall: Sendable, Equatable {
     public var callID: String
     public var accountID: String
@@ -322,6 +336,17 @@ public final class Store: Sendable {
                 // Texts to the customer's number find its SIM (S12).
                 "CREATE INDEX sims_linked_number ON sims (linked_number)",
             ]),
+            // Limits counted in the store (T9, correct across a cluster): the
+            // channels each live call holds, the admissions still inside a rate
+            // window, and which node a live call is on (so that a node's restart
+            // records only its own calls as interrupted).
+            (8, [
+                "ALTER TABLE live_calls ADD COLUMN node TEXT",
+                "CREATE TABLE limit_holds (call_id TEXT NOT NULL, limit_key TEXT NOT NULL, PRIMARY KEY (call_id, limit_key))",
+                "CREATE INDEX limit_holds_key ON limit_holds (limit_key)",
+                "CREATE TABLE limit_admissions (limit_key TEXT NOT NULL, expires_at DOUBLE PRECISION NOT NULL)",
+                "CREATE INDEX limit_admissions_key ON limit_admissions (limit_key, expires_at)",
+            ]),
         ]
     }
 
@@ -483,13 +508,70 @@ public final class Store: Sendable {
 
     // MARK: Calls and CDRs
 
-    public func callStarted(_ call: LiveCall) async throws {
-        try await run { database in try await database.raw("""
-            INSERT INTO live_calls (call_id, account_id, trunk_id, tag, from_number, to_number, start_at)
-            VALUES (\(bind: call.callID), \(bind: call.accountID), \(bind: call.trunkID), \(bind: call.tag),
-                    \(bind: call.from), \(bind: call.to), \(bind: call.startAt))
-            ON CONFLICT (call_id) DO NOTHING
-            """).run() }
+    /// Whether limits are counted here rather than in each node's memory:
+    /// PostgreSQL is the store a cluster shares; an SQLite file has one node.
+    public var countsLimits: Bool { backend == .postgres }
+
+    /// Records a call as live on `node` (before anything is sent on), with no limits to count.
+    public func callStarted(_ call: LiveCall, node: String? = nil) async throws {
+        _ = try await admitCall(call, node: node, limits: [])
+    }
+
+    /// Counts a call against `limits` and, if it fits all of them, records it
+    /// as live on `node` holding its channels, in one transaction. Every node
+    /// sharing the store counts the same calls (T9: correct across a cluster):
+    /// each limit's key is locked for the transaction on PostgreSQL (SQLite
+    /// has one writer). Returns the index of the first limit the call does not
+    /// fit, in the order given (nothing is counted then), or nil when it was admitted.
+    public func admitCall(_ call: LiveCall, node: String?, limits: [StoredLimit]) async throws -> Int? {
+        let postgres = backend == .postgres
+        let body: @Sendable (any SQLDatabase) async throws -> Int? = { db in
+            if postgres {
+                // Sorted, so that two admissions lock shared keys in the same order.
+                for key in Set(limits.map(\.key)).sorted() {
+                    try await db.raw("SELECT pg_advisory_xact_lock(hashtext(\(bind: key)))").run()
+                }
+            }
+            for (i, limit) in limits.enumerated() {
+                switch limit.kind {
+                case .channels(let n):
+                    let row = try await db.raw("SELECT COUNT(*) AS n FROM limit_holds WHERE limit_key = \(bind: limit.key)").first()
+                    if try row?.decode(column: "n", as: Int.self) ?? 0 >= n { return i }
+                case .rate(let calls, _):
+                    try await db.raw("DELETE FROM limit_admissions WHERE limit_key = \(bind: limit.key) AND expires_at <= \(bind: call.startAt)").run()
+                    let row = try await db.raw("SELECT COUNT(*) AS n FROM limit_admissions WHERE limit_key = \(bind: limit.key)").first()
+                    if try row?.decode(column: "n", as: Int.self) ?? 0 >= calls { return i }
+                }
+            }
+            try await db.raw("""
+                INSERT INTO live_calls (call_id, account_id, trunk_id, tag, from_number, to_number, start_at, node)
+                VALUES (\(bind: call.callID), \(bind: call.accountID), \(bind: call.trunkID), \(bind: call.tag),
+                        \(bind: call.from), \(bind: call.to), \(bind: call.startAt), \(bind: node))
+                ON CONFLICT (call_id) DO NOTHING
+                """).run()
+            for limit in limits {
+                switch limit.kind {
+                case .channels:
+                    try await db.raw("""
+                        INSERT INTO limit_holds (call_id, limit_key) VALUES (\(bind: call.callID), \(bind: limit.key))
+                        ON CONFLICT (call_id, limit_key) DO NOTHING
+                        """).run()
+                case .rate(_, let seconds):
+                    try await db.raw("""
+                        INSERT INTO limit_admissions (limit_key, expires_at) VALUES (\(bind: limit.key), \(bind: call.startAt + Double(seconds)))
+                        """).run()
+                }
+            }
+            return nil
+        }
+        // A lone insert needs no transaction (the common case on SQLite).
+        return limits.isEmpty ? try await run(body) : try await transaction(body)
+    }
+
+    /// Channels held in the store under `key` (live calls counted against it).
+    public func heldChannels(_ key: String) async throws -> Int {
+        let row = try await run { try await $0.raw("SELECT COUNT(*) AS n FROM limit_holds WHERE limit_key = \(bind: key)").first() }
+        return try row?.decode(column: "n", as: Int.self) ?? 0
     }
 
     /// Writes the CDR of an ended call, its tag terms, and debits its cost, in
@@ -523,15 +605,21 @@ public final class Store: Sendable {
                 """).run()
         }
         // A call was live until now; a text never is.
-        if cdr.segments == nil { try await db.raw("DELETE FROM live_calls WHERE call_id = \(bind: cdr.callID)").run() }
+        if cdr.segments == nil {
+            try await db.raw("DELETE FROM live_calls WHERE call_id = \(bind: cdr.callID)").run()
+            try await db.raw("DELETE FROM limit_holds WHERE call_id = \(bind: cdr.callID)").run()
+        }
         return true
     }
 
-    /// At start-up: calls that were live when the switch stopped become
-    /// CDRs marked interrupted (no charge is guessed).
-    public func recordInterruptedCalls(now: Double) async throws -> Int {
+    /// At start-up: calls that were live on this node when it stopped become
+    /// CDRs marked interrupted (no charge is guessed), and give back their
+    /// channels. Other nodes' live calls are theirs; rows from before nodes
+    /// were recorded (node NULL) are taken by the first node to start.
+    public func recordInterruptedCalls(node: String? = nil, now: Double) async throws -> Int {
         let rows = try await run { try await $0.raw("""
             SELECT call_id, account_id, trunk_id, tag, from_number, to_number, start_at FROM live_calls
+            WHERE node IS NULL OR node = \(bind: node ?? "")
             """).all() }
         var n = 0
         for row in rows {

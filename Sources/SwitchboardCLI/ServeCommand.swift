@@ -61,7 +61,7 @@ struct Serve: AsyncParsableCommand {
             throw ExitCode(1)
         }
         logger.info("store open", metadata: ["store": "\(location)"])
-        let interrupted = try await store.recordInterruptedCalls(now: Date().timeIntervalSince1970)
+        let interrupted = try await store.recordInterruptedCalls(node: node.nodeName, now: Date().timeIntervalSince1970)
         if interrupted > 0 { logger.warning("recorded calls interrupted by the last stop", metadata: ["count": "\(interrupted)"]) }
 
         // Digest nonces are signed with the configured secret (shared by a

@@ -57,6 +57,33 @@ public enum AdmissionDecision: Sendable, Equatable {
     case reject(CallRejection)
 }
 
+/// One limit an admitted call must fit (T9, T10).
+public struct LimitCheck: Sendable, Equatable {
+    public enum Kind: Sendable, Equatable {
+        /// At most this many live calls.
+        case channels(Int)
+        /// At most X calls admitted in the last Y seconds.
+        case rate(RateLimitSetting)
+    }
+    public var key: LimitKey
+    public var kind: Kind
+    /// What the caller is told when the limit is reached.
+    public var rejection: CallRejection
+}
+
+/// A call that passed every check but the counting of its limits.
+public struct AdmissionPlan: Sendable, Equatable {
+    /// What to enforce once it runs (`channels` filled in by the counting).
+    public var admission: Admission
+    /// Channel limits first, then rate limits, in the order they are reported.
+    public var checks: [LimitCheck]
+}
+
+public enum AdmissionPlanDecision: Sendable, Equatable {
+    case admit(AdmissionPlan)
+    case reject(CallRejection)
+}
+
 /// Whose limit a counter is.
 public struct LimitKey: Sendable, Hashable {
     public enum Scope: Sendable, Hashable { case account, trunk, lowBalanceAccount }
@@ -66,6 +93,17 @@ public struct LimitKey: Sendable, Hashable {
 
     public init(scope: Scope, id: String, callType: String? = nil) {
         self.scope = scope; self.id = id; self.callType = callType
+    }
+
+    /// The key as the store counts it ("account:920700", "trunk:920700-L001:international").
+    public var storeKey: String {
+        let s: String
+        switch scope {
+        case .account: s = "account"
+        case .trunk: s = "trunk"
+        case .lowBalanceAccount: s = "low-balance"
+        }
+        return callType.map { "\(s):\(id):\($0)" } ?? "\(s):\(id)"
     }
 }
 
@@ -84,6 +122,16 @@ public struct LimitBook: Sendable {
     /// rate, caller's price caps, balance, balance-related limits, channel
     /// limits, rate limits.
     public mutating func admit(_ a: CallAttempt, blacklists: Blacklists, now: Double) -> AdmissionDecision {
+        switch Self.plan(a, blacklists: blacklists) {
+        case .reject(let why): return .reject(why)
+        case .admit(let plan): return count(plan, now: now)
+        }
+    }
+
+    /// Everything but the counting: which limits the call must fit, and what
+    /// to enforce once it runs. Pure, so the counting can be done here (one
+    /// node) or in a store shared by a cluster (T9, "correct across a cluster").
+    public static func plan(_ a: CallAttempt, blacklists: Blacklists) -> AdmissionPlanDecision {
         var warning: String?
         if !CLIValidation.isValid(a.cli) {
             if a.account.cliPolicy == .reject { return .reject(.invalidCLI) }
@@ -99,46 +147,64 @@ public struct LimitBook: Sendable {
             return .reject(a.account.creditLimit > 0 ? .creditLimitExceeded : .balanceExhausted)
         }
 
-        // Channel and rate limits: collect, check, then count.
-        var channelChecks: [(LimitKey, Int, CallRejection)] = []
-        var windowChecks: [(LimitKey, RateLimitSetting, CallRejection)] = []
+        // Channel limits first, then rate limits: a refused call uses up neither.
+        var channelChecks: [LimitCheck] = []
+        var windowChecks: [LimitCheck] = []
         if let low = a.accountLimits.lowBalance, let threshold = low.threshold, available < threshold {
             let key = LimitKey(scope: .lowBalanceAccount, id: a.account.id)
-            if let n = low.channels { channelChecks.append((key, n, .balanceRelatedChannelLimit)) }
-            if let r = low.rate { windowChecks.append((key, r, .balanceRelatedRateLimit(calls: r.calls, seconds: r.seconds))) }
+            if let n = low.channels { channelChecks.append(LimitCheck(key: key, kind: .channels(n), rejection: .balanceRelatedChannelLimit)) }
+            if let r = low.rate {
+                windowChecks.append(LimitCheck(key: key, kind: .rate(r), rejection: .balanceRelatedRateLimit(calls: r.calls, seconds: r.seconds)))
+            }
         }
         for (scope, id, limits) in [(LimitKey.Scope.account, a.account.id, a.accountLimits), (.trunk, a.trunk.id, a.trunk.limits)] {
             let key = LimitKey(scope: scope, id: id)
-            if let n = limits.channels { channelChecks.append((key, n, .channelLimit(callType: nil))) }
+            if let n = limits.channels { channelChecks.append(LimitCheck(key: key, kind: .channels(n), rejection: .channelLimit(callType: nil))) }
             if let r = limits.rate {
-                windowChecks.append((key, r, scope == .account ? .accountRateLimit(calls: r.calls, seconds: r.seconds, callType: nil)
-                                                                : .trunkRateLimit(calls: r.calls, seconds: r.seconds, callType: nil)))
+                windowChecks.append(LimitCheck(key: key, kind: .rate(r), rejection: scope == .account
+                    ? .accountRateLimit(calls: r.calls, seconds: r.seconds, callType: nil)
+                    : .trunkRateLimit(calls: r.calls, seconds: r.seconds, callType: nil)))
             }
             if let type = a.callType, let t = limits.callTypes?[type] {
                 let typed = LimitKey(scope: scope, id: id, callType: type)
-                if let n = t.channels { channelChecks.append((typed, n, .channelLimit(callType: type))) }
+                if let n = t.channels { channelChecks.append(LimitCheck(key: typed, kind: .channels(n), rejection: .channelLimit(callType: type))) }
                 if let r = t.rate {
-                    windowChecks.append((typed, r, scope == .account ? .accountRateLimit(calls: r.calls, seconds: r.seconds, callType: type)
-                                                                     : .trunkRateLimit(calls: r.calls, seconds: r.seconds, callType: type)))
+                    windowChecks.append(LimitCheck(key: typed, kind: .rate(r), rejection: scope == .account
+                        ? .accountRateLimit(calls: r.calls, seconds: r.seconds, callType: type)
+                        : .trunkRateLimit(calls: r.calls, seconds: r.seconds, callType: type)))
                 }
             }
         }
-        for (key, limit, rejection) in channelChecks where channels.count(key) >= limit { return .reject(rejection) }
-        for (key, setting, rejection) in windowChecks where !window(key, setting).wouldAdmit(now: now) { return .reject(rejection) }
+        return .admit(AdmissionPlan(
+            admission: Admission(
+                warning: warning, maxDuration: a.controls.maxDuration,
+                maxCostSeconds: a.controls.maxCost.flatMap { rate.secondsUntilCost(reaches: $0) },
+                balanceSeconds: rate.secondsUntilCost(reaches: available),
+                channels: []),
+            checks: channelChecks + windowChecks))
+    }
 
-        for (key, setting, _) in windowChecks {
-            var w = window(key, setting)
-            _ = w.admit(now: now)
-            windows[key] = w
+    /// Counts an admitted plan against this node's windows and channels:
+    /// every limit is checked before any is counted.
+    public mutating func count(_ plan: AdmissionPlan, now: Double) -> AdmissionDecision {
+        for check in plan.checks {
+            switch check.kind {
+            case .channels(let limit): if channels.count(check.key) >= limit { return .reject(check.rejection) }
+            case .rate(let setting): if !window(check.key, setting).wouldAdmit(now: now) { return .reject(check.rejection) }
+            }
         }
-        var held: [LimitKey] = []
-        for (key, limit, _) in channelChecks where channels.acquire(key, limit: limit) { held.append(key) }
-
-        return .admit(Admission(
-            warning: warning, maxDuration: a.controls.maxDuration,
-            maxCostSeconds: a.controls.maxCost.flatMap { rate.secondsUntilCost(reaches: $0) },
-            balanceSeconds: rate.secondsUntilCost(reaches: available),
-            channels: held))
+        var admission = plan.admission
+        for check in plan.checks {
+            switch check.kind {
+            case .channels(let limit):
+                if channels.acquire(check.key, limit: limit) { admission.channels.append(check.key) }
+            case .rate(let setting):
+                var w = window(check.key, setting)
+                _ = w.admit(now: now)
+                windows[check.key] = w
+            }
+        }
+        return .admit(admission)
     }
 
     public mutating func release(_ keys: [LimitKey]) {

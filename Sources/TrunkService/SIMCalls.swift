@@ -188,8 +188,11 @@ extension TrunkCallService {
         var admission = Admission(warning: nil, maxDuration: nil, maxCostSeconds: nil, balanceSeconds: nil, channels: [])
         // A call that costs nothing needs no balance (a SIM can always be rung when its calls in are free).
         let free = rate.map { $0.perMinute == 0 && $0.connectionCharge == 0 } ?? false
+        var counted: [LimitCheck] = []
         if admit, !free {
-            switch limits.admit(attempt, blacklists: directory.blacklists, now: now) {
+            let (decision, checks) = self.admit(attempt, now: now)
+            counted = checks
+            switch decision {
             case .reject(let why):
                 await reject(request, why, account: account.id, trunk: nil, controls: attempt.controls, now: now, attempt: attempt)
                 return
@@ -207,7 +210,8 @@ extension TrunkCallService {
         var entry = LiveCallEntry(machine: machine, attempt: attempt, admission: admission, invite: request, caller: caller,
                                   gateways: targets.map(\.1))
         entry.simICCID = sim.iccid
-        await launch(machine, entry, live: LiveCall(callID: callID, accountID: account.id, from: from, to: to, startAt: now), now: now)
+        await launch(machine, entry, live: LiveCall(callID: callID, accountID: account.id, from: from, to: to, startAt: now),
+                     countedInStore: counted, now: now)
     }
 
     /// A refused SIP2SIM call: the code, a reason phrase and a `Reason` header

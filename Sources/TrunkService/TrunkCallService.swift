@@ -162,7 +162,8 @@ public actor TrunkCallService {
                                   controls: controls, cli: cli, destination: destination, callType: node.callType(of: destination),
                                   rate: directory.rate(account: account.id, number: destination))
         let admission: Admission
-        switch limits.admit(attempt, blacklists: directory.blacklists, now: now) {
+        let (decision, counted) = admit(attempt, now: now)
+        switch decision {
         case .reject(let why):
             await reject(request, why, account: account.id, trunk: trunk.id, controls: controls, now: now, attempt: attempt)
             return
@@ -181,17 +182,41 @@ public actor TrunkCallService {
         await launch(machine, LiveCallEntry(machine: machine, attempt: attempt, admission: admission, invite: request, caller: caller,
                                             gateways: routes.map(\.1)),
                      live: LiveCall(callID: callID, accountID: account.id, trunkID: trunk.id, tag: controls.tag,
-                                    from: cli, to: destination, startAt: now), now: now)
+                                    from: cli, to: destination, startAt: now), countedInStore: counted, now: now)
     }
 
-    /// Starts an admitted call, trunk or SIP2SIM: recorded as live before
-    /// anything is sent on (a crash from then on leaves a trace to record as
-    /// interrupted), then its B leg.
-    func launch(_ machine: B2BUACall, _ entry: LiveCallEntry, live: LiveCall, now: Double) async {
-        do { try await store.callStarted(live) } catch {
+    /// The policy runs here; the limits are counted in this node's memory or,
+    /// when the store counts them (a cluster's PostgreSQL), by the store as
+    /// the call is launched: those checks are returned.
+    func admit(_ attempt: CallAttempt, now: Double) -> (AdmissionDecision, [LimitCheck]) {
+        guard store.countsLimits else { return (limits.admit(attempt, blacklists: directory.blacklists, now: now), []) }
+        switch LimitBook.plan(attempt, blacklists: directory.blacklists) {
+        case .reject(let why): return (.reject(why), [])
+        case .admit(let plan): return (.admit(plan.admission), plan.checks)
+        }
+    }
+
+    /// Starts an admitted call, trunk or SIP2SIM: counted against the limits
+    /// the store counts and recorded as live before anything is sent on (a
+    /// crash from then on leaves a trace to record as interrupted), then its B leg.
+    func launch(_ machine: B2BUACall, _ entry: LiveCallEntry, live: LiveCall, countedInStore checks: [LimitCheck] = [], now: Double) async {
+        let refused: Int?
+        do {
+            refused = try await store.admitCall(live, node: node.nodeName, limits: checks.map { c in
+                switch c.kind {
+                case .channels(let n): return StoredLimit(key: c.key.storeKey, kind: .channels(n))
+                case .rate(let r): return StoredLimit(key: c.key.storeKey, kind: .rate(calls: r.calls, seconds: r.seconds))
+                }
+            })
+        } catch {
             logger.error("could not record the call start; refusing the call", metadata: ["error": "\(error)"])
             limits.release(entry.admission.channels)
             await entry.invite.respond(500, reasonPhrase: "Server Internal Error (store unavailable)")
+            return
+        }
+        if let i = refused, i < checks.count {
+            await reject(entry.invite, checks[i].rejection, account: live.accountID, trunk: live.trunkID, controls: entry.attempt.controls,
+                         now: now, attempt: entry.attempt)
             return
         }
         var machine = machine

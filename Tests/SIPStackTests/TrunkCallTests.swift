@@ -43,11 +43,12 @@ struct RunningSwitch {
     let httpPort: Int
     let database: String
 
-    static func start(database: String, gateways: [(name: String, port: Int)]) async throws -> RunningSwitch {
+    static func start(database: String, gateways: [(name: String, port: Int)], node: String? = nil) async throws -> RunningSwitch {
         let port = freePort()
         let config = NSTemporaryDirectory() + "switch-\(UUID().uuidString).yaml"
         // SIPp 3.6 answers only the first digest challenge and knows only MD5.
         var yaml = "sip:\n  listen: [udp:127.0.0.1:\(port)]\n  digest_algorithms: [MD5, SHA-256]\n"
+        if let node { yaml += "node:\n  name: \(node)\n" }
         let httpPort = freeTCPPort()
         yaml += "http:\n  listen: 127.0.0.1:\(httpPort)\n"
         yaml += "database:\n  url: \"\(database)\"\n"
@@ -528,5 +529,47 @@ struct TrunkCallPolicyTests {
         let interrupted = try #require(try await fetchCDRs(location, count: 1, query: CDRQuery(tagTerm: "LIVE")).first)
         #expect(interrupted.interrupted && interrupted.reason == "Interrupted" && interrupted.to == "447700900124")
         #expect(try await fetchCDRs(location, count: 2).count == 2)
+    }
+
+    /// T9 "correct across a cluster": two nodes on one PostgreSQL share the
+    /// account's channel limit (2) and rate limit (3 calls a minute). With a
+    /// call up on each node, a third is refused on either; after they end, a
+    /// third call goes through one node and a fourth is refused by the rate
+    /// limit on the other.
+    @Test func twoNodesShareChannelAndRateLimits() async throws {
+        let (url, location) = try await freshDatabase(.postgres)
+        try await seedTrunkCustomer(location, accountLimits: CallLimits(channels: 2, rate: RateLimitSetting(calls: 3, seconds: 60)))
+        let (gateway, gwPort) = try startGateway(["-sn", "uas", "-m", "3"])
+        defer { gateway.kill() }
+        let a = try await RunningSwitch.start(database: url, gateways: [("carrier", gwPort)], node: "node-a")
+        defer { a.stop() }
+        let b = try await RunningSwitch.start(database: url, gateways: [("carrier", gwPort)], node: "node-b")
+        defer { b.stop() }
+
+        let long = uacScenario(number: "447700900123", plan: .hangUpAfter(milliseconds: 6000))
+        async let first = placeCall(long, switchPort: a.port)
+        async let second = placeCall(long, switchPort: b.port)
+        let store = try await Store.open(location)
+        let bothUp = try await eventually(timeout: .seconds(15)) { try await store.heldChannels("account:920700") == 2 }
+        #expect(bothUp, "the two calls never held two channels in the store")
+        for sw in [a, b] {
+            let refused = try await placeCall(uacScenario(number: "447700900124", plan: .refused(503),
+                                                          checks: ["X-Reason: Channel Limit Exceeded"]), switchPort: sw.port)
+            #expect(refused.status == 0 && refused.successful == 1, "port \(sw.port): \(refused.output.suffix(2000))")
+        }
+        for r in try await [first, second] { #expect(r.status == 0 && r.successful == 1, "\(r.output.suffix(2000))") }
+
+        let third = try await placeCall(uacScenario(number: "447700900125", plan: .hangUpAfter(milliseconds: 200)), switchPort: b.port)
+        #expect(third.status == 0 && third.successful == 1, "\(third.output.suffix(2000))")
+        let limited = try await placeCall(uacScenario(number: "447700900126", plan: .refused(503),
+                                                      checks: ["X-Reason: User account rate limit of 3 calls per minute"]), switchPort: a.port)
+        #expect(limited.status == 0 && limited.successful == 1, "\(limited.output.suffix(2000))")
+
+        let cdrs = try await fetchCDRs(location, count: 6)
+        #expect(cdrs.filter { $0.finalStatus == 200 }.count == 3)
+        #expect(cdrs.filter { $0.reason == "Channel Limit Exceeded" }.count == 2)
+        #expect(cdrs.filter { $0.reason == "User account rate limit of 3 calls per minute" }.count == 1)
+        #expect(try await eventually(timeout: .seconds(10)) { try await store.heldChannels("account:920700") == 0 })
+        try await store.close()
     }
 }

@@ -21,7 +21,7 @@ struct StoreTests {
     @Test(arguments: StoreBackend.allCases)
     func migrationsRunOnceAndAccountsRoundTrip(backend: StoreBackend) async throws {
         let store = try await openFreshStore(backend)
-        #expect(try await store.schemaVersion() == 7)
+        #expect(try await store.schemaVersion() == 8)
         try await store.upsertAccount(Account(id: "920700", name: "Acme", currency: "GBP", balance: m("10.50"), creditLimit: m("5")))
         // Provisioning again updates details but never resets the balance.
         _ = try await store.adjustBalance(accountID: "920700", by: -m("0.25"))
@@ -120,6 +120,77 @@ struct StoreTests {
         #expect(interrupted.map(\.callID) == ["live-1"])
         #expect(interrupted.first?.endAt == 500 && interrupted.first?.cost == 0)
         try await store.close()
+    }
+
+    /// Limits counted in the store (T9, correct across a cluster): two nodes
+    /// (two Store instances on one PostgreSQL database, as two processes would
+    /// have) admit calls concurrently against a channel limit and a rate
+    /// window; the store never lets more through than the limits allow, and an
+    /// ended call gives its channel back. On SQLite (one node by design) the
+    /// same counting through one instance: two instances in one process would
+    /// share SQLiteNIO's two pool threads, and two busy-waiting writers starve
+    /// the one holding the lock.
+    @Test(arguments: StoreBackend.allCases)
+    func twoNodesShareChannelAndRateLimits(backend: StoreBackend) async throws {
+        let first = try await openFreshStore(backend)
+        let second: Store
+        switch first.location {
+        case .sqlite: second = first
+        case .postgres(let url): second = try await Store.open(.postgres(url: url))
+        }
+        #expect(first.countsLimits == (backend == .postgres))
+        do {
+            try await sharedLimitsScenario(first, second)
+        } catch {
+            Issue.record("\(backend): \(error)")
+        }
+        if backend == .postgres { try await second.close() }
+        try await first.close()
+    }
+
+    func sharedLimitsScenario(_ first: Store, _ second: Store) async throws {
+        try await first.upsertAccount(Account(id: "920700", name: "Acme", currency: "GBP", balance: m("100"), creditLimit: 0))
+        let channels = StoredLimit(key: "account:920700", kind: .channels(5))
+        let rate = StoredLimit(key: "trunk:920700-L001", kind: .rate(calls: 8, seconds: 10))
+        func live(_ id: String, at t: Double) -> LiveCall {
+            LiveCall(callID: id, accountID: "920700", trunkID: "920700-L001", from: "441632960000", to: "447700900123", startAt: t)
+        }
+        // 20 calls at once, half through each node: 5 channels.
+        let outcomes = try await withThrowingTaskGroup(of: (String, Int?).self) { group in
+            for i in 0..<20 {
+                let node = i % 2 == 0 ? first : second
+                group.addTask { ("c\(i)", try await node.admitCall(live("c\(i)", at: 100), node: i % 2 == 0 ? "a" : "b", limits: [channels, rate])) }
+            }
+            var all: [(String, Int?)] = []
+            for try await o in group { all.append(o) }
+            return all
+        }
+        let admitted = outcomes.filter { $0.1 == nil }.map(\.0)
+        #expect(admitted.count == 5)
+        #expect(outcomes.filter { $0.1 == 0 }.count == 15)  // every refusal names the channel limit
+        #expect(try await second.heldChannels("account:920700") == 5)
+
+        // Two calls end (one written by each node): two channels free, then the
+        // rate window (8 per 10 s, 5 used) lets three more in, not a fourth.
+        try await first.recordCall(cdr(admitted[0], start: 100))
+        try await second.recordCall(cdr(admitted[1], start: 100))
+        #expect(try await first.heldChannels("account:920700") == 3)
+        #expect(try await second.admitCall(live("d1", at: 101), node: "b", limits: [channels, rate]) == nil)
+        #expect(try await first.admitCall(live("d2", at: 101), node: "a", limits: [channels, rate]) == nil)
+        #expect(try await first.admitCall(live("d3", at: 101), node: "a", limits: [channels, rate]) == 0)
+        for id in admitted.dropFirst(2) { try await first.recordCall(cdr(id, start: 100)) }
+        #expect(try await second.admitCall(live("d3", at: 102), node: "b", limits: [channels, rate]) == nil)
+        #expect(try await first.admitCall(live("d4", at: 103), node: "a", limits: [channels, rate]) == 1)  // 8 in the window
+        // The first five admissions (t = 100) leave the window at t = 110.
+        #expect(try await first.admitCall(live("d4", at: 110), node: "a", limits: [channels, rate]) == nil)
+        #expect(try await first.heldChannels("account:920700") == 4)
+
+        // Node a restarts: only its own live calls become interrupted CDRs and
+        // give their channels back; node b's (d1, d3) stay live.
+        #expect(try await first.recordInterruptedCalls(node: "a", now: 200) == 2)
+        #expect(try await first.heldChannels("account:920700") == 2)
+        #expect(try await second.recordInterruptedCalls(node: "b", now: 200) == 2)
+        #expect(try await first.heldChannels("account:920700") == 0)
     }
 
     @Test func passwordsNeverAppearInTheLocationsDescription() {

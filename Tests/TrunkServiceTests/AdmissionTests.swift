@@ -123,6 +123,25 @@ func admission(_ d: AdmissionDecision) -> Admission? {
                 == .balanceRelatedRateLimit(calls: 1, seconds: 3600))
     }
 
+    /// The plan a cluster's store counts: every limit that applies, channel
+    /// limits before rate limits (the order refusals are reported in), under
+    /// keys every node spells the same way.
+    @Test func planListsTheLimitsToCountInOrder() throws {
+        let account = CallLimits(channels: 10, rate: RateLimitSetting(calls: 3, seconds: 60),
+                                 callTypes: ["mobile": CallTypeLimits(channels: 2)])
+        let trunk = CallLimits(channels: 4)
+        guard case .admit(let plan) = LimitBook.plan(attempt(accountLimits: account, trunkLimits: trunk, callType: "mobile", rate: try rate()),
+                                                     blacklists: Blacklists()) else {
+            Issue.record("expected the call to pass the policy"); return
+        }
+        #expect(plan.checks.map(\.key.storeKey) == ["account:920700", "account:920700:mobile", "trunk:920700-L001", "account:920700"])
+        #expect(plan.checks.map(\.kind) == [.channels(10), .channels(2), .channels(4), .rate(RateLimitSetting(calls: 3, seconds: 60))])
+        #expect(plan.checks.map(\.rejection) == [.channelLimit(callType: nil), .channelLimit(callType: "mobile"), .channelLimit(callType: nil),
+                                                 .accountRateLimit(calls: 3, seconds: 60, callType: nil)])
+        #expect(plan.admission.channels.isEmpty)
+        #expect(LimitBook.plan(attempt(balance: "0", rate: try rate()), blacklists: Blacklists()) == .reject(.balanceExhausted))
+    }
+
     @Test func trunkACLPicksTheMostSpecificBlock() throws {
         var d = TrunkDirectory()
         d.add(Trunk(accountID: "1", name: "A", sourceAddresses: ["10.0.0.0/8"]))
