@@ -89,7 +89,8 @@ public actor SIPEndpoint {
 
     enum Event: Sendable {
         case inbound(SIPInbound)
-        case timer(TimerID)
+        /// The armed event-loop task went off: fire what is due.
+        case timersDue
     }
 
     struct TimerID: Hashable, Sendable {
@@ -152,7 +153,11 @@ public actor SIPEndpoint {
     var inviteClients: [DialogRequestKey: TransactionKey] = [:]
     /// ACKs sent for 2xx responses, resent if the 2xx is retransmitted (RFC 3261 §13.2.2.4).
     var sentACKs: [DialogRequestKey: (SIPMessage, SIPDestination)] = [:]
-    var timers: [TimerID: Scheduled<Void>] = [:]
+    /// Every transaction timer, in one queue; one event-loop task is armed for
+    /// the earliest (see `TimerQueue` for why not one task per timer).
+    var timers = TimerQueue<TimerID>()
+    var armedTimer: (deadline: UInt64, task: Scheduled<Void>)?
+    let timerLoop: any EventLoop
     var loop: Task<Void, Never>?
 
     public static func start(
@@ -174,6 +179,7 @@ public actor SIPEndpoint {
     init(configuration: SIPEndpointConfiguration, group: any EventLoopGroup, logger: Logger, handler: @escaping RequestHandler) {
         self.configuration = configuration
         self.group = group
+        self.timerLoop = group.next()
         self.logger = logger
         self.handler = handler
         (eventStream, events) = AsyncStream.makeStream(of: Event.self)
@@ -201,7 +207,8 @@ public actor SIPEndpoint {
     }
 
     public func shutdown() async {
-        for (_, t) in timers { t.cancel() }
+        armedTimer?.task.cancel()
+        armedTimer = nil
         timers.removeAll()
         for (_, c) in clients { c.continuation?.resume(throwing: SIPClientError.invalidRequest("endpoint shut down")) }
         clients.removeAll()
@@ -217,9 +224,10 @@ public actor SIPEndpoint {
         switch event {
         case .inbound(let inbound):
             if inbound.message.isRequest { await receivedRequest(inbound) } else { await receivedResponse(inbound) }
-        case .timer(let id):
-            guard timers.removeValue(forKey: id) != nil else { return }
-            await timerFired(id)
+        case .timersDue:
+            armedTimer = nil
+            for id in timers.expired(now: NIODeadline.now().uptimeNanoseconds) { await timerFired(id) }
+            armEarliestTimer()
         }
     }
 
@@ -418,6 +426,8 @@ public actor SIPEndpoint {
 
     func sendResponse(_ response: SIPMessage, to inbound: SIPInbound) async {
         do {
+            // Over UDP without suspending the actor (see `SIPTransport.sendDatagram`).
+            if try transport?.sendResponseDatagram(response, to: inbound) == true { return }
             try await transport?.sendResponse(response, to: inbound)
         } catch {
             logger.warning("could not send response", metadata: ["to": "\(inbound.source)", "error": "\(error)"])
@@ -611,7 +621,11 @@ public actor SIPEndpoint {
 
     func sendRaw(_ message: SIPMessage, to destination: SIPDestination) async throws {
         guard let transport else { throw SIPClientError.transport(destination, "endpoint is shut down") }
-        try await transport.send(message, to: destination.address, transport: destination.transport)
+        if destination.transport == .udp {
+            try transport.sendDatagram(message, to: destination.address)
+        } else {
+            try await transport.send(message, to: destination.address, transport: destination.transport)
+        }
     }
 
     // MARK: - Helpers
@@ -641,15 +655,28 @@ public actor SIPEndpoint {
     }
 
     func schedule(_ id: TimerID, after duration: Duration) {
-        timers[id]?.cancel()
-        let events = self.events
         let (s, a) = duration.components
-        let nanos = s * 1_000_000_000 + a / 1_000_000_000
-        timers[id] = group.next().scheduleTask(in: .nanoseconds(nanos)) { events.yield(.timer(id)) }
+        let nanos = max(0, s * 1_000_000_000 + a / 1_000_000_000)
+        timers.schedule(id, at: NIODeadline.now().uptimeNanoseconds + UInt64(nanos))
+        armEarliestTimer()
     }
 
     func cancelTimer(_ id: TimerID) {
-        timers.removeValue(forKey: id)?.cancel()
+        timers.cancel(id)
+    }
+
+    /// Keeps one event-loop task armed for the earliest timer. A cancelled
+    /// earliest timer leaves the task armed: it goes off, finds nothing due
+    /// and arms for the next.
+    func armEarliestTimer() {
+        guard let earliest = timers.earliest() else { return }
+        if let armed = armedTimer {
+            if armed.deadline <= earliest { return }
+            armed.task.cancel()
+        }
+        let events = self.events
+        let task = timerLoop.scheduleTask(deadline: .uptimeNanoseconds(earliest)) { _ = events.yield(.timersDue) }
+        armedTimer = (earliest, task)
     }
 
     public static func newTag() -> String {

@@ -161,18 +161,38 @@ public final class SIPTransport: Sendable {
         let bytes = message.serialized()
         switch transport {
         case .udp:
-            guard let ch = udpChannel(for: address) else {
-                throw SIPTransportError.noListener(.udp, address.protocol == .inet6 ? "IPv6" : "IPv4")
-            }
-            var buf = ch.allocator.buffer(capacity: bytes.count)
-            buf.writeBytes(bytes)
-            try await ch.writeAndFlush(AddressedEnvelope(remoteAddress: address, data: buf))
+            try sendDatagram(message, to: address)
         case .tcp:
             let ch = try await tcpConnection(to: address)
             var buf = ch.allocator.buffer(capacity: bytes.count)
             buf.writeBytes(bytes)
             try await ch.writeAndFlush(buf)
         }
+    }
+
+    /// Sends a message over UDP without waiting for the write: the datagram
+    /// is handed to the event loop and a failed write is logged. Waiting
+    /// would cost two thread hand-offs per message and tell the transaction
+    /// nothing UDP can promise anyway (a datagram that leaves may still be lost).
+    public func sendDatagram(_ message: SIPMessage, to address: SocketAddress) throws {
+        guard let ch = udpChannel(for: address) else {
+            throw SIPTransportError.noListener(.udp, address.protocol == .inet6 ? "IPv6" : "IPv4")
+        }
+        let bytes = message.serialized()
+        var buf = ch.allocator.buffer(capacity: bytes.count)
+        buf.writeBytes(bytes)
+        let faultLog = self.faultLog
+        ch.writeAndFlush(AddressedEnvelope(remoteAddress: address, data: buf)).whenFailure { error in
+            faultLog.log("could not send a datagram to \(address): \(error)")
+        }
+    }
+
+    /// A response over UDP, sent as `sendDatagram` does; false when the
+    /// request came over TCP (use `sendResponse`).
+    public func sendResponseDatagram(_ response: SIPMessage, to request: SIPInbound) throws -> Bool {
+        guard request.transport == .udp else { return false }
+        try sendDatagram(response, to: try Self.responseDestination(for: request))
+        return true
     }
 
     /// Sends a response where RFC 3261 §18.2.2 and RFC 3581 §4 say: back on the

@@ -1,0 +1,114 @@
+/// The timers of every transaction of one endpoint, in one min-heap.
+///
+/// Why not one event-loop task per timer: SwiftNIO finds a cancelled task in
+/// its scheduled-task heap by a linear search, and an endpoint at a few
+/// thousand calls a second keeps well over 100,000 timers pending (Timer B,
+/// F, J, K and the ACK caches run for up to 64·T1 = 32 s) while cancelling
+/// several per transaction. Here a cancel is a dictionary removal: the heap
+/// entry is left behind and skipped when it comes up (its generation no
+/// longer matches), and the heap is rebuilt when such entries outnumber the
+/// live ones. The endpoint arms a single event-loop task for `earliest`.
+///
+/// Deadlines are plain nanoseconds on a monotonic clock the caller reads,
+/// so tests drive the queue with explicit times.
+public struct TimerQueue<ID: Hashable & Sendable>: Sendable {
+    struct Entry: Sendable {
+        var deadline: UInt64
+        var generation: UInt64
+        var id: ID
+    }
+
+    var heap: [Entry] = []
+    var live: [ID: (deadline: UInt64, generation: UInt64)] = [:]
+    var nextGeneration: UInt64 = 0
+
+    public init() {}
+
+    /// Timers scheduled and neither fired nor cancelled.
+    public var count: Int { live.count }
+
+    public func isScheduled(_ id: ID) -> Bool { live[id] != nil }
+
+    /// Schedules `id` at `deadline`, replacing any earlier schedule of it.
+    public mutating func schedule(_ id: ID, at deadline: UInt64) {
+        nextGeneration &+= 1
+        live[id] = (deadline, nextGeneration)
+        push(Entry(deadline: deadline, generation: nextGeneration, id: id))
+        if heap.count > 1024, heap.count > 2 * live.count { rebuild() }
+    }
+
+    /// Cancels `id`; returns whether it was scheduled.
+    @discardableResult
+    public mutating func cancel(_ id: ID) -> Bool {
+        live.removeValue(forKey: id) != nil
+    }
+
+    /// The earliest live deadline (stale entries on top are dropped on the way).
+    public mutating func earliest() -> UInt64? {
+        while let top = heap.first {
+            if let l = live[top.id], l.generation == top.generation { return top.deadline }
+            popTop()
+        }
+        return nil
+    }
+
+    /// Removes and returns the timers due at `now`, earliest first.
+    public mutating func expired(now: UInt64) -> [ID] {
+        var due: [ID] = []
+        while let top = heap.first, top.deadline <= now {
+            popTop()
+            if let l = live[top.id], l.generation == top.generation {
+                live[top.id] = nil
+                due.append(top.id)
+            }
+        }
+        return due
+    }
+
+    public mutating func removeAll() {
+        heap.removeAll()
+        live.removeAll()
+    }
+
+    // MARK: Binary heap on `deadline`
+
+    mutating func push(_ e: Entry) {
+        heap.append(e)
+        var i = heap.count - 1
+        while i > 0 {
+            let parent = (i - 1) / 2
+            guard heap[i].deadline < heap[parent].deadline else { break }
+            heap.swapAt(i, parent)
+            i = parent
+        }
+    }
+
+    mutating func popTop() {
+        guard !heap.isEmpty else { return }
+        let last = heap.removeLast()
+        guard !heap.isEmpty else { return }
+        heap[0] = last
+        siftDown(0)
+    }
+
+    mutating func siftDown(_ start: Int) {
+        var i = start
+        let n = heap.count
+        while true {
+            let l = 2 * i + 1, r = l + 1
+            var smallest = i
+            if l < n, heap[l].deadline < heap[smallest].deadline { smallest = l }
+            if r < n, heap[r].deadline < heap[smallest].deadline { smallest = r }
+            if smallest == i { return }
+            heap.swapAt(i, smallest)
+            i = smallest
+        }
+    }
+
+    /// Drops the entries of cancelled and rescheduled timers.
+    mutating func rebuild() {
+        heap = live.map { Entry(deadline: $0.value.deadline, generation: $0.value.generation, id: $0.key) }
+        var i = heap.count / 2
+        while i > 0 { i -= 1; siftDown(i) }
+    }
+}
