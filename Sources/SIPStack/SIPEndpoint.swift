@@ -667,16 +667,20 @@ public actor SIPEndpoint {
 
     /// Keeps one event-loop task armed for the earliest timer. A cancelled
     /// earliest timer leaves the task armed: it goes off, finds nothing due
-    /// and arms for the next.
+    /// and arms for the next. Deadlines are rounded up to a 5 ms tick, so a
+    /// busy endpoint wakes for its timers at most 200 times a second rather
+    /// than once per transaction (SIP timers count in units of T1 = 500 ms).
     func armEarliestTimer() {
         guard let earliest = timers.earliest() else { return }
+        let tick: UInt64 = 5_000_000
+        let at = (earliest / tick + 1) * tick
         if let armed = armedTimer {
-            if armed.deadline <= earliest { return }
+            if armed.deadline <= at { return }
             armed.task.cancel()
         }
         let events = self.events
-        let task = timerLoop.scheduleTask(deadline: .uptimeNanoseconds(earliest)) { _ = events.yield(.timersDue) }
-        armedTimer = (earliest, task)
+        let task = timerLoop.scheduleTask(deadline: .uptimeNanoseconds(at)) { _ = events.yield(.timersDue) }
+        armedTimer = (at, task)
     }
 
     public static func newTag() -> String {

@@ -12,14 +12,17 @@
 /// Deadlines are plain nanoseconds on a monotonic clock the caller reads,
 /// so tests drive the queue with explicit times.
 public struct TimerQueue<ID: Hashable & Sendable>: Sendable {
+    /// A heap entry is two integers, so sifting copies no strings (a timer's
+    /// ID holds its transaction key); the ID is found by generation.
     struct Entry: Sendable {
         var deadline: UInt64
         var generation: UInt64
-        var id: ID
     }
 
     var heap: [Entry] = []
-    var live: [ID: (deadline: UInt64, generation: UInt64)] = [:]
+    /// Live timers: ID → generation, and generation → (ID, deadline).
+    var live: [ID: UInt64] = [:]
+    var owners: [UInt64: (id: ID, deadline: UInt64)] = [:]
     var nextGeneration: UInt64 = 0
 
     public init() {}
@@ -32,21 +35,24 @@ public struct TimerQueue<ID: Hashable & Sendable>: Sendable {
     /// Schedules `id` at `deadline`, replacing any earlier schedule of it.
     public mutating func schedule(_ id: ID, at deadline: UInt64) {
         nextGeneration &+= 1
-        live[id] = (deadline, nextGeneration)
-        push(Entry(deadline: deadline, generation: nextGeneration, id: id))
+        if let old = live.updateValue(nextGeneration, forKey: id) { owners[old] = nil }
+        owners[nextGeneration] = (id, deadline)
+        push(Entry(deadline: deadline, generation: nextGeneration))
         if heap.count > 1024, heap.count > 2 * live.count { rebuild() }
     }
 
     /// Cancels `id`; returns whether it was scheduled.
     @discardableResult
     public mutating func cancel(_ id: ID) -> Bool {
-        live.removeValue(forKey: id) != nil
+        guard let generation = live.removeValue(forKey: id) else { return false }
+        owners[generation] = nil
+        return true
     }
 
     /// The earliest live deadline (stale entries on top are dropped on the way).
     public mutating func earliest() -> UInt64? {
         while let top = heap.first {
-            if let l = live[top.id], l.generation == top.generation { return top.deadline }
+            if owners[top.generation] != nil { return top.deadline }
             popTop()
         }
         return nil
@@ -57,9 +63,9 @@ public struct TimerQueue<ID: Hashable & Sendable>: Sendable {
         var due: [ID] = []
         while let top = heap.first, top.deadline <= now {
             popTop()
-            if let l = live[top.id], l.generation == top.generation {
-                live[top.id] = nil
-                due.append(top.id)
+            if let owner = owners.removeValue(forKey: top.generation) {
+                live[owner.id] = nil
+                due.append(owner.id)
             }
         }
         return due
@@ -68,6 +74,7 @@ public struct TimerQueue<ID: Hashable & Sendable>: Sendable {
     public mutating func removeAll() {
         heap.removeAll()
         live.removeAll()
+        owners.removeAll()
     }
 
     // MARK: Binary heap on `deadline`
@@ -107,7 +114,7 @@ public struct TimerQueue<ID: Hashable & Sendable>: Sendable {
 
     /// Drops the entries of cancelled and rescheduled timers.
     mutating func rebuild() {
-        heap = live.map { Entry(deadline: $0.value.deadline, generation: $0.value.generation, id: $0.key) }
+        heap = owners.map { Entry(deadline: $0.value.deadline, generation: $0.key) }
         var i = heap.count / 2
         while i > 0 { i -= 1; siftDown(i) }
     }

@@ -148,6 +148,12 @@ public struct StoredLimit: Sendable, Equatable {
     public init(key: String, kind: Kind) { self.key = key; self.kind = kind }
 }
 
+/// A live call and the node it is on, as the group commit carries it.
+struct LiveCallStart: Sendable {
+    var call: LiveCall
+    var node: String?
+}
+
 public struct LiveCall: Sendable, Equatable {
     public var callID: String
     public var accountID: String
@@ -223,6 +229,11 @@ public final class Store: Sendable {
          shutdown: @escaping @Sendable () async throws -> Void) {
         self.backend = backend; self.database = database; self.location = location; self.gate = gate; self.shutdownPool = shutdown
     }
+
+    /// Calls' CDRs and live-call records, group-committed (see `GroupCommit`).
+    /// 17 values a CDR: 256 stay well inside SQLite's 32,766 bound parameters.
+    let cdrWriter = GroupCommit<CDR, Bool>(maxBatch: 256) { store, cdrs in try await store.recordCallsTogether(cdrs) }
+    let liveCallWriter = GroupCommit<LiveCallStart, Bool>(maxBatch: 256) { store, calls in try await store.callsStartedTogether(calls) }
 
     /// Runs one operation on the database (one at a time on SQLite).
     func run<R: Sendable>(_ body: @Sendable (any SQLDatabase) async throws -> R) async throws -> R {
@@ -512,9 +523,32 @@ public final class Store: Sendable {
     /// PostgreSQL is the store a cluster shares; an SQLite file has one node.
     public var countsLimits: Bool { backend == .postgres }
 
-    /// Records a call as live on `node` (before anything is sent on), with no limits to count.
+    /// Records a call as live on `node` (before anything is sent on), with no
+    /// limits to count: group-committed with other calls starting at the same time.
     public func callStarted(_ call: LiveCall, node: String? = nil) async throws {
-        _ = try await admitCall(call, node: node, limits: [])
+        _ = try await liveCallWriter.submit(LiveCallStart(call: call, node: node), to: self)
+    }
+
+    /// Several calls' live records in one transaction (one multi-row insert).
+    func callsStartedTogether(_ starts: [LiveCallStart]) async throws -> [Bool] {
+        guard !starts.isEmpty else { return [] }
+        var sql = SQLQueryString("INSERT INTO live_calls (call_id, account_id, trunk_id, tag, from_number, to_number, start_at, node) VALUES ")
+        for (i, s) in starts.enumerated() {
+            let c = s.call
+            sql.appendLiteral(i == 0 ? "(" : ", (")
+            sql.appendInterpolation(bind: c.callID); sql.appendLiteral(", ")
+            sql.appendInterpolation(bind: c.accountID); sql.appendLiteral(", ")
+            sql.appendInterpolation(bind: c.trunkID); sql.appendLiteral(", ")
+            sql.appendInterpolation(bind: c.tag); sql.appendLiteral(", ")
+            sql.appendInterpolation(bind: c.from); sql.appendLiteral(", ")
+            sql.appendInterpolation(bind: c.to); sql.appendLiteral(", ")
+            sql.appendInterpolation(bind: c.startAt); sql.appendLiteral(", ")
+            sql.appendInterpolation(bind: s.node); sql.appendLiteral(")")
+        }
+        sql.appendLiteral(" ON CONFLICT (call_id) DO NOTHING")
+        let query = sql
+        try await run { try await $0.raw(query).run() }
+        return starts.map { _ in true }
     }
 
     /// Counts a call against `limits` and, if it fits all of them, records it
@@ -524,6 +558,10 @@ public final class Store: Sendable {
     /// has one writer). Returns the index of the first limit the call does not
     /// fit, in the order given (nothing is counted then), or nil when it was admitted.
     public func admitCall(_ call: LiveCall, node: String?, limits: [StoredLimit]) async throws -> Int? {
+        if limits.isEmpty {
+            try await callStarted(call, node: node)
+            return nil
+        }
         let postgres = backend == .postgres
         let body: @Sendable (any SQLDatabase) async throws -> Int? = { db in
             if postgres {
@@ -564,8 +602,7 @@ public final class Store: Sendable {
             }
             return nil
         }
-        // A lone insert needs no transaction (the common case on SQLite).
-        return limits.isEmpty ? try await run(body) : try await transaction(body)
+        return try await transaction(body)
     }
 
     /// Channels held in the store under `key` (live calls counted against it).
@@ -577,9 +614,113 @@ public final class Store: Sendable {
     /// Writes the CDR of an ended call, its tag terms, and debits its cost, in
     /// one transaction. Idempotent per call ID: a repeated write changes
     /// nothing and debits nothing. Returns whether this write recorded it.
+    /// Calls ending at the same moment share the transaction (group commit);
+    /// the call returns once it has committed.
     @discardableResult
     public func recordCall(_ cdr: CDR) async throws -> Bool {
-        try await transaction { db in try await Self.insertCDR(cdr, in: db) }
+        try await cdrWriter.submit(cdr, to: self)
+    }
+
+    /// Several calls' CDRs in one transaction, as `recordCall` writes one:
+    /// a multi-row insert, the tag terms of those inserted, one debit per
+    /// account, the live-call rows and channel holds removed. A CDR whose call
+    /// ID is already recorded (or repeated in the batch) changes nothing. If
+    /// the batch fails, each CDR is written on its own, so one bad record
+    /// cannot take the others with it.
+    func recordCallsTogether(_ cdrs: [CDR]) async throws -> [Bool] {
+        if cdrs.count == 1 { return [try await transaction { db in try await Self.insertCDR(cdrs[0], in: db) }] }
+        do {
+            return try await transaction { db in try await Self.insertCDRs(cdrs, in: db) }
+        } catch {
+            var results: [Bool] = []
+            for cdr in cdrs { results.append(try await transaction { db in try await Self.insertCDR(cdr, in: db) }) }
+            return results
+        }
+    }
+
+    static func insertCDRs(_ all: [CDR], in db: any SQLDatabase) async throws -> [Bool] {
+        // The first of each call ID goes in; a repeat in the same batch is a repeated write.
+        var seen = Set<String>()
+        var firstOfID: [Bool] = []
+        var cdrs: [CDR] = []
+        for c in all {
+            let first = seen.insert(c.callID).inserted
+            firstOfID.append(first)
+            if first { cdrs.append(c) }
+        }
+        var sql = SQLQueryString("""
+            INSERT INTO cdrs (call_id, account_id, trunk_id, tag, from_number, to_number, call_type, start_at, answer_at,
+                end_at, duration_seconds, billed_seconds, cost_micros, final_status, reason, interrupted, segments) VALUES
+            """)
+        for (i, cdr) in cdrs.enumerated() {
+            sql.appendLiteral(i == 0 ? " (" : ", (")
+            sql.appendInterpolation(bind: cdr.callID); sql.appendLiteral(", ")
+            sql.appendInterpolation(bind: cdr.accountID); sql.appendLiteral(", ")
+            sql.appendInterpolation(bind: cdr.trunkID); sql.appendLiteral(", ")
+            sql.appendInterpolation(bind: cdr.tag); sql.appendLiteral(", ")
+            sql.appendInterpolation(bind: cdr.from); sql.appendLiteral(", ")
+            sql.appendInterpolation(bind: cdr.to); sql.appendLiteral(", ")
+            sql.appendInterpolation(bind: cdr.callType); sql.appendLiteral(", ")
+            sql.appendInterpolation(bind: cdr.startAt); sql.appendLiteral(", ")
+            sql.appendInterpolation(bind: cdr.answerAt); sql.appendLiteral(", ")
+            sql.appendInterpolation(bind: cdr.endAt); sql.appendLiteral(", ")
+            sql.appendInterpolation(bind: Int64(cdr.durationSeconds)); sql.appendLiteral(", ")
+            sql.appendInterpolation(bind: Int64(cdr.billedSeconds)); sql.appendLiteral(", ")
+            sql.appendInterpolation(bind: MoneyColumn.micros(cdr.cost)); sql.appendLiteral(", ")
+            sql.appendInterpolation(bind: cdr.finalStatus); sql.appendLiteral(", ")
+            sql.appendInterpolation(bind: cdr.reason); sql.appendLiteral(", ")
+            sql.appendInterpolation(bind: cdr.interrupted ? 1 : 0); sql.appendLiteral(", ")
+            sql.appendInterpolation(bind: cdr.segments); sql.appendLiteral(")")
+        }
+        sql.appendLiteral(" ON CONFLICT (call_id) DO NOTHING RETURNING id, call_id")
+        let insertQuery = sql
+        var idOf: [String: Int64] = [:]
+        for row in try await db.raw(insertQuery).all() {
+            idOf[try row.decode(column: "call_id", as: String.self)] = try row.decode(column: "id", as: Int64.self)
+        }
+        let inserted = cdrs.filter { idOf[$0.callID] != nil }
+        guard !inserted.isEmpty else { return all.map { _ in false } }
+
+        var terms: [(String, Int64)] = []
+        for cdr in inserted {
+            guard let id = idOf[cdr.callID], let tag = cdr.tag else { continue }
+            for term in Set(CallControlHeaders.searchTerms(ofTag: tag)) { terms.append((term, id)) }
+        }
+        if !terms.isEmpty {
+            var t = SQLQueryString("INSERT INTO cdr_tag_terms (term, cdr_id) VALUES ")
+            for (i, (term, id)) in terms.enumerated() {
+                t.appendLiteral(i == 0 ? "(" : ", (")
+                t.appendInterpolation(bind: term); t.appendLiteral(", ")
+                t.appendInterpolation(bind: id); t.appendLiteral(")")
+            }
+            let termQuery = t
+            try await db.raw(termQuery).run()
+        }
+        var debit: [String: Int64] = [:]
+        for cdr in inserted where cdr.cost != 0 { debit[cdr.accountID, default: 0] += MoneyColumn.micros(cdr.cost) }
+        for (account, micros) in debit.sorted(by: { $0.key < $1.key }) where micros != 0 {
+            try await db.raw("UPDATE accounts SET balance_micros = balance_micros - \(bind: micros) WHERE id = \(bind: account)").run()
+        }
+        // Calls were live until now; texts never are.
+        let ended = inserted.filter { $0.segments == nil }.map(\.callID)
+        if !ended.isEmpty {
+            for table in ["live_calls", "limit_holds"] {
+                var d: SQLQueryString = "DELETE FROM \(unsafeRaw: table) WHERE call_id IN ("
+                for (i, id) in ended.enumerated() {
+                    if i > 0 { d.appendLiteral(", ") }
+                    d.appendInterpolation(bind: id)
+                }
+                d.appendLiteral(")")
+                let deleteQuery = d
+                try await db.raw(deleteQuery).run()
+            }
+        }
+        var results: [Bool] = []
+        var written = Set(inserted.map(\.callID))
+        for (i, c) in all.enumerated() {
+            results.append(firstOfID[i] && written.remove(c.callID) != nil)
+        }
+        return results
     }
 
     /// The CDR insert, tag terms and debit, inside the caller's transaction

@@ -1,6 +1,6 @@
 import Foundation
 import Rating
-import Store
+@testable import Store
 import Testing
 import TestSupport
 
@@ -191,6 +191,46 @@ struct StoreTests {
         #expect(try await first.heldChannels("account:920700") == 2)
         #expect(try await second.recordInterruptedCalls(node: "b", now: 200) == 2)
         #expect(try await first.heldChannels("account:920700") == 0)
+    }
+
+    /// Group commit: CDRs of calls ending together are written in one
+    /// transaction, with the same outcome as one by one: each recorded and
+    /// debited once (a repeat in the batch or of an earlier write changes
+    /// nothing), tag terms searchable, live rows and channel holds removed.
+    @Test(arguments: StoreBackend.allCases)
+    func callsEndingTogetherAreWrittenAsOneByOne(backend: StoreBackend) async throws {
+        let store = try await openFreshStore(backend)
+        do {
+            try await store.upsertAccount(Account(id: "920700", name: "Acme", currency: "GBP", balance: m("10"), creditLimit: 0))
+            try await store.upsertAccount(Account(id: "555000", name: "Other", currency: "GBP", balance: m("10"), creditLimit: 0))
+            for id in ["g1", "g2", "g3"] {
+                _ = try await store.admitCall(LiveCall(callID: id, accountID: "920700", from: "441632960000", to: "447700900123", startAt: 1),
+                                              node: "a", limits: [StoredLimit(key: "account:920700", kind: .channels(10))])
+            }
+            #expect(try await store.recordCall(cdr("g0", cost: "1.00")))
+            let results = try await store.recordCallsTogether([
+                cdr("g1", tag: "CUST001-AB1", cost: "0.10"), cdr("g0", cost: "1.00"), cdr("g2", account: "555000", cost: "0.25"),
+                cdr("g1", tag: "CUST001-AB1", cost: "0.10"), cdr("g3", tag: "CUST002", cost: "0"),
+            ])
+            #expect(results == [true, false, true, false, true])
+            #expect(try await store.account(id: "920700")?.balance == m("8.90"))
+            #expect(try await store.account(id: "555000")?.balance == m("9.75"))
+            #expect(try await store.cdrs(CDRQuery(tagTerm: "CUST001")).map(\.callID) == ["g1"])
+            #expect(try await store.cdrs(CDRQuery(tagTerm: "AB1")).map(\.callID) == ["g1"])
+            #expect(try await store.heldChannels("account:920700") == 0)
+            #expect(try await store.recordInterruptedCalls(node: "a", now: 2) == 0)  // no live rows left
+            // Forty calls ending at once through recordCall: gathered, each once.
+            try await withThrowingTaskGroup(of: Bool.self) { group in
+                for i in 0..<40 { group.addTask { try await store.recordCall(cdr("h\(i % 20)", cost: "0.01")) } }
+                var n = 0
+                for try await ok in group where ok { n += 1 }
+                #expect(n == 20)
+            }
+            #expect(try await store.account(id: "920700")?.balance == m("8.70"))
+        } catch {
+            Issue.record("\(backend): \(error)")
+        }
+        try await store.close()
     }
 
     @Test func passwordsNeverAppearInTheLocationsDescription() {
