@@ -24,6 +24,10 @@ public struct SIPEndpointConfiguration: Sendable {
     /// Host written into Via and Contact; the bound address when nil.
     public var advertisedHost: String?
     public var userAgent: String
+    /// Whether the handler hears the ACKs of 2xx responses it sent. A
+    /// handler that ignores them (the call service: the B leg is ACKed when
+    /// it answers) saves a task per call by saying no.
+    public var deliversACKsOf2xx: Bool
 
     public init(
         listen: [SIPListenAddress],
@@ -31,10 +35,11 @@ public struct SIPEndpointConfiguration: Sendable {
         limits: SIPParserLimits = .default,
         screening: RequestScreening = RequestScreening(role: .userAgentServer),
         advertisedHost: String? = nil,
-        userAgent: String = "Switchboard"
+        userAgent: String = "Switchboard",
+        deliversACKsOf2xx: Bool = true
     ) {
         self.listen = listen; self.timers = timers; self.limits = limits; self.screening = screening
-        self.advertisedHost = advertisedHost; self.userAgent = userAgent
+        self.advertisedHost = advertisedHost; self.userAgent = userAgent; self.deliversACKsOf2xx = deliversACKsOf2xx
     }
 }
 
@@ -297,11 +302,11 @@ public actor SIPEndpoint {
                 if action == .deliverACK {
                     cancelTimer(TimerID(owner: .accepted(dk), timer: nil))
                     accepted[dk] = nil
-                    dispatch(inbound, key: key)
+                    if configuration.deliversACKsOf2xx { dispatch(inbound, key: key) }
                 }
                 return
             }
-            dispatch(inbound, key: key)  // ACK the TU may still care about
+            if configuration.deliversACKsOf2xx { dispatch(inbound, key: key) }  // ACK the TU may still care about
             return
         }
 
@@ -471,8 +476,36 @@ public actor SIPEndpoint {
             clients[key] = ClientEntry(machine: machine, destination: destination, request: message, continuation: continuation,
                                        onProvisional: onProvisional)
             if method == .invite, let dk = dialogRequestKey(message) { inviteClients[dk] = key }
+            // Over UDP the first send and the timers need no suspension: done
+            // here rather than in a task of their own.
+            if destination.transport == .udp, startClientNow(actions, key: key) { return }
             Task { await self.performClient(actions, key: key) }
         }
+    }
+
+    /// A client transaction's start actions (send, start timers) performed
+    /// at once over UDP; false (nothing done) if any needs the async path.
+    func startClientNow(_ actions: [TransactionAction], key: TransactionKey) -> Bool {
+        for a in actions {
+            switch a {
+            case .send, .startTimer, .cancelTimer: continue
+            default: return false
+            }
+        }
+        guard let transport, let entry = clients[key] else { return false }
+        for a in actions {
+            switch a {
+            case .send(let message):
+                do { try transport.sendDatagram(message, to: entry.destination.address) } catch {
+                    Task { await self.clientTransportError(key, error: error) }
+                    return true
+                }
+            case .startTimer(let t, let d): schedule(TimerID(owner: .client(key), timer: t), after: d)
+            case .cancelTimer(let t): cancelTimer(TimerID(owner: .client(key), timer: t))
+            default: break
+            }
+        }
+        return true
     }
 
     /// Cancels the INVITE we sent with this Call-ID and CSeq (RFC 3261 §9.1):

@@ -14,26 +14,28 @@
 public struct TimerQueue<ID: Hashable & Sendable>: Sendable {
     /// A heap entry is two integers, so sifting copies no strings (a timer's
     /// ID holds its transaction key); the ID is found by generation.
+    @usableFromInline
     struct Entry: Sendable {
-        var deadline: UInt64
-        var generation: UInt64
+        @usableFromInline var deadline: UInt64
+        @usableFromInline var generation: UInt64
+        @inlinable init(deadline: UInt64, generation: UInt64) { self.deadline = deadline; self.generation = generation }
     }
 
-    var heap: [Entry] = []
+    @usableFromInline var heap: [Entry] = []
     /// Live timers: ID → generation, and generation → (ID, deadline).
-    var live: [ID: UInt64] = [:]
-    var owners: [UInt64: (id: ID, deadline: UInt64)] = [:]
-    var nextGeneration: UInt64 = 0
+    @usableFromInline var live: [ID: UInt64] = [:]
+    @usableFromInline var owners: [UInt64: (id: ID, deadline: UInt64)] = [:]
+    @usableFromInline var nextGeneration: UInt64 = 0
 
     public init() {}
 
     /// Timers scheduled and neither fired nor cancelled.
-    public var count: Int { live.count }
+    @inlinable public var count: Int { live.count }
 
-    public func isScheduled(_ id: ID) -> Bool { live[id] != nil }
+    @inlinable public func isScheduled(_ id: ID) -> Bool { live[id] != nil }
 
     /// Schedules `id` at `deadline`, replacing any earlier schedule of it.
-    public mutating func schedule(_ id: ID, at deadline: UInt64) {
+    @inlinable public mutating func schedule(_ id: ID, at deadline: UInt64) {
         nextGeneration &+= 1
         if let old = live.updateValue(nextGeneration, forKey: id) { owners[old] = nil }
         owners[nextGeneration] = (id, deadline)
@@ -42,7 +44,7 @@ public struct TimerQueue<ID: Hashable & Sendable>: Sendable {
     }
 
     /// Cancels `id`; returns whether it was scheduled.
-    @discardableResult
+    @inlinable @discardableResult
     public mutating func cancel(_ id: ID) -> Bool {
         guard let generation = live.removeValue(forKey: id) else { return false }
         owners[generation] = nil
@@ -50,7 +52,7 @@ public struct TimerQueue<ID: Hashable & Sendable>: Sendable {
     }
 
     /// The earliest live deadline (stale entries on top are dropped on the way).
-    public mutating func earliest() -> UInt64? {
+    @inlinable public mutating func earliest() -> UInt64? {
         while let top = heap.first {
             if owners[top.generation] != nil { return top.deadline }
             popTop()
@@ -59,7 +61,7 @@ public struct TimerQueue<ID: Hashable & Sendable>: Sendable {
     }
 
     /// Removes and returns the timers due at `now`, earliest first.
-    public mutating func expired(now: UInt64) -> [ID] {
+    @inlinable public mutating func expired(now: UInt64) -> [ID] {
         var due: [ID] = []
         while let top = heap.first, top.deadline <= now {
             popTop()
@@ -71,7 +73,7 @@ public struct TimerQueue<ID: Hashable & Sendable>: Sendable {
         return due
     }
 
-    public mutating func removeAll() {
+    @inlinable public mutating func removeAll() {
         heap.removeAll()
         live.removeAll()
         owners.removeAll()
@@ -79,7 +81,7 @@ public struct TimerQueue<ID: Hashable & Sendable>: Sendable {
 
     // MARK: Binary heap on `deadline`
 
-    mutating func push(_ e: Entry) {
+    @inlinable mutating func push(_ e: Entry) {
         heap.append(e)
         var i = heap.count - 1
         while i > 0 {
@@ -90,7 +92,7 @@ public struct TimerQueue<ID: Hashable & Sendable>: Sendable {
         }
     }
 
-    mutating func popTop() {
+    @inlinable mutating func popTop() {
         guard !heap.isEmpty else { return }
         let last = heap.removeLast()
         guard !heap.isEmpty else { return }
@@ -98,7 +100,7 @@ public struct TimerQueue<ID: Hashable & Sendable>: Sendable {
         siftDown(0)
     }
 
-    mutating func siftDown(_ start: Int) {
+    @inlinable mutating func siftDown(_ start: Int) {
         var i = start
         let n = heap.count
         while true {
@@ -113,7 +115,7 @@ public struct TimerQueue<ID: Hashable & Sendable>: Sendable {
     }
 
     /// Drops the entries of cancelled and rescheduled timers.
-    mutating func rebuild() {
+    @inlinable mutating func rebuild() {
         heap = owners.map { Entry(deadline: $0.value.deadline, generation: $0.key) }
         var i = heap.count / 2
         while i > 0 { i -= 1; siftDown(i) }

@@ -89,9 +89,10 @@ struct Serve: AsyncParsableCommand {
                                 logger: logger)
         await texts.start()
         let endpoint = try await SIPEndpoint.start(
+            // Neither the call service nor texts use the ACKs of their 2xx.
             configuration: SIPEndpointConfiguration(listen: node.sipListeners.map {
                 SIPListenAddress(host: $0.host, port: $0.port, transport: $0.transport == .udp ? .udp : .tcp)
-            }),
+            }, deliversACKsOf2xx: false),
             logger: logger
         ) { request in
             if request.message.method == .message { await texts.handle(request) } else { await calls.handle(request) }

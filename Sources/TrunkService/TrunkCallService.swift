@@ -387,6 +387,8 @@ public actor TrunkCallService {
                     Task {
                         do {
                             let final = try await endpoint.send(request, to: destination) { provisional in
+                                // 100 Trying is hop-by-hop (RFC 3261 §16.7) and changes nothing in the call.
+                                guard provisional.statusCode != 100 else { return }
                                 Task { await self.bResponse(provisional, callID: callID) }
                             }
                             await self.bResponse(final, callID: callID)
