@@ -70,6 +70,8 @@ public final class SIPTransport: Sendable {
     let logger: Logger
     let limits: SIPParserLimits
     let udpChannels: [Channel]
+    /// One per UDP channel, in the same order.
+    let udpWriters: [DatagramWriteBatch]
     let tcpServers: [Channel]
     let connections: NIOLockedValueBox<[SocketAddress: Channel]>
     let handler: Handler
@@ -135,6 +137,7 @@ public final class SIPTransport: Sendable {
         self.logger = shared.logger
         self.limits = shared.limits
         self.udpChannels = udp
+        self.udpWriters = udp.map { DatagramWriteBatch(channel: $0, faultLog: shared.faultLog) }
         self.tcpServers = tcp
         self.connections = shared.connections
         self.handler = shared.handler
@@ -175,16 +178,13 @@ public final class SIPTransport: Sendable {
     /// would cost two thread hand-offs per message and tell the transaction
     /// nothing UDP can promise anyway (a datagram that leaves may still be lost).
     public func sendDatagram(_ message: SIPMessage, to address: SocketAddress) throws {
-        guard let ch = udpChannel(for: address) else {
+        guard let i = udpChannelIndex(for: address) else {
             throw SIPTransportError.noListener(.udp, address.protocol == .inet6 ? "IPv6" : "IPv4")
         }
         let bytes = message.serialized()
-        var buf = ch.allocator.buffer(capacity: bytes.count)
+        var buf = udpChannels[i].allocator.buffer(capacity: bytes.count)
         buf.writeBytes(bytes)
-        let faultLog = self.faultLog
-        ch.writeAndFlush(AddressedEnvelope(remoteAddress: address, data: buf)).whenFailure { error in
-            faultLog.log("could not send a datagram to \(address): \(error)")
-        }
+        udpWriters[i].enqueue(AddressedEnvelope(remoteAddress: address, data: buf))
     }
 
     /// A response over UDP, sent as `sendDatagram` does; false when the
@@ -225,7 +225,11 @@ public final class SIPTransport: Sendable {
     }
 
     func udpChannel(for address: SocketAddress) -> Channel? {
-        udpChannels.first { $0.localAddress?.protocol == address.protocol } ?? udpChannels.first
+        udpChannelIndex(for: address).map { udpChannels[$0] }
+    }
+
+    func udpChannelIndex(for address: SocketAddress) -> Int? {
+        udpChannels.firstIndex { $0.localAddress?.protocol == address.protocol } ?? (udpChannels.isEmpty ? nil : 0)
     }
 
     func tcpConnection(to address: SocketAddress) async throws -> Channel {
@@ -248,6 +252,41 @@ public final class SIPTransport: Sendable {
     public func close() async {
         let open = connections.withLockedValue { c in let v = Array(c.values); c.removeAll(); return v }
         for ch in udpChannels + tcpServers + open { try? await ch.close() }
+    }
+}
+
+/// Datagrams sent from other threads, gathered per event-loop turn: the
+/// first of a batch asks the channel's loop to write them all and flush once,
+/// so a burst costs one wake-up of the loop and, through NIO's vector
+/// writes, one `sendmmsg` rather than one `sendmsg` each.
+final class DatagramWriteBatch: Sendable {
+    let channel: Channel
+    let faultLog: RateLimitedLog
+    let pending = NIOLockedValueBox<[AddressedEnvelope<ByteBuffer>]>([])
+
+    init(channel: Channel, faultLog: RateLimitedLog) {
+        self.channel = channel; self.faultLog = faultLog
+    }
+
+    func enqueue(_ datagram: AddressedEnvelope<ByteBuffer>) {
+        let first = pending.withLockedValue { p in p.append(datagram); return p.count == 1 }
+        guard first else { return }
+        channel.eventLoop.execute { self.drain() }
+    }
+
+    /// On the channel's event loop.
+    func drain() {
+        let batch = pending.withLockedValue { p in
+            let b = p
+            p.removeAll(keepingCapacity: true)
+            return b
+        }
+        let faultLog = self.faultLog
+        for d in batch {
+            let address = d.remoteAddress
+            channel.write(d).whenFailure { error in faultLog.log("could not send a datagram to \(address): \(error)") }
+        }
+        channel.flush()
     }
 }
 

@@ -546,7 +546,8 @@ struct TrunkCallPolicyTests {
         let b = try await RunningSwitch.start(database: url, gateways: [("carrier", gwPort)], node: "node-b")
         defer { b.stop() }
 
-        let long = uacScenario(number: "447700900123", plan: .hangUpAfter(milliseconds: 6000))
+        // Long enough for two refusals to be placed while both are up, on a loaded CI machine too.
+        let long = uacScenario(number: "447700900123", plan: .hangUpAfter(milliseconds: 12_000))
         async let first = placeCall(long, switchPort: a.port)
         async let second = placeCall(long, switchPort: b.port)
         let store = try await Store.open(location)
