@@ -442,7 +442,7 @@ public actor SIPEndpoint {
     // MARK: - Client side
 
     /// Sends a request in a new client transaction and returns its final
-    /// response; provisional responses go to `onProvisional`.
+    /// response; provisional responses other than 100 go to `onProvisional`.
     /// Via is added here (sent-by, a fresh branch, rport — RFC 3581 §3).
     public func send(
         _ request: SIPMessage, to destination: SIPDestination,
@@ -615,7 +615,9 @@ public actor SIPEndpoint {
                         clients[key]?.heardProvisional = true
                         if entry.cancelWanted { clients[key]?.cancelWanted = false; sendCancel(for: entry) }
                     }
-                    entry.onProvisional?(response)
+                    // 100 Trying only stops our retransmissions: it is hop-by-hop
+                    // (RFC 3261 §16.7) and tells the TU nothing.
+                    if code != 100 { entry.onProvisional?(response) }
                 } else {
                     clients[key]?.continuation = nil
                     entry.continuation?.resume(returning: response)

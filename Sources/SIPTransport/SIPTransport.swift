@@ -161,11 +161,11 @@ public final class SIPTransport: Sendable {
     /// Sends a message to `address`. Over TCP an open connection to that
     /// address is reused, else one is opened (RFC 3261 §18.1.1).
     public func send(_ message: SIPMessage, to address: SocketAddress, transport: SIPTransportProtocol) async throws {
-        let bytes = message.serialized()
         switch transport {
         case .udp:
             try sendDatagram(message, to: address)
         case .tcp:
+            let bytes = message.serialized()
             let ch = try await tcpConnection(to: address)
             var buf = ch.allocator.buffer(capacity: bytes.count)
             buf.writeBytes(bytes)
@@ -222,10 +222,6 @@ public final class SIPTransport: Sendable {
         // A sent-by host name: RFC 3263 §5 would resolve it; the source is the best we know.
         guard let ip = request.source.ipAddress else { throw SIPTransportError.cannotRouteResponse("no address for \(host)") }
         return try SocketAddress(ipAddress: ip, port: port)
-    }
-
-    func udpChannel(for address: SocketAddress) -> Channel? {
-        udpChannelIndex(for: address).map { udpChannels[$0] }
     }
 
     func udpChannelIndex(for address: SocketAddress) -> Int? {

@@ -134,18 +134,20 @@ public struct CDRQuery: Sendable {
 }
 
 /// A call that is up now; kept so that a crash can be recorded afterwards.
+/// What a limit allows (T9): live calls, or calls admitted in a window.
+public enum LimitKind: Sendable, Equatable {
+    /// At most this many live calls.
+    case channels(Int)
+    /// At most X calls admitted in the last Y seconds.
+    case rate(RateLimitSetting)
+}
+
 /// A limit counted in the store (T9): a key such as "account:920700" and
 /// what it allows.
 public struct StoredLimit: Sendable, Equatable {
-    public enum Kind: Sendable, Equatable {
-        /// At most this many live calls hold the key.
-        case channels(Int)
-        /// At most `calls` admissions in the last `seconds`.
-        case rate(calls: Int, seconds: Int)
-    }
     public var key: String
-    public var kind: Kind
-    public init(key: String, kind: Kind) { self.key = key; self.kind = kind }
+    public var kind: LimitKind
+    public init(key: String, kind: LimitKind) { self.key = key; self.kind = kind }
 }
 
 /// A live call and the node it is on, as the group commit carries it.
@@ -529,26 +531,25 @@ public final class Store: Sendable {
         _ = try await liveCallWriter.submit(LiveCallStart(call: call, node: node), to: self)
     }
 
-    /// Several calls' live records in one transaction (one multi-row insert).
+    /// Several calls' live records in one statement.
     func callsStartedTogether(_ starts: [LiveCallStart]) async throws -> [Bool] {
-        guard !starts.isEmpty else { return [] }
-        var sql = SQLQueryString("INSERT INTO live_calls (call_id, account_id, trunk_id, tag, from_number, to_number, start_at, node) VALUES ")
+        try await run { db in try await Self.insertLiveCalls(starts, in: db) }
+        return starts.map { _ in true }
+    }
+
+    /// Live-call rows (a multi-row insert); a call already live stays as it is.
+    static func insertLiveCalls(_ starts: [LiveCallStart], in db: any SQLDatabase) async throws {
+        guard !starts.isEmpty else { return }
+        var sql: SQLQueryString = "INSERT INTO live_calls (call_id, account_id, trunk_id, tag, from_number, to_number, start_at, node) VALUES "
         for (i, s) in starts.enumerated() {
             let c = s.call
             sql.appendLiteral(i == 0 ? "(" : ", (")
-            sql.appendInterpolation(bind: c.callID); sql.appendLiteral(", ")
-            sql.appendInterpolation(bind: c.accountID); sql.appendLiteral(", ")
-            sql.appendInterpolation(bind: c.trunkID); sql.appendLiteral(", ")
-            sql.appendInterpolation(bind: c.tag); sql.appendLiteral(", ")
-            sql.appendInterpolation(bind: c.from); sql.appendLiteral(", ")
-            sql.appendInterpolation(bind: c.to); sql.appendLiteral(", ")
-            sql.appendInterpolation(bind: c.startAt); sql.appendLiteral(", ")
-            sql.appendInterpolation(bind: s.node); sql.appendLiteral(")")
+            sql.appendInterpolation(binds: [c.callID, c.accountID, c.trunkID, c.tag, c.from, c.to, c.startAt, s.node])
+            sql.appendLiteral(")")
         }
         sql.appendLiteral(" ON CONFLICT (call_id) DO NOTHING")
         let query = sql
-        try await run { try await $0.raw(query).run() }
-        return starts.map { _ in true }
+        try await db.raw(query).run()
     }
 
     /// Counts a call against `limits` and, if it fits all of them, records it
@@ -575,18 +576,13 @@ public final class Store: Sendable {
                 case .channels(let n):
                     let row = try await db.raw("SELECT COUNT(*) AS n FROM limit_holds WHERE limit_key = \(bind: limit.key)").first()
                     if try row?.decode(column: "n", as: Int.self) ?? 0 >= n { return i }
-                case .rate(let calls, _):
+                case .rate(let r):
                     try await db.raw("DELETE FROM limit_admissions WHERE limit_key = \(bind: limit.key) AND expires_at <= \(bind: call.startAt)").run()
                     let row = try await db.raw("SELECT COUNT(*) AS n FROM limit_admissions WHERE limit_key = \(bind: limit.key)").first()
-                    if try row?.decode(column: "n", as: Int.self) ?? 0 >= calls { return i }
+                    if try row?.decode(column: "n", as: Int.self) ?? 0 >= r.calls { return i }
                 }
             }
-            try await db.raw("""
-                INSERT INTO live_calls (call_id, account_id, trunk_id, tag, from_number, to_number, start_at, node)
-                VALUES (\(bind: call.callID), \(bind: call.accountID), \(bind: call.trunkID), \(bind: call.tag),
-                        \(bind: call.from), \(bind: call.to), \(bind: call.startAt), \(bind: node))
-                ON CONFLICT (call_id) DO NOTHING
-                """).run()
+            try await Self.insertLiveCalls([LiveCallStart(call: call, node: node)], in: db)
             for limit in limits {
                 switch limit.kind {
                 case .channels:
@@ -594,9 +590,9 @@ public final class Store: Sendable {
                         INSERT INTO limit_holds (call_id, limit_key) VALUES (\(bind: call.callID), \(bind: limit.key))
                         ON CONFLICT (call_id, limit_key) DO NOTHING
                         """).run()
-                case .rate(_, let seconds):
+                case .rate(let r):
                     try await db.raw("""
-                        INSERT INTO limit_admissions (limit_key, expires_at) VALUES (\(bind: limit.key), \(bind: call.startAt + Double(seconds)))
+                        INSERT INTO limit_admissions (limit_key, expires_at) VALUES (\(bind: limit.key), \(bind: call.startAt + Double(r.seconds)))
                         """).run()
                 }
             }
@@ -621,56 +617,49 @@ public final class Store: Sendable {
         try await cdrWriter.submit(cdr, to: self)
     }
 
-    /// Several calls' CDRs in one transaction, as `recordCall` writes one:
-    /// a multi-row insert, the tag terms of those inserted, one debit per
-    /// account, the live-call rows and channel holds removed. A CDR whose call
-    /// ID is already recorded (or repeated in the batch) changes nothing. If
-    /// the batch fails, each CDR is written on its own, so one bad record
+    /// Several calls' CDRs in one transaction, as `recordCall` writes one.
+    /// If a batch fails, each CDR is written on its own, so one bad record
     /// cannot take the others with it.
     func recordCallsTogether(_ cdrs: [CDR]) async throws -> [Bool] {
-        if cdrs.count == 1 { return [try await transaction { db in try await Self.insertCDR(cdrs[0], in: db) }] }
         do {
             return try await transaction { db in try await Self.insertCDRs(cdrs, in: db) }
-        } catch {
+        } catch where cdrs.count > 1 {
             var results: [Bool] = []
             for cdr in cdrs { results.append(try await transaction { db in try await Self.insertCDR(cdr, in: db) }) }
             return results
         }
     }
 
+    /// One CDR inside the caller's transaction (a text's CDR is written with
+    /// the text's own state change); see `insertCDRs`.
+    static func insertCDR(_ cdr: CDR, in db: any SQLDatabase) async throws -> Bool {
+        try await insertCDRs([cdr], in: db)[0]
+    }
+
+    /// CDRs, their tag terms and debits, inside the caller's transaction: a
+    /// multi-row insert, the tag terms of those inserted, one debit per
+    /// account, and for calls the live-call rows and channel holds removed.
+    /// Idempotent per call ID: a CDR already recorded, or repeated in the
+    /// batch, changes nothing and debits nothing. Returns, per CDR, whether
+    /// this write recorded it.
     static func insertCDRs(_ all: [CDR], in db: any SQLDatabase) async throws -> [Bool] {
         // The first of each call ID goes in; a repeat in the same batch is a repeated write.
         var seen = Set<String>()
-        var firstOfID: [Bool] = []
-        var cdrs: [CDR] = []
-        for c in all {
-            let first = seen.insert(c.callID).inserted
-            firstOfID.append(first)
-            if first { cdrs.append(c) }
-        }
-        var sql = SQLQueryString("""
+        let firstOfID = all.map { seen.insert($0.callID).inserted }
+        let cdrs = zip(all, firstOfID).filter(\.1).map(\.0)
+        guard !cdrs.isEmpty else { return all.map { _ in false } }
+        var sql: SQLQueryString = """
             INSERT INTO cdrs (call_id, account_id, trunk_id, tag, from_number, to_number, call_type, start_at, answer_at,
                 end_at, duration_seconds, billed_seconds, cost_micros, final_status, reason, interrupted, segments) VALUES
-            """)
-        for (i, cdr) in cdrs.enumerated() {
+            """
+        for (i, c) in cdrs.enumerated() {
             sql.appendLiteral(i == 0 ? " (" : ", (")
-            sql.appendInterpolation(bind: cdr.callID); sql.appendLiteral(", ")
-            sql.appendInterpolation(bind: cdr.accountID); sql.appendLiteral(", ")
-            sql.appendInterpolation(bind: cdr.trunkID); sql.appendLiteral(", ")
-            sql.appendInterpolation(bind: cdr.tag); sql.appendLiteral(", ")
-            sql.appendInterpolation(bind: cdr.from); sql.appendLiteral(", ")
-            sql.appendInterpolation(bind: cdr.to); sql.appendLiteral(", ")
-            sql.appendInterpolation(bind: cdr.callType); sql.appendLiteral(", ")
-            sql.appendInterpolation(bind: cdr.startAt); sql.appendLiteral(", ")
-            sql.appendInterpolation(bind: cdr.answerAt); sql.appendLiteral(", ")
-            sql.appendInterpolation(bind: cdr.endAt); sql.appendLiteral(", ")
-            sql.appendInterpolation(bind: Int64(cdr.durationSeconds)); sql.appendLiteral(", ")
-            sql.appendInterpolation(bind: Int64(cdr.billedSeconds)); sql.appendLiteral(", ")
-            sql.appendInterpolation(bind: MoneyColumn.micros(cdr.cost)); sql.appendLiteral(", ")
-            sql.appendInterpolation(bind: cdr.finalStatus); sql.appendLiteral(", ")
-            sql.appendInterpolation(bind: cdr.reason); sql.appendLiteral(", ")
-            sql.appendInterpolation(bind: cdr.interrupted ? 1 : 0); sql.appendLiteral(", ")
-            sql.appendInterpolation(bind: cdr.segments); sql.appendLiteral(")")
+            sql.appendInterpolation(binds: [
+                c.callID, c.accountID, c.trunkID, c.tag, c.from, c.to, c.callType, c.startAt, c.answerAt, c.endAt,
+                Int64(c.durationSeconds), Int64(c.billedSeconds), MoneyColumn.micros(c.cost), c.finalStatus, c.reason,
+                c.interrupted ? 1 : 0, c.segments,
+            ])
+            sql.appendLiteral(")")
         }
         sql.appendLiteral(" ON CONFLICT (call_id) DO NOTHING RETURNING id, call_id")
         let insertQuery = sql
@@ -687,11 +676,11 @@ public final class Store: Sendable {
             for term in Set(CallControlHeaders.searchTerms(ofTag: tag)) { terms.append((term, id)) }
         }
         if !terms.isEmpty {
-            var t = SQLQueryString("INSERT INTO cdr_tag_terms (term, cdr_id) VALUES ")
+            var t: SQLQueryString = "INSERT INTO cdr_tag_terms (term, cdr_id) VALUES "
             for (i, (term, id)) in terms.enumerated() {
                 t.appendLiteral(i == 0 ? "(" : ", (")
-                t.appendInterpolation(bind: term); t.appendLiteral(", ")
-                t.appendInterpolation(bind: id); t.appendLiteral(")")
+                t.appendInterpolation(binds: [term, id])
+                t.appendLiteral(")")
             }
             let termQuery = t
             try await db.raw(termQuery).run()
@@ -702,56 +691,14 @@ public final class Store: Sendable {
             try await db.raw("UPDATE accounts SET balance_micros = balance_micros - \(bind: micros) WHERE id = \(bind: account)").run()
         }
         // Calls were live until now; texts never are.
-        let ended = inserted.filter { $0.segments == nil }.map(\.callID)
+        let ended: [any Encodable & Sendable] = inserted.filter { $0.segments == nil }.map(\.callID)
         if !ended.isEmpty {
-            for table in ["live_calls", "limit_holds"] {
-                var d: SQLQueryString = "DELETE FROM \(unsafeRaw: table) WHERE call_id IN ("
-                for (i, id) in ended.enumerated() {
-                    if i > 0 { d.appendLiteral(", ") }
-                    d.appendInterpolation(bind: id)
-                }
-                d.appendLiteral(")")
-                let deleteQuery = d
-                try await db.raw(deleteQuery).run()
-            }
+            try await db.raw("DELETE FROM live_calls WHERE call_id IN (\(binds: ended))").run()
+            try await db.raw("DELETE FROM limit_holds WHERE call_id IN (\(binds: ended))").run()
         }
-        var results: [Bool] = []
-        var written = Set(inserted.map(\.callID))
-        for (i, c) in all.enumerated() {
-            results.append(firstOfID[i] && written.remove(c.callID) != nil)
-        }
-        return results
+        return zip(all, firstOfID).map { cdr, first in first && idOf[cdr.callID] != nil }
     }
 
-    /// The CDR insert, tag terms and debit, inside the caller's transaction
-    /// (a text's CDR is written with the text's own state change).
-    static func insertCDR(_ cdr: CDR, in db: any SQLDatabase) async throws -> Bool {
-        let terms = Array(Set(cdr.tag.map(CallControlHeaders.searchTerms(ofTag:)) ?? []))
-        let inserted = try await db.raw("""
-            INSERT INTO cdrs (call_id, account_id, trunk_id, tag, from_number, to_number, call_type, start_at, answer_at,
-                end_at, duration_seconds, billed_seconds, cost_micros, final_status, reason, interrupted, segments)
-            VALUES (\(bind: cdr.callID), \(bind: cdr.accountID), \(bind: cdr.trunkID), \(bind: cdr.tag), \(bind: cdr.from),
-                \(bind: cdr.to), \(bind: cdr.callType), \(bind: cdr.startAt), \(bind: cdr.answerAt), \(bind: cdr.endAt),
-                \(bind: Int64(cdr.durationSeconds)), \(bind: Int64(cdr.billedSeconds)), \(bind: MoneyColumn.micros(cdr.cost)),
-                \(bind: cdr.finalStatus), \(bind: cdr.reason), \(bind: cdr.interrupted ? 1 : 0), \(bind: cdr.segments))
-            ON CONFLICT (call_id) DO NOTHING RETURNING id
-            """).first()
-        guard let id = try inserted?.decode(column: "id", as: Int64.self) else { return false }
-        for term in terms {
-            try await db.raw("INSERT INTO cdr_tag_terms (term, cdr_id) VALUES (\(bind: term), \(bind: id))").run()
-        }
-        if cdr.cost != 0 {
-            try await db.raw("""
-                UPDATE accounts SET balance_micros = balance_micros - \(bind: MoneyColumn.micros(cdr.cost)) WHERE id = \(bind: cdr.accountID)
-                """).run()
-        }
-        // A call was live until now; a text never is.
-        if cdr.segments == nil {
-            try await db.raw("DELETE FROM live_calls WHERE call_id = \(bind: cdr.callID)").run()
-            try await db.raw("DELETE FROM limit_holds WHERE call_id = \(bind: cdr.callID)").run()
-        }
-        return true
-    }
 
     /// At start-up: calls that were live on this node when it stopped become
     /// CDRs marked interrupted (no charge is guessed), and give back their

@@ -59,14 +59,8 @@ public enum AdmissionDecision: Sendable, Equatable {
 
 /// One limit an admitted call must fit (T9, T10).
 public struct LimitCheck: Sendable, Equatable {
-    public enum Kind: Sendable, Equatable {
-        /// At most this many live calls.
-        case channels(Int)
-        /// At most X calls admitted in the last Y seconds.
-        case rate(RateLimitSetting)
-    }
     public var key: LimitKey
-    public var kind: Kind
+    public var kind: LimitKind
     /// What the caller is told when the limit is reached.
     public var rejection: CallRejection
 }

@@ -202,12 +202,8 @@ public actor TrunkCallService {
     func launch(_ machine: B2BUACall, _ entry: LiveCallEntry, live: LiveCall, countedInStore checks: [LimitCheck] = [], now: Double) async {
         let refused: Int?
         do {
-            refused = try await store.admitCall(live, node: node.nodeName, limits: checks.map { c in
-                switch c.kind {
-                case .channels(let n): return StoredLimit(key: c.key.storeKey, kind: .channels(n))
-                case .rate(let r): return StoredLimit(key: c.key.storeKey, kind: .rate(calls: r.calls, seconds: r.seconds))
-                }
-            })
+            refused = try await store.admitCall(live, node: node.nodeName,
+                                                limits: checks.map { StoredLimit(key: $0.key.storeKey, kind: $0.kind) })
         } catch {
             logger.error("could not record the call start; refusing the call", metadata: ["error": "\(error)"])
             limits.release(entry.admission.channels)
@@ -387,8 +383,6 @@ public actor TrunkCallService {
                     Task {
                         do {
                             let final = try await endpoint.send(request, to: destination) { provisional in
-                                // 100 Trying is hop-by-hop (RFC 3261 §16.7) and changes nothing in the call.
-                                guard provisional.statusCode != 100 else { return }
                                 Task { await self.bResponse(provisional, callID: callID) }
                             }
                             await self.bResponse(final, callID: callID)

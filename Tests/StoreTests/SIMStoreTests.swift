@@ -146,16 +146,7 @@ extension StoreTests {
     @Test(arguments: StoreBackend.allCases)
     func concurrentCreatesOfOneSIMCreateOnce(backend: StoreBackend) async throws {
         let first = try await openFreshStore(backend)
-        // PostgreSQL: two pools, as two nodes have. SQLite: one store (nodes
-        // on one SQLite file are separate processes, serialised by BEGIN
-        // IMMEDIATE). A second SQLite connection in this process would
-        // busy-wait on NIO's blocking pool (2 threads here) next to
-        // twoNodesDebitEachCallOnce's, and starve both until the busy timeout.
-        let second: Store
-        switch first.location {
-        case .sqlite: second = first
-        case .postgres(let url): second = try await Store.open(.postgres(url: url))
-        }
+        let second = try await openSecondNode(first)
         do {
             try await first.upsertAccount(Account(id: "920700", name: "Acme", currency: "GBP", balance: 0, creditLimit: 0))
             let sim = try simRecord(TestICCID.a)
@@ -170,7 +161,7 @@ extension StoreTests {
         } catch {
             Issue.record(error)
         }
-        if second !== first { try await second.close() }
+        try await closeSecondNode(second, of: first)
         try await first.close()
     }
 }

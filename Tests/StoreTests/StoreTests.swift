@@ -127,31 +127,25 @@ struct StoreTests {
     /// have) admit calls concurrently against a channel limit and a rate
     /// window; the store never lets more through than the limits allow, and an
     /// ended call gives its channel back. On SQLite (one node by design) the
-    /// same counting through one instance: two instances in one process would
-    /// share SQLiteNIO's two pool threads, and two busy-waiting writers starve
-    /// the one holding the lock.
+    /// same counting through one instance (see `openSecondNode`).
     @Test(arguments: StoreBackend.allCases)
     func twoNodesShareChannelAndRateLimits(backend: StoreBackend) async throws {
         let first = try await openFreshStore(backend)
-        let second: Store
-        switch first.location {
-        case .sqlite: second = first
-        case .postgres(let url): second = try await Store.open(.postgres(url: url))
-        }
+        let second = try await openSecondNode(first)
         #expect(first.countsLimits == (backend == .postgres))
         do {
             try await sharedLimitsScenario(first, second)
         } catch {
             Issue.record("\(backend): \(error)")
         }
-        if backend == .postgres { try await second.close() }
+        try await closeSecondNode(second, of: first)
         try await first.close()
     }
 
     func sharedLimitsScenario(_ first: Store, _ second: Store) async throws {
         try await first.upsertAccount(Account(id: "920700", name: "Acme", currency: "GBP", balance: m("100"), creditLimit: 0))
         let channels = StoredLimit(key: "account:920700", kind: .channels(5))
-        let rate = StoredLimit(key: "trunk:920700-L001", kind: .rate(calls: 8, seconds: 10))
+        let rate = StoredLimit(key: "trunk:920700-L001", kind: .rate(RateLimitSetting(calls: 8, seconds: 10)))
         func live(_ id: String, at t: Double) -> LiveCall {
             LiveCall(callID: id, accountID: "920700", trunkID: "920700-L001", from: "441632960000", to: "447700900123", startAt: t)
         }

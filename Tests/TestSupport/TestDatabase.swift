@@ -55,3 +55,21 @@ public func postgresTool(_ name: String) throws -> String {
     if let p = ExternalProcess.find(name) { return p }
     throw ExternalProcessError.notInstalled(name)
 }
+
+/// Another node on `first`'s database: on PostgreSQL a Store of its own (a
+/// pool, as another process has); on SQLite `first` itself. Nodes on one
+/// SQLite file are separate processes, serialised by BEGIN IMMEDIATE; a second
+/// connection in this process would busy-wait on SQLiteNIO's two pool threads
+/// next to other tests' and could starve the writer holding the lock until
+/// the busy timeout. Close it with `closeSecondNode`.
+public func openSecondNode(_ first: Store) async throws -> Store {
+    switch first.location {
+    case .sqlite: return first
+    case .postgres(let url): return try await Store.open(.postgres(url: url))
+    }
+}
+
+/// Closes a store from `openSecondNode` (not `first`, which its test closes).
+public func closeSecondNode(_ second: Store, of first: Store) async throws {
+    if second !== first { try await second.close() }
+}
