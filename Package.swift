@@ -52,7 +52,11 @@ let package = Package(
     targets: [
         .target(name: "SIPMessage", swiftSettings: strictSwift),
         .target(name: "SDP", swiftSettings: strictSwift),
-        .target(name: "SIPTransaction", dependencies: ["SIPMessage"], swiftSettings: strictSwift),
+        .target(
+            name: "SIPTransaction",
+            dependencies: ["SIPMessage", .product(name: "NIOConcurrencyHelpers", package: "swift-nio")],
+            swiftSettings: strictSwift
+        ),
         .target(
             name: "SIPAuth",
             dependencies: [.product(name: "Crypto", package: "swift-crypto")],

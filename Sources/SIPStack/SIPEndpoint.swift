@@ -719,12 +719,10 @@ public actor SIPEndpoint {
     }
 
     public static func newTag() -> String {
-        var g = SystemRandomNumberGenerator()
-        return String(g.next() & 0xFFFF_FFFF_FFFF, radix: 36)
+        String(RandomIdentifiers.next() & 0xFFFF_FFFF_FFFF, radix: 36)
     }
 
     public static func newCallID(host: String) -> String {
-        var g = SystemRandomNumberGenerator()
-        return String(g.next(), radix: 36) + String(g.next() & 0xFFFF_FFFF, radix: 36) + "@" + host
+        String(RandomIdentifiers.next(), radix: 36) + String(RandomIdentifiers.next() & 0xFFFF_FFFF, radix: 36) + "@" + host
     }
 }

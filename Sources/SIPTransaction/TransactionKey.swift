@@ -52,7 +52,6 @@ public enum TransactionKey: Hashable, Sendable, CustomStringConvertible {
 
     /// A branch unique in space and time, with the RFC 3261 magic cookie.
     public static func newBranch() -> String {
-        var g = SystemRandomNumberGenerator()
-        return "z9hG4bK" + String(g.next(), radix: 36) + String(g.next() & 0xFFFF_FFFF, radix: 36)
+        "z9hG4bK" + String(RandomIdentifiers.next(), radix: 36) + String(RandomIdentifiers.next() & 0xFFFF_FFFF, radix: 36)
     }
 }

@@ -207,10 +207,9 @@ extension TrunkCallService {
             invite: invite, gateways: targets.map(\.0), bCallID: SIPEndpoint.newCallID(host: node.nodeName), bFromTag: SIPEndpoint.newTag(),
             aToTag: SIPEndpoint.newTag(), localContact: localContact, maxDuration: nil, costCapSeconds: nil,
             balanceCapSeconds: admission.balanceSeconds, identity: identity)
-        var entry = LiveCallEntry(machine: machine, attempt: attempt, admission: admission, invite: request, caller: caller,
-                                  gateways: targets.map(\.1))
-        entry.simICCID = sim.iccid
-        await launch(machine, entry, live: LiveCall(callID: callID, accountID: account.id, from: from, to: to, startAt: now),
+        let entry = LiveCallEntry(machine: machine, attempt: attempt, admission: admission, invite: request, caller: caller,
+                                  gateways: targets.map(\.1), simICCID: sim.iccid)
+        await launch(entry, live: LiveCall(callID: callID, accountID: account.id, from: from, to: to, startAt: now),
                      countedInStore: counted, now: now)
     }
 

@@ -17,17 +17,26 @@ import Store
 /// CDR when it ends. One actor owns every call's state machine and performs
 /// the actions the machines return; the SIP endpoint does the transactions.
 public actor TrunkCallService {
-    struct LiveCallEntry {
+    /// A live call's state. A class, owned by this actor only: each event
+    /// updates it in place (as a struct it was copied whole, a dozen
+    /// references retained and released, for every action performed).
+    final class LiveCallEntry {
         var machine: B2BUACall
-        var attempt: CallAttempt
-        var admission: Admission
-        var invite: SIPServerRequest
-        var caller: SIPDestination
-        var gateways: [SIPDestination]
+        let attempt: CallAttempt
+        let admission: Admission
+        let invite: SIPServerRequest
+        let caller: SIPDestination
+        let gateways: [SIPDestination]
         var bInviteCSeq: UInt32 = 1
         var timers: [CallTimer: Task<Void, Never>] = [:]
         /// A SIP2SIM call's SIM (its CDR has no trunk).
-        var simICCID: String?
+        let simICCID: String?
+
+        init(machine: B2BUACall, attempt: CallAttempt, admission: Admission, invite: SIPServerRequest, caller: SIPDestination,
+             gateways: [SIPDestination], simICCID: String? = nil) {
+            self.machine = machine; self.attempt = attempt; self.admission = admission; self.invite = invite
+            self.caller = caller; self.gateways = gateways; self.simICCID = simICCID
+        }
     }
 
     let store: Store
@@ -179,7 +188,7 @@ public actor TrunkCallService {
             bCallID: SIPEndpoint.newCallID(host: node.nodeName), bFromTag: SIPEndpoint.newTag(), aToTag: SIPEndpoint.newTag(),
             localContact: localContact, maxDuration: admission.maxDuration, costCapSeconds: admission.maxCostSeconds,
             balanceCapSeconds: admission.balanceSeconds, warning: admission.warning)
-        await launch(machine, LiveCallEntry(machine: machine, attempt: attempt, admission: admission, invite: request, caller: caller,
+        await launch(LiveCallEntry(machine: machine, attempt: attempt, admission: admission, invite: request, caller: caller,
                                             gateways: routes.map(\.1)),
                      live: LiveCall(callID: callID, accountID: account.id, trunkID: trunk.id, tag: controls.tag,
                                     from: cli, to: destination, startAt: now), countedInStore: counted, now: now)
@@ -199,7 +208,7 @@ public actor TrunkCallService {
     /// Starts an admitted call, trunk or SIP2SIM: counted against the limits
     /// the store counts and recorded as live before anything is sent on (a
     /// crash from then on leaves a trace to record as interrupted), then its B leg.
-    func launch(_ machine: B2BUACall, _ entry: LiveCallEntry, live: LiveCall, countedInStore checks: [LimitCheck] = [], now: Double) async {
+    func launch(_ entry: LiveCallEntry, live: LiveCall, countedInStore checks: [LimitCheck] = [], now: Double) async {
         let refused: Int?
         do {
             refused = try await store.admitCall(live, node: node.nodeName,
@@ -215,11 +224,8 @@ public actor TrunkCallService {
                          now: now, attempt: entry.attempt)
             return
         }
-        var machine = machine
-        aCallIDOfB[machine.bLegCallID] = live.callID
-        let actions = machine.start(now: now)
-        var entry = entry
-        entry.machine = machine
+        aCallIDOfB[entry.machine.bLegCallID] = live.callID
+        let actions = entry.machine.start(now: now)
         calls[live.callID] = entry
         await perform(actions, callID: live.callID)
     }
@@ -279,24 +285,21 @@ public actor TrunkCallService {
     }
 
     func cancelled(_ request: SIPServerRequest) async {
-        guard let callID = request.message.callID, var entry = calls[callID] else { return }
+        guard let callID = request.message.callID, let entry = calls[callID] else { return }
         let actions = entry.machine.aLegCancel(now: Date().timeIntervalSince1970)
-        calls[callID] = entry
         await perform(actions, callID: callID)
     }
 
     func bye(_ request: SIPServerRequest) async {
         guard let callID = request.message.callID else { return }
         let now = Date().timeIntervalSince1970
-        if var entry = calls[callID] {
+        if let entry = calls[callID] {
             await request.respond(200)
             let actions = entry.machine.aLegBye(now: now)
-            calls[callID] = entry
-            await perform(actions, callID: callID)
-        } else if let aCallID = aCallIDOfB[callID], var entry = calls[aCallID] {
+                await perform(actions, callID: callID)
+        } else if let aCallID = aCallIDOfB[callID], let entry = calls[aCallID] {
             await request.respond(200)
             let actions = entry.machine.bLegBye(now: now)
-            calls[aCallID] = entry
             await perform(actions, callID: aCallID)
         } else {
             await request.respond(481)
@@ -307,12 +310,11 @@ public actor TrunkCallService {
     func inDialog(_ request: SIPServerRequest) async {
         guard let callID = request.message.callID, let endpoint else { return }
         let fromA = calls[callID] != nil
-        guard let aCallID = fromA ? callID : aCallIDOfB[callID], var entry = calls[aCallID] else {
+        guard let aCallID = fromA ? callID : aCallIDOfB[callID], let entry = calls[aCallID] else {
             await request.respond(481)
             return
         }
         let relayed = fromA ? entry.machine.relayFromA(request.message) : entry.machine.relayFromB(request.message)
-        calls[aCallID] = entry
         guard let relayed else {
             await request.respond(491, reasonPhrase: "Request Pending")
             return
@@ -336,32 +338,28 @@ public actor TrunkCallService {
     // MARK: B leg events
 
     func bResponse(_ response: SIPMessage, callID: String) async {
-        guard var entry = calls[callID] else { return }
+        guard let entry = calls[callID] else { return }
         let actions = entry.machine.bLegResponse(response, now: Date().timeIntervalSince1970)
-        calls[callID] = entry
         await perform(actions, callID: callID)
     }
 
     func bTimeout(callID: String) async {
-        guard var entry = calls[callID] else { return }
+        guard let entry = calls[callID] else { return }
         let actions = entry.machine.bLegTimeout(now: Date().timeIntervalSince1970)
-        calls[callID] = entry
         await perform(actions, callID: callID)
     }
 
     func missingACK(callID: String) async {
-        guard var entry = calls[callID] else { return }
+        guard let entry = calls[callID] else { return }
         logger.notice("caller never acknowledged the answer; clearing the call", metadata: ["call-id": "\(callID)"])
         let actions = entry.machine.aLegACKTimeout(now: Date().timeIntervalSince1970)
-        calls[callID] = entry
         await perform(actions, callID: callID)
     }
 
     func timerFired(_ timer: CallTimer, callID: String) async {
-        guard var entry = calls[callID] else { return }
+        guard let entry = calls[callID] else { return }
         entry.timers[timer] = nil
         let actions = entry.machine.timerFired(timer, now: Date().timeIntervalSince1970)
-        calls[callID] = entry
         await perform(actions, callID: callID)
     }
 
@@ -379,7 +377,7 @@ public actor TrunkCallService {
                 let destination = entry.gateways[gateway]
                 switch request.method {
                 case .invite?:
-                    calls[callID]?.bInviteCSeq = request.cseq?.number ?? 1
+                    entry.bInviteCSeq = request.cseq?.number ?? 1
                     Task {
                         do {
                             let final = try await endpoint.send(request, to: destination) { provisional in
@@ -403,14 +401,15 @@ public actor TrunkCallService {
                     Task { _ = try? await endpoint.send(request, to: destination) }
                 }
             case .sendToA(let request):
-                Task { _ = try? await endpoint.send(request, to: entry.caller) }
+                let caller = entry.caller
+                Task { _ = try? await endpoint.send(request, to: caller) }
             case .startTimer(let timer, let seconds):
-                calls[callID]?.timers[timer] = Task {
+                entry.timers[timer] = Task {
                     do { try await Task.sleep(for: .seconds(seconds)) } catch { return }
                     await self.timerFired(timer, callID: callID)
                 }
             case .cancelTimer(let timer):
-                calls[callID]?.timers.removeValue(forKey: timer)?.cancel()
+                entry.timers.removeValue(forKey: timer)?.cancel()
             case .writeRecord(let record):
                 await finish(callID: callID, record: record)
             }
