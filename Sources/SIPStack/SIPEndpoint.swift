@@ -282,7 +282,7 @@ public actor SIPEndpoint {
     func receivedRequest(_ inbound: SIPInbound) async {
         let request = inbound.message
         guard let method = request.method else { return }
-        let key = TransactionKey.server(for: request)
+        let key = TransactionKey.server(for: request, topVia: inbound.topVia ?? request.topVia)
         let reliable = inbound.transport == .tcp
 
         if method == .ack {

@@ -20,9 +20,13 @@ public enum TransactionKey: Hashable, Sendable, CustomStringConvertible {
 
     /// The key of the server transaction `request` belongs to.
     public static func server(for request: SIPMessage) -> TransactionKey {
+        server(for: request, topVia: request.topVia)
+    }
+
+    /// The same, with the request's top Via already parsed.
+    public static func server(for request: SIPMessage, topVia via: SIPVia?) -> TransactionKey {
         var method = request.method ?? SIPMethod("")
         if method == .ack { method = .invite }
-        let via = request.topVia
         if let via, via.hasMagicCookie, let branch = via.branch, branch != "z9hG4bK" {
             return .server(branch: branch, sentBy: via.sentBy.lowercased(), method: method)
         }

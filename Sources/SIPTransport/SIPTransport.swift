@@ -40,6 +40,18 @@ public struct SIPInbound: Sendable {
     public var local: SocketAddress?
     /// For TCP, the connection to send the response on (RFC 3261 §18.2.2).
     let connection: Channel?
+    /// A request's top Via as received (with received/rport stamped), parsed
+    /// once here rather than again by every transaction lookup and response.
+    public var topVia: SIPVia?
+    /// Where a UDP response to this request goes (RFC 3261 §18.2.2), worked
+    /// out once per request; nil if it cannot be (then each send says why).
+    var responseAddress: SocketAddress?
+
+    init(message: SIPMessage, source: SocketAddress, transport: SIPTransportProtocol, local: SocketAddress?, connection: Channel?,
+         topVia: SIPVia? = nil, responseAddress: SocketAddress? = nil) {
+        self.message = message; self.source = source; self.transport = transport; self.local = local; self.connection = connection
+        self.topVia = topVia; self.responseAddress = responseAddress
+    }
 }
 
 public enum SIPTransportError: Error, CustomStringConvertible, Sendable {
@@ -211,16 +223,21 @@ public final class SIPTransport: Sendable {
     }
 
     static func responseDestination(for request: SIPInbound) throws -> SocketAddress {
-        guard let via = request.message.topVia else { throw SIPTransportError.cannotRouteResponse("request has no Via") }
-        if request.transport == .udp, case .some(.some(let rport)) = via.rport, let port = Int(rport) {
-            return try SocketAddress(ipAddress: via.received ?? request.source.ipAddress ?? "", port: port)
+        if let known = request.responseAddress { return known }
+        guard let via = request.topVia ?? request.message.topVia else { throw SIPTransportError.cannotRouteResponse("request has no Via") }
+        return try responseDestination(via: via, transport: request.transport, source: request.source)
+    }
+
+    static func responseDestination(via: SIPVia, transport: SIPTransportProtocol, source: SocketAddress) throws -> SocketAddress {
+        if transport == .udp, case .some(.some(let rport)) = via.rport, let port = Int(rport) {
+            return try SocketAddress(ipAddress: via.received ?? source.ipAddress ?? "", port: port)
         }
         let port = Int(via.port ?? 5060)
         if let maddr = via.maddr, let a = try? SocketAddress(ipAddress: maddr, port: port) { return a }
         let host = via.received ?? via.host.trimmingBrackets
         if let a = try? SocketAddress(ipAddress: host, port: port) { return a }
         // A sent-by host name: RFC 3263 §5 would resolve it; the source is the best we know.
-        guard let ip = request.source.ipAddress else { throw SIPTransportError.cannotRouteResponse("no address for \(host)") }
+        guard let ip = source.ipAddress else { throw SIPTransportError.cannotRouteResponse("no address for \(host)") }
         return try SocketAddress(ipAddress: ip, port: port)
     }
 
@@ -303,8 +320,14 @@ struct SharedState: Sendable {
                  connection: Channel?, reply: (SIPMessage) -> Void) {
         do {
             var message = try SIPMessage(parsing: bytes, limits: limits)
-            if message.isRequest { Self.stampReceived(&message, source: source) }
-            let inbound = SIPInbound(message: message, source: source, transport: transport, local: local, connection: connection)
+            var inbound: SIPInbound
+            if message.isRequest {
+                let via = Self.stampReceived(&message, source: source)
+                inbound = SIPInbound(message: message, source: source, transport: transport, local: local, connection: connection, topVia: via)
+                if let via { inbound.responseAddress = try? SIPTransport.responseDestination(via: via, transport: transport, source: source) }
+            } else {
+                inbound = SIPInbound(message: message, source: source, transport: transport, local: local, connection: connection)
+            }
             handler(inbound)
         } catch {
             faultLog.log("unparseable \(transport) message from \(source): \(error)")
@@ -313,8 +336,11 @@ struct SharedState: Sendable {
     }
 
     /// RFC 3261 §18.2.1 received, RFC 3581 §4 rport: record where the request really came from.
-    static func stampReceived(_ message: inout SIPMessage, source: SocketAddress) {
-        guard var via = message.topVia, let ip = source.ipAddress else { return }
+    /// Returns the top Via as stamped.
+    @discardableResult
+    static func stampReceived(_ message: inout SIPMessage, source: SocketAddress) -> SIPVia? {
+        guard var via = message.topVia else { return nil }
+        guard let ip = source.ipAddress else { return via }
         var changed = false
         if via.rport != nil, let port = source.port {
             via.parameters.set("rport", String(port)); changed = true
@@ -323,6 +349,7 @@ struct SharedState: Sendable {
             via.received = ip; changed = true
         }
         if changed { message.replaceTopVia(with: via) }
+        return via
     }
 }
 

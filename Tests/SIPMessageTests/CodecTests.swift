@@ -125,6 +125,43 @@ let invite = """
         #expect(parsed.statusCode == 180 && parsed.contentLength == 0)
     }
 
+    /// The response refers to the request's own bytes for the fields it copies:
+    /// compact names, a folded line and two Record-Routes come out as the
+    /// request had them (unfolded), in order, and the request stays as it was.
+    @Test func responseCopiesFieldsAsTheRequestHadThem() throws {
+        let text = "INVITE sip:bob@example.com SIP/2.0\r\n"
+            + "v: SIP/2.0/UDP a.example.com;branch=z9hG4bKfirst\r\n"
+            + "Via: SIP/2.0/UDP b.example.com:5070\r\n ;branch=z9hG4bKsecond;received=192.0.2.1\r\n"
+            + "f: \"Alice\" <sip:alice@example.com>;tag=a1\r\n"
+            + "t: <sip:bob@example.com>\r\n"
+            + "i: call-1@example.com\r\n"
+            + "CSeq: 7 INVITE\r\n"
+            + "Record-Route: <sip:p1.example.com;lr>\r\n"
+            + "Record-Route: <sip:p2.example.com;lr>\r\n"
+            + "Max-Forwards: 70\r\n"
+            + "Content-Length: 0\r\n\r\n"
+        let request = try SIPMessage(parsing: text)
+        let before = request.serialized()
+        let ok = request.makeResponse(200, toTag: "b2")
+        let wire = String(decoding: ok.serialized(), as: UTF8.self)
+        #expect(wire == "SIP/2.0 200 OK\r\n"
+            + "Via: SIP/2.0/UDP a.example.com;branch=z9hG4bKfirst\r\n"
+            + "Via: SIP/2.0/UDP b.example.com:5070 ;branch=z9hG4bKsecond;received=192.0.2.1\r\n"
+            + "From: \"Alice\" <sip:alice@example.com>;tag=a1\r\n"
+            + "To: <sip:bob@example.com>;tag=b2\r\n"
+            + "Call-ID: call-1@example.com\r\n"
+            + "CSeq: 7 INVITE\r\n"
+            + "Record-Route: <sip:p1.example.com;lr>\r\n"
+            + "Record-Route: <sip:p2.example.com;lr>\r\n"
+            + "Content-Length: 0\r\n\r\n")
+        #expect(request.serialized() == before)
+        // A 100 carries no To tag and no Record-Route; a 486 no Record-Route.
+        let trying = String(decoding: request.makeResponse(100, toTag: "b2").serialized(), as: UTF8.self)
+        #expect(trying.contains("To: <sip:bob@example.com>\r\n") && !trying.contains("Record-Route"))
+        let busy = try SIPMessage(parsing: request.makeResponse(486, toTag: "b2").serialized())
+        #expect(busy.toTag == "b2" && busy.values(.recordRoute).isEmpty && busy.vias.count == 2)
+    }
+
     @Test func limitsAreEnforced() throws {
         var big = Array(invite.utf8)
         big.append(contentsOf: [UInt8](repeating: 0x41, count: 70_000))
