@@ -30,6 +30,10 @@ public struct NodeConfiguration: Sendable, Equatable {
     }
 
     public var nodeName: String
+    /// `node.silent_after_seconds`: a node of a cluster not heard from for
+    /// this long is taken for dead: another node records its live calls as
+    /// interrupted and frees their channels (T9 limits counted in the store).
+    public var silentAfterSeconds: Double = 60
     public var sipListeners: [Listener]
     public var httpListen: (host: String, port: Int)?
     public var database: Database
@@ -122,7 +126,7 @@ public struct NodeConfiguration: Sendable, Equatable {
             && a.simPasswordKey == b.simPasswordKey && a.simRegistration == b.simRegistration
             && a.networkServiceCodes == b.networkServiceCodes && a.mobileCore == b.mobileCore
             && a.textRetryFirstSeconds == b.textRetryFirstSeconds && a.textRetryMaxSeconds == b.textRetryMaxSeconds
-            && a.textGiveUpSeconds == b.textGiveUpSeconds
+            && a.textGiveUpSeconds == b.textGiveUpSeconds && a.silentAfterSeconds == b.silentAfterSeconds
     }
 
     public static let defaults = NodeConfiguration(
@@ -190,7 +194,18 @@ extension NodeConfiguration {
         }
         if let node = root["node"] {
             let n = try Self.mapping(node, "node")
+            let known = ["name", "silent_after_seconds"]
+            for key in n.keys.sorted() where !known.contains(key) {
+                throw ConfigurationError("node.\(key)", "unknown key (known: \(known.joined(separator: ", ")))")
+            }
             if let name = n["name"] { nodeName = try Self.string(name, "node.name") }
+            if let v = n["silent_after_seconds"] {
+                // Nodes say they are alive every few seconds (a third of this, at most 5 s).
+                guard let d = (v as? Double) ?? (v as? Int).map(Double.init), (3...86_400).contains(d) else {
+                    throw ConfigurationError("node.silent_after_seconds", "must be a number of seconds from 3 to 86400, not \(v)")
+                }
+                silentAfterSeconds = d
+            }
         }
         if let sip = root["sip"] {
             let s = try Self.mapping(sip, "sip")

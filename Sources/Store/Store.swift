@@ -360,6 +360,8 @@ public final class Store: Sendable {
                 "CREATE TABLE limit_admissions (limit_key TEXT NOT NULL, expires_at DOUBLE PRECISION NOT NULL)",
                 "CREATE INDEX limit_admissions_key ON limit_admissions (limit_key, expires_at)",
             ]),
+            // Nodes of a cluster and when each was last seen (see `reclaimSilentNodes`).
+            (9, ["CREATE TABLE nodes (name TEXT PRIMARY KEY, seen_at DOUBLE PRECISION NOT NULL)"]),
         ]
     }
 
@@ -705,9 +707,16 @@ public final class Store: Sendable {
     /// channels. Other nodes' live calls are theirs; rows from before nodes
     /// were recorded (node NULL) are taken by the first node to start.
     public func recordInterruptedCalls(node: String? = nil, now: Double) async throws -> Int {
+        try await recordInterruptedCalls(node: node, includingUnassigned: true, now: now)
+    }
+
+    /// `includingUnassigned`: also calls recorded before live calls had a node
+    /// (a node's own restart takes those; another node's reclaim does not).
+    func recordInterruptedCalls(node: String?, includingUnassigned: Bool, now: Double) async throws -> Int {
+        let unassigned = includingUnassigned ? "node IS NULL OR " : ""
         let rows = try await run { try await $0.raw("""
             SELECT call_id, account_id, trunk_id, tag, from_number, to_number, start_at FROM live_calls
-            WHERE node IS NULL OR node = \(bind: node ?? "")
+            WHERE \(unsafeRaw: unassigned)node = \(bind: node ?? "")
             """).all() }
         var n = 0
         for row in rows {
@@ -722,6 +731,47 @@ public final class Store: Sendable {
             if try await recordCall(cdr) { n += 1 }
         }
         return n
+    }
+
+    // MARK: Cluster nodes
+
+    /// Records that `node` is alive at `now` (each node says so every few seconds).
+    public func nodeSeen(_ node: String, now: Double) async throws {
+        try await run { try await $0.raw("""
+            INSERT INTO nodes (name, seen_at) VALUES (\(bind: node), \(bind: now))
+            ON CONFLICT (name) DO UPDATE SET seen_at = excluded.seen_at
+            """).run() }
+    }
+
+    /// A node that died and has not come back would hold its calls' channels
+    /// for ever (T9 limits counted in the store): the calls of every node not
+    /// seen for `silentFor` seconds are recorded as interrupted, as its own
+    /// restart would (which gives their channels back), and the node is
+    /// forgotten until it is seen again. Safe with several nodes doing it at
+    /// once: a CDR is written once per call ID. Returns the nodes reclaimed
+    /// and how many calls each had.
+    public func reclaimSilentNodes(silentFor seconds: Double, now: Double, except node: String) async throws -> [(node: String, calls: Int)] {
+        let cutoff = now - seconds
+        let rows = try await run { try await $0.raw("""
+            SELECT name FROM nodes WHERE seen_at < \(bind: cutoff) AND name <> \(bind: node) ORDER BY name
+            """).all() }
+        var reclaimed: [(node: String, calls: Int)] = []
+        for row in rows {
+            let name = try row.decode(column: "name", as: String.self)
+            let calls = try await recordInterruptedCalls(node: name, includingUnassigned: false, now: now)
+            // Only if still silent: a node seen again meanwhile keeps its row.
+            try await run { try await $0.raw("DELETE FROM nodes WHERE name = \(bind: name) AND seen_at < \(bind: cutoff)").run() }
+            reclaimed.append((name, calls))
+        }
+        return reclaimed
+    }
+
+    /// When each node was last seen.
+    public func nodes() async throws -> [String: Double] {
+        let rows = try await run { try await $0.raw("SELECT name, seen_at FROM nodes").all() }
+        var out: [String: Double] = [:]
+        for row in rows { out[try row.decode(column: "name", as: String.self)] = try row.decode(column: "seen_at", as: Double.self) }
+        return out
     }
 
     public func cdrs(_ q: CDRQuery) async throws -> [CDR] {

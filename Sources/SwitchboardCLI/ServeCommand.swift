@@ -98,6 +98,9 @@ struct Serve: AsyncParsableCommand {
             if request.message.method == .message { await texts.handle(request) } else { await calls.handle(request) }
         }
         try await calls.start(endpoint: endpoint)
+        let membership = Task { [store, logger, name = node.nodeName, silent = node.silentAfterSeconds] in
+            await Self.keepClusterMembership(store: store, node: name, silentAfter: silent, logger: logger)
+        }
         await texts.enableNetworkDelivery(endpoint: endpoint)
         // SIP2SIM calls (S3–S8): SIMs by ICCID, the mobile core from the config.
         await calls.enableSIMCalls(source: { [store, simCipher, logger] in
@@ -157,11 +160,32 @@ struct Serve: AsyncParsableCommand {
         // Run until interrupted.
         while !Task.isCancelled { try await Task.sleep(for: .seconds(3600)) }
         api?.cancel()
+        membership.cancel()
         registrationTask.cancel()
         agentTask.cancel()
         await calls.stop()
         await texts.stop()
         await endpoint.shutdown()
         try await store.close()
+    }
+
+    /// Says every few seconds that this node is alive, and takes over from
+    /// nodes that have stopped saying so: their live calls are recorded as
+    /// interrupted and their channels freed (see `Store.reclaimSilentNodes`).
+    static func keepClusterMembership(store: Store, node: String, silentAfter: Double, logger: Logger) async {
+        let period = min(5, silentAfter / 3)
+        while !Task.isCancelled {
+            let now = Date().timeIntervalSince1970
+            do {
+                try await store.nodeSeen(node, now: now)
+                for (silent, calls) in try await store.reclaimSilentNodes(silentFor: silentAfter, now: now, except: node) {
+                    logger.warning("a node has not been seen for the silent period: its live calls are recorded as interrupted and their channels freed",
+                                   metadata: ["node": "\(silent)", "calls": "\(calls)", "silent_after_seconds": "\(silentAfter)"])
+                }
+            } catch {
+                logger.error("could not record this node as alive or check the other nodes", metadata: ["error": "\(error)"])
+            }
+            try? await Task.sleep(for: .seconds(period))
+        }
     }
 }

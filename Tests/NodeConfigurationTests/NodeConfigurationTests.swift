@@ -47,6 +47,24 @@ import Testing
         }
     }
 
+    @Test func silentPeriodLoadsAndBadValuesNameTheKey() throws {
+        let path = NSTemporaryDirectory() + "node-\(UUID().uuidString).yaml"
+        try "node: { name: node-a, silent_after_seconds: 30 }\n".write(toFile: path, atomically: true, encoding: .utf8)
+        let c = try NodeConfiguration.load(path: path, environment: [:])
+        #expect(c.nodeName == "node-a" && c.silentAfterSeconds == 30)
+        #expect(NodeConfiguration.defaults.silentAfterSeconds == 60)
+        for (yaml, key) in [
+            ("node: { silent_after_seconds: 1 }\n", "node.silent_after_seconds"),
+            ("node: { silent_after_seconds: soon }\n", "node.silent_after_seconds"),
+            ("node: { nmae: a }\n", "node.nmae"),
+        ] {
+            try yaml.write(toFile: path, atomically: true, encoding: .utf8)
+            do { _ = try NodeConfiguration.load(path: path, environment: [:]); Issue.record("\(yaml) loaded") } catch {
+                #expect(error.key == key, "\(error)")
+            }
+        }
+    }
+
     @Test func textSettingsLoadAndBadValuesNameTheKey() throws {
         let path = NSTemporaryDirectory() + "texts-\(UUID().uuidString).yaml"
         try "texts: { retry_first_seconds: 1, retry_max_seconds: 60, give_up_hours: 2, max_segments: 3 }\n"

@@ -43,12 +43,14 @@ struct RunningSwitch {
     let httpPort: Int
     let database: String
 
-    static func start(database: String, gateways: [(name: String, port: Int)], node: String? = nil) async throws -> RunningSwitch {
+    static func start(database: String, gateways: [(name: String, port: Int)], node: String? = nil,
+                      silentAfterSeconds: Int? = nil) async throws -> RunningSwitch {
         let port = freePort()
         let config = NSTemporaryDirectory() + "switch-\(UUID().uuidString).yaml"
         // SIPp 3.6 answers only the first digest challenge and knows only MD5.
         var yaml = "sip:\n  listen: [udp:127.0.0.1:\(port)]\n  digest_algorithms: [MD5, SHA-256]\n"
         if let node { yaml += "node:\n  name: \(node)\n" }
+        if let silentAfterSeconds { yaml += (node == nil ? "node:\n" : "") + "  silent_after_seconds: \(silentAfterSeconds)\n" }
         let httpPort = freeTCPPort()
         yaml += "http:\n  listen: 127.0.0.1:\(httpPort)\n"
         yaml += "database:\n  url: \"\(database)\"\n"
@@ -571,6 +573,48 @@ struct TrunkCallPolicyTests {
         #expect(cdrs.filter { $0.reason == "Channel Limit Exceeded" }.count == 2)
         #expect(cdrs.filter { $0.reason == "User account rate limit of 3 calls per minute" }.count == 1)
         #expect(try await eventually(timeout: .seconds(10)) { try await store.heldChannels("account:920700") == 0 })
+        try await store.close()
+    }
+
+    /// A node killed for good (kill -9, never restarted) must not hold its
+    /// calls' channels for ever: once it has been silent for
+    /// `node.silent_after_seconds` (6 s here), the other node records its live
+    /// call as interrupted, the channel comes back, and the account (1
+    /// channel) can call again through the surviving node.
+    @Test func deadNodesChannelsComeBackAfterTheSilentPeriod() async throws {
+        let (url, location) = try await freshDatabase(.postgres)
+        try await seedTrunkCustomer(location, accountLimits: CallLimits(channels: 1))
+        let (gateway, gwPort) = try startGateway(["-sn", "uas", "-m", "2"])
+        defer { gateway.kill() }
+        let a = try await RunningSwitch.start(database: url, gateways: [("carrier", gwPort)], node: "node-a", silentAfterSeconds: 6)
+        defer { a.stop() }
+        let b = try await RunningSwitch.start(database: url, gateways: [("carrier", gwPort)], node: "node-b", silentAfterSeconds: 6)
+        defer { b.stop() }
+
+        let path = NSTemporaryDirectory() + "uac-\(UUID().uuidString).xml"
+        try uacScenario(number: "447700900124", headers: ["X-simwood-tag: ONDEADNODE"], plan: .hangUpAfter(milliseconds: 60_000))
+            .write(toFile: path, atomically: true, encoding: .utf8)
+        defer { unlink(path) }
+        let live = try ExternalProcess("sipp", ["127.0.0.1:\(a.port)", "-sf", path, "-i", "127.0.0.1", "-p", "\(freePort())", "-m", "1",
+                                                "-nostdin", "-timeout", "80s"])
+        defer { live.kill() }
+        let store = try await Store.open(location)
+        #expect(try await eventually(timeout: .seconds(15)) { try await store.heldChannels("account:920700") == 1 },
+                "the call on node a never held the account's channel")
+        let refused = try await placeCall(uacScenario(number: "447700900125", plan: .refused(503),
+                                                      checks: ["X-Reason: Channel Limit Exceeded"]), switchPort: b.port)
+        #expect(refused.status == 0 && refused.successful == 1, "\(refused.output.suffix(2000))")
+
+        a.process.kill()
+        let killedAt = Date().timeIntervalSince1970
+        #expect(try await eventually(timeout: .seconds(30)) { try await store.heldChannels("account:920700") == 0 },
+                "node a's channel was never given back")
+        let cdr = try #require(try await fetchCDRs(location, count: 1, query: CDRQuery(tagTerm: "ONDEADNODE")).first)
+        #expect(cdr.interrupted && cdr.reason == "Interrupted" && cdr.to == "447700900124")
+        // Not before node a could have been silent for 6 s (it said it was alive every 2 s).
+        #expect(cdr.endAt >= killedAt + 6 - 2 - 0.5, "reclaimed \(cdr.endAt - killedAt) s after the kill")
+        let again = try await placeCall(uacScenario(number: "447700900126", plan: .hangUpAfter(milliseconds: 200)), switchPort: b.port)
+        #expect(again.status == 0 && again.successful == 1, "\(again.output.suffix(2000))")
         try await store.close()
     }
 }

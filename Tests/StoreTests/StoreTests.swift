@@ -21,7 +21,7 @@ struct StoreTests {
     @Test(arguments: StoreBackend.allCases)
     func migrationsRunOnceAndAccountsRoundTrip(backend: StoreBackend) async throws {
         let store = try await openFreshStore(backend)
-        #expect(try await store.schemaVersion() == 8)
+        #expect(try await store.schemaVersion() == 9)
         try await store.upsertAccount(Account(id: "920700", name: "Acme", currency: "GBP", balance: m("10.50"), creditLimit: m("5")))
         // Provisioning again updates details but never resets the balance.
         _ = try await store.adjustBalance(accountID: "920700", by: -m("0.25"))
@@ -185,6 +185,57 @@ struct StoreTests {
         #expect(try await first.heldChannels("account:920700") == 2)
         #expect(try await second.recordInterruptedCalls(node: "b", now: 200) == 2)
         #expect(try await first.heldChannels("account:920700") == 0)
+    }
+
+    /// A node that dies and does not come back: once it has not been seen for
+    /// the silent period, another node records its live calls as interrupted
+    /// and its channels come back; a node still being seen, unassigned calls
+    /// (from before live calls had a node) and the reclaiming node's own calls
+    /// are left alone. Two nodes reclaiming at once write each CDR once.
+    @Test(arguments: StoreBackend.allCases)
+    func silentNodesCallsAreRecordedAsInterrupted(backend: StoreBackend) async throws {
+        let store = try await openFreshStore(backend)
+        do {
+            try await store.upsertAccount(Account(id: "920700", name: "Acme", currency: "GBP", balance: m("100"), creditLimit: 0))
+            let channels = StoredLimit(key: "account:920700", kind: .channels(3))
+            func live(_ id: String) -> LiveCall {
+                LiveCall(callID: id, accountID: "920700", trunkID: "920700-L001", from: "441632960000", to: "447700900123", startAt: 100)
+            }
+            for (id, node) in [("dead-1", "node-a"), ("dead-2", "node-a"), ("alive-1", "node-b")] {
+                #expect(try await store.admitCall(live(id), node: node, limits: [channels]) == nil)
+            }
+            try await store.callStarted(live("unassigned"))
+            #expect(try await store.admitCall(live("refused"), node: "node-b", limits: [channels]) == 0)  // 3 of 3 held
+
+            try await store.nodeSeen("node-a", now: 100)
+            try await store.nodeSeen("node-b", now: 100)
+            try await store.nodeSeen("node-c", now: 100)
+            // node-b and node-c keep saying they are alive; node-a stops at 100.
+            try await store.nodeSeen("node-b", now: 150)
+            try await store.nodeSeen("node-c", now: 150)
+            #expect(try await store.reclaimSilentNodes(silentFor: 60, now: 155, except: "node-b").isEmpty)  // 55 s: not yet
+
+            async let byB = store.reclaimSilentNodes(silentFor: 60, now: 161, except: "node-b")
+            async let byC = store.reclaimSilentNodes(silentFor: 60, now: 161, except: "node-c")
+            let (b, c) = try await (byB, byC)
+            #expect(b.map(\.node) + c.map(\.node) == ["node-a", "node-a"] || (b + c).map(\.node) == ["node-a"])
+            #expect((b + c).map(\.calls).reduce(0, +) == 2)  // each call recorded once, by one of them
+            let interrupted = try await store.cdrs(CDRQuery(accountID: "920700")).filter(\.interrupted)
+            #expect(interrupted.map(\.callID).sorted() == ["dead-1", "dead-2"])
+            #expect(interrupted.allSatisfy { $0.endAt == 161 && $0.cost == 0 && $0.reason == "Interrupted" })
+            #expect(try await store.heldChannels("account:920700") == 1)
+            #expect(try await store.admitCall(live("after"), node: "node-b", limits: [channels]) == nil)
+            // node-a is forgotten; the others are still known.
+            #expect(try await store.nodes().keys.sorted() == ["node-b", "node-c"])
+            // A node that comes back is seen again and reclaimed only if silent again.
+            try await store.nodeSeen("node-a", now: 170)
+            #expect(try await store.reclaimSilentNodes(silentFor: 60, now: 175, except: "node-b").isEmpty)
+            // node-b's own restart takes its live call and the unassigned one.
+            #expect(try await store.recordInterruptedCalls(node: "node-b", now: 180) == 3)
+        } catch {
+            Issue.record("\(backend): \(error)")
+        }
+        try await store.close()
     }
 
     /// Group commit: CDRs of calls ending together are written in one
