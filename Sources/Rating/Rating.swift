@@ -228,6 +228,17 @@ struct ExactAmount: Equatable {
     }
 }
 
+/// `amount` in millionths (the store's unit), rounded half up, without
+/// Decimal arithmetic; nil when the amount is negative or does not fit, and
+/// the caller must use Decimal.
+public func exactMillionths(_ amount: Money) -> Int64? {
+    guard let a = ExactAmount(amount) else { return nil }
+    if a.scale <= 6 { return a.units(atScale: 6) }
+    let divisor = ExactAmount.powersOfTen[a.scale - 6]
+    let (sum, overflow) = a.units.addingReportingOverflow(divisor / 2)
+    return overflow ? nil : sum / divisor
+}
+
 public enum RatingPrecision {
     /// Costs are kept to 6 decimal places (rates are often quoted to 4 or 5).
     public static let places = 6

@@ -47,6 +47,7 @@ public enum StoreError: Error, Equatable, Sendable, CustomStringConvertible {
 /// backends add and subtract it exactly and atomically.
 public enum MoneyColumn {
     public static func micros(_ m: Money) -> Int64 {
+        if let exact = exactMillionths(m) { return exact }  // a CDR's cost: no Decimal arithmetic
         var scaled = m * 1_000_000, rounded = Decimal()
         NSDecimalRound(&rounded, &scaled, 0, .plain)
         return NSDecimalNumber(decimal: rounded).int64Value

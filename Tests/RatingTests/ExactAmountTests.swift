@@ -50,6 +50,17 @@ import Testing
         } } }
     }
 
+    /// Millionths (the store's unit) as Decimal rounding gives them: half up.
+    @Test func millionthsMatchDecimalRounding() {
+        for text in Self.amounts + ["0.0000005", "0.00000049", "0.0000015", "2.9999995", "12.345678", "922337203685.477580"] {
+            var scaled = money(text) * 1_000_000, rounded = Decimal()
+            NSDecimalRound(&rounded, &scaled, 0, .plain)
+            #expect(exactMillionths(money(text)) == NSDecimalNumber(decimal: rounded).int64Value, "\(text)")
+        }
+        #expect(exactMillionths(Decimal(-1)) == nil)
+        #expect(exactMillionths(money("10000000000000")) == nil)  // 10^19 millionths: past Int64
+    }
+
     @Test func amountsThatDoNotFitUseDecimal() throws {
         #expect(ExactAmount(money("0.0125")) == ExactAmount(units: 125, scale: 4))
         #expect(ExactAmount(money("12")) == ExactAmount(units: 12, scale: 0))
