@@ -76,6 +76,8 @@ public enum SIPTransportError: Error, CustomStringConvertible, Sendable {
 /// Requests that cannot be parsed get a stateless 400/505/513 when a Via can
 /// be read; anything else is dropped. Faults are logged, rate-limited.
 public final class SIPTransport: Sendable {
+    /// Datagrams read per recvmmsg call (see the UDP channel options).
+    static let datagramsPerRead = 16
     public typealias Handler = @Sendable (SIPInbound) -> Void
 
     let group: any EventLoopGroup
@@ -112,8 +114,11 @@ public final class SIPTransport: Sendable {
                     let ch = try await DatagramBootstrap(group: group)
                         .channelOption(.socketOption(.so_reuseaddr), value: 1)
                         .channelOption(.socketOption(.so_rcvbuf), value: SocketOptionValue(configuration.udpReceiveBufferBytes))
-                        .channelOption(.recvAllocator, value: FixedSizeRecvByteBufferAllocator(capacity: 65_536))
-                        .channelOption(.maxMessagesPerRead, value: 16)
+                        // Up to 16 datagrams per system call (recvmmsg), each in its own
+                        // 64 KiB slot of one reused buffer, so no SIP message is truncated.
+                        .channelOption(.datagramVectorReadMessageCount, value: Self.datagramsPerRead)
+                        .channelOption(.recvAllocator, value: FixedSizeRecvByteBufferAllocator(capacity: 65_536 * Self.datagramsPerRead))
+                        .channelOption(.maxMessagesPerRead, value: 4)
                         .channelInitializer { ch in
                             ch.eventLoop.makeCompletedFuture {
                                 try ch.pipeline.syncOperations.addHandler(UDPHandler(shared: shared))

@@ -115,6 +115,27 @@ struct TransportTests {
         await endpoint.shutdown()
     }
 
+    /// Datagrams are read up to 16 per system call: a burst of small requests
+    /// with a 60,000-byte one among them all arrive whole and are answered.
+    @Test func udpBurstWithALargeDatagramArrivesWhole() async throws {
+        let (endpoint, seen) = try await startRecordingEndpoint([SIPListenAddress(host: "127.0.0.1", port: 0, transport: .udp)])
+        let port = try #require(await endpoint.boundAddresses.first?.address.port)
+        let s = RawSocket(udp: true)
+        let body = String(repeating: "0123456789", count: 6_000)
+        let large = Array(String(decoding: request(branch: "z9hG4bKlarge"), as: UTF8.self)
+            .replacingOccurrences(of: "Content-Length: 0\r\n\r\n", with: "Content-Type: text/plain\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)").utf8)
+        #expect(large.count > 60_000)
+        for i in 0..<10 { s.sendTo(port: port, request(branch: "z9hG4bKa\(i)")) }
+        s.sendTo(port: port, large)
+        for i in 0..<10 { s.sendTo(port: port, request(branch: "z9hG4bKb\(i)")) }
+        var replies: [SIPMessage] = []
+        while replies.count < 21, let bytes = await s.receive() { replies.append(try SIPMessage(parsing: bytes)) }
+        #expect(replies.count == 21 && replies.allSatisfy { $0.statusCode == 200 })
+        let big = try #require(seen.withLockedValue { $0.first { $0.topVia?.branch == "z9hG4bKlarge" } })
+        #expect(big.body.count == body.utf8.count && big.body.suffix(10) == Array("0123456789".utf8))
+        await endpoint.shutdown()
+    }
+
     @Test func unparseableRequestWithViaGetsStateless400NamingTheFault() async throws {
         let (endpoint, seen) = try await startRecordingEndpoint([SIPListenAddress(host: "127.0.0.1", port: 0, transport: .udp)])
         let port = try #require(await endpoint.boundAddresses.first?.address.port)
