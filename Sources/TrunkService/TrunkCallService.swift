@@ -189,7 +189,7 @@ public actor TrunkCallService {
             localContact: localContact, maxDuration: admission.maxDuration, costCapSeconds: admission.maxCostSeconds,
             balanceCapSeconds: admission.balanceSeconds, warning: admission.warning)
         await launch(LiveCallEntry(machine: machine, attempt: attempt, admission: admission, invite: request, caller: caller,
-                                            gateways: routes.map(\.1)),
+                                   gateways: routes.map(\.1)),
                      live: LiveCall(callID: callID, accountID: account.id, trunkID: trunk.id, tag: controls.tag,
                                     from: cli, to: destination, startAt: now), countedInStore: counted, now: now)
     }
@@ -296,7 +296,7 @@ public actor TrunkCallService {
         if let entry = calls[callID] {
             await request.respond(200)
             let actions = entry.machine.aLegBye(now: now)
-                await perform(actions, callID: callID)
+            await perform(actions, callID: callID)
         } else if let aCallID = aCallIDOfB[callID], let entry = calls[aCallID] {
             await request.respond(200)
             let actions = entry.machine.bLegBye(now: now)
