@@ -108,7 +108,7 @@ public struct B2BUACall: Sendable {
     var bCSeq: UInt32 = 1
     var aCSeq: UInt32 = 1
     var setupAt: Double = 0
-    var answeredAt: Double?
+    public private(set) var answeredAt: Double?
     var cancelled = false
     let identity: BLegIdentity?
     var digest: DigestClient?

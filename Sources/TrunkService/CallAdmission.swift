@@ -1,3 +1,4 @@
+import Foundation
 import CallControl
 import Rating
 import Store
@@ -209,5 +210,49 @@ public struct LimitBook: Sendable {
     func window(_ key: LimitKey, _ s: RateLimitSetting) -> SlidingWindowLimit {
         if let w = windows[key], w.calls == s.calls, w.seconds == s.seconds { return w }
         return SlidingWindowLimit(calls: s.calls, seconds: s.seconds)
+    }
+}
+
+/// T10 across an account's calls at once. Each call is held to its own cap,
+/// what the account has (balance + credit) at set-up, so calls running in
+/// parallel could together spend several times that. An account whose
+/// answered calls have together run up at least what it has is out of money,
+/// and those calls are cleared (as Kamailio's cnxcc does); a lone call keeps
+/// its own exact timer.
+public enum AccountSpend {
+    public struct RunningCall: Sendable, Equatable {
+        public var callID: String
+        public var accountID: String
+        public var rate: Rate
+        public var answeredAt: Double
+
+        public init(callID: String, accountID: String, rate: Rate, answeredAt: Double) {
+            self.callID = callID; self.accountID = accountID; self.rate = rate; self.answeredAt = answeredAt
+        }
+    }
+
+    /// The calls to clear now, by account (call IDs sorted): accounts with two
+    /// or more answered calls whose costs so far — each billed as the CDR
+    /// would bill it if it ended now — add up to at least `available`.
+    public static func exhausted(_ calls: [RunningCall], available: (String) -> Money?, now: Double) -> [String: [String]] {
+        var byAccount: [String: [RunningCall]] = [:]
+        for c in calls { byAccount[c.accountID, default: []].append(c) }
+        var out: [String: [String]] = [:]
+        for (account, running) in byAccount where running.count >= 2 {
+            guard let limit = available(account) else { continue }
+            if spent(running, now: now) >= limit { out[account] = running.map(\.callID).sorted() }
+        }
+        return out
+    }
+
+    /// The calls' costs so far (summed in millionths where exact, else as Decimal).
+    static func spent(_ running: [RunningCall], now: Double) -> Money {
+        var micros: Int64 = 0
+        var rest: Money = 0
+        for c in running {
+            let cost = c.rate.cost(forDuration: max(1, Int((now - c.answeredAt).rounded(.up))))
+            if let m = exactMillionths(cost), case (let sum, false) = micros.addingReportingOverflow(m) { micros = sum } else { rest += cost }
+        }
+        return rest + Decimal(micros) / 1_000_000
     }
 }

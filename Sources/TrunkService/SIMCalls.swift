@@ -208,7 +208,7 @@ extension TrunkCallService {
             aToTag: SIPEndpoint.newTag(), localContact: localContact, maxDuration: nil, costCapSeconds: nil,
             balanceCapSeconds: admission.balanceSeconds, identity: identity)
         let entry = LiveCallEntry(machine: machine, attempt: attempt, admission: admission, invite: request, caller: caller,
-                                  gateways: targets.map(\.1), simICCID: sim.iccid)
+                                  gateways: targets.map(\.1), simICCID: sim.iccid, spendsBalance: admit && !free)
         await launch(entry, live: LiveCall(callID: callID, accountID: account.id, from: from, to: to, startAt: now),
                      countedInStore: counted, now: now)
     }

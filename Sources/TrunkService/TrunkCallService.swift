@@ -31,11 +31,14 @@ public actor TrunkCallService {
         var timers: [CallTimer: Task<Void, Never>] = [:]
         /// A SIP2SIM call's SIM (its CDR has no trunk).
         let simICCID: String?
+        /// Admitted against the account's balance (not an emergency or free call):
+        /// cleared with the account's other calls when together they use it up.
+        let spendsBalance: Bool
 
         init(machine: B2BUACall, attempt: CallAttempt, admission: Admission, invite: SIPServerRequest, caller: SIPDestination,
-             gateways: [SIPDestination], simICCID: String? = nil) {
+             gateways: [SIPDestination], simICCID: String? = nil, spendsBalance: Bool = true) {
             self.machine = machine; self.attempt = attempt; self.admission = admission; self.invite = invite
-            self.caller = caller; self.gateways = gateways; self.simICCID = simICCID
+            self.caller = caller; self.gateways = gateways; self.simICCID = simICCID; self.spendsBalance = spendsBalance
         }
     }
 
@@ -51,6 +54,7 @@ public actor TrunkCallService {
     var gatewayAddresses: [String: SIPDestination] = [:]
     var localContacts: [String: String] = [:]
     var refreshTask: Task<Void, Never>?
+    var spendTask: Task<Void, Never>?
     // SIP2SIM calls (SIMCalls.swift).
     var simSource: (@Sendable () async throws -> [SIMCallProfile])?
     var sims: [String: SIMCallProfile] = [:]
@@ -86,10 +90,40 @@ public actor TrunkCallService {
                 await self?.reload()
             }
         }
+        spendTask = Task { [weak self] in
+            while !Task.isCancelled {
+                try? await Task.sleep(for: .seconds(1))
+                await self?.clearCallsOutOfMoney(now: Date().timeIntervalSince1970)
+            }
+        }
+    }
+
+    /// T10 across calls: every second, the answered calls of each account are
+    /// costed together; an account whose calls have used up its balance +
+    /// credit has all of them cleared, BYE both ways with `Balance now below limit`.
+    func clearCallsOutOfMoney(now: Double) async {
+        var running: [AccountSpend.RunningCall] = []
+        for (callID, entry) in calls where entry.spendsBalance && entry.machine.state == .answered {
+            guard let rate = entry.attempt.rate, let answeredAt = entry.machine.answeredAt else { continue }
+            running.append(AccountSpend.RunningCall(callID: callID, accountID: entry.attempt.account.id, rate: rate, answeredAt: answeredAt))
+        }
+        let exhausted = AccountSpend.exhausted(running, available: { [directory] id in
+            directory.accounts[id].map { $0.balance + $0.creditLimit }
+        }, now: now)
+        for (account, callIDs) in exhausted.sorted(by: { $0.key < $1.key }) {
+            logger.notice("account's calls together used up its balance and credit: clearing them",
+                          metadata: ["account": "\(account)", "calls": "\(callIDs.count)"])
+            for callID in callIDs {
+                guard let entry = calls[callID] else { continue }
+                let actions = entry.machine.timerFired(.balanceCap, now: now)
+                await perform(actions, callID: callID)
+            }
+        }
     }
 
     public func stop() {
         refreshTask?.cancel()
+        spendTask?.cancel()
         for (_, c) in calls { for (_, t) in c.timers { t.cancel() } }
     }
 

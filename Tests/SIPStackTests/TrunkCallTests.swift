@@ -413,6 +413,27 @@ struct TrunkCallTests {
         #expect(cdr.durationSeconds == 2 && cdr.cost == parseMoney("0.03") && cdr.reason == "Maximum Cost Reached")
     }
 
+    /// T10 across parallel calls: 0.09 of balance lets one call (0.01 + 0.01 a
+    /// second) run 8 s; two at once have spent 0.10 once each is 4 s in, so both
+    /// are cleared then (the node costs each account's calls together every
+    /// second), BYE with X-Reason, well before either call's own 8 s.
+    @Test(arguments: StoreBackend.allCases)
+    func parallelCallsAreClearedWhenTogetherTheyUseUpTheBalance(backend: StoreBackend) async throws {
+        let (url, location) = try await freshDatabase(backend)
+        try await seedTrunkCustomer(location, balance: "0.09")
+        let (gateway, gwPort) = try startGateway(["-sn", "uas", "-m", "2"])
+        defer { gateway.kill() }
+        let sw = try await RunningSwitch.start(database: url, gateways: [("carrier", gwPort)])
+        defer { sw.stop() }
+        let scenario = uacScenario(number: "447700900123", plan: .awaitBye(checks: ["X-Reason: Balance now below limit"]))
+        async let first = placeCall(scenario, switchPort: sw.port)
+        async let second = placeCall(scenario, switchPort: sw.port)
+        for r in try await [first, second] { #expect(r.status == 0 && r.successful == 1, "\(r.output.suffix(2000))") }
+        let cdrs = try await fetchCDRs(location, count: 2)
+        #expect(cdrs.count == 2 && cdrs.allSatisfy { $0.reason == "Balance now below limit" && $0.finalStatus == 200 })
+        #expect(cdrs.allSatisfy { (3...6).contains($0.durationSeconds) }, "durations \(cdrs.map(\.durationSeconds))")
+    }
+
     @Test(arguments: StoreBackend.allCases)
     func failsOverToTheNextGatewayOn503(backend: StoreBackend) async throws {
         let (url, location) = try await freshDatabase(backend)
