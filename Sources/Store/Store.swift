@@ -157,6 +157,16 @@ struct LiveCallStart: Sendable {
     var node: String?
 }
 
+/// A live call that has been answered, as recorded in the store for costing
+/// an account's calls together across the nodes of a cluster (T10).
+public struct AnsweredCall: Sendable, Equatable {
+    public var callID: String
+    public var accountID: String
+    public var node: String?
+    public var answeredAt: Double
+    public var rate: Rate
+}
+
 public struct LiveCall: Sendable, Equatable {
     public var callID: String
     public var accountID: String
@@ -363,6 +373,8 @@ public final class Store: Sendable {
             ]),
             // Nodes of a cluster and when each was last seen (see `reclaimSilentNodes`).
             (9, ["CREATE TABLE nodes (name TEXT PRIMARY KEY, seen_at DOUBLE PRECISION NOT NULL)"]),
+            // When a live call was answered and its rate, for costing an account's calls across nodes.
+            (10, ["ALTER TABLE live_calls ADD COLUMN answered_at DOUBLE PRECISION", "ALTER TABLE live_calls ADD COLUMN rate TEXT"]),
         ]
     }
 
@@ -732,6 +744,47 @@ public final class Store: Sendable {
             if try await recordCall(cdr) { n += 1 }
         }
         return n
+    }
+
+    // MARK: Answered calls (T10 across a cluster)
+
+    /// Records that a live call was answered and what it costs.
+    public func callAnswered(_ callID: String, at answeredAt: Double, rate: Rate) async throws {
+        let text = "\(rate.prefix)|\(rate.connectionCharge)|\(rate.perMinute)|\(rate.increments)"
+        try await run { try await $0.raw("""
+            UPDATE live_calls SET answered_at = \(bind: answeredAt), rate = \(bind: text) WHERE call_id = \(bind: callID)
+            """).run() }
+    }
+
+    /// The answered live calls of these accounts on every node, and what each
+    /// account has now (balance + credit, as stored).
+    public func answeredCalls(accounts: [String]) async throws -> (calls: [AnsweredCall], available: [String: Money]) {
+        guard !accounts.isEmpty else { return ([], [:]) }
+        let ids: [any Encodable & Sendable] = accounts
+        let rows = try await run { try await $0.raw("""
+            SELECT call_id, account_id, node, answered_at, rate FROM live_calls
+            WHERE answered_at IS NOT NULL AND rate IS NOT NULL AND account_id IN (\(binds: ids))
+            """).all() }
+        var calls: [AnsweredCall] = []
+        for row in rows {
+            let parts = try row.decode(column: "rate", as: String.self).split(separator: "|", omittingEmptySubsequences: false).map(String.init)
+            guard parts.count == 4, let connection = parseMoney(parts[1]), let perMinute = parseMoney(parts[2]),
+                  let increments = try? BillingIncrements(parts[3]),
+                  let rate = try? Rate(prefix: parts[0], connectionCharge: connection, perMinute: perMinute, increments: increments) else { continue }
+            calls.append(AnsweredCall(callID: try row.decode(column: "call_id", as: String.self),
+                                      accountID: try row.decode(column: "account_id", as: String.self),
+                                      node: try row.decode(column: "node", as: String?.self),
+                                      answeredAt: try row.decode(column: "answered_at", as: Double.self), rate: rate))
+        }
+        let balances = try await run { try await $0.raw("""
+            SELECT id, balance_micros, credit_limit_micros FROM accounts WHERE id IN (\(binds: ids))
+            """).all() }
+        var available: [String: Money] = [:]
+        for row in balances {
+            available[try row.decode(column: "id", as: String.self)] =
+                MoneyColumn.money(try row.decode(column: "balance_micros", as: Int64.self) + row.decode(column: "credit_limit_micros", as: Int64.self))
+        }
+        return (calls, available)
     }
 
     // MARK: Cluster nodes

@@ -214,11 +214,13 @@ public struct LimitBook: Sendable {
 }
 
 /// T10 across an account's calls at once. Each call is held to its own cap,
-/// what the account has (balance + credit) at set-up, so calls running in
-/// parallel could together spend several times that. An account whose
-/// answered calls have together run up at least what it has is out of money,
-/// and those calls are cleared (as Kamailio's cnxcc does); a lone call keeps
-/// its own exact timer.
+/// what the account had (balance + credit) at set-up, so calls running in
+/// parallel could together spend several times that, and a call outlives
+/// money that ended calls have since used. An account whose answered calls
+/// have together run up at least what it has now is out of money, and those
+/// calls are cleared (as Kamailio's cnxcc does). Costs here step up on the
+/// same whole seconds as a call's own cap timer, so a lone call with nothing
+/// changed is cleared by that timer at its exact moment.
 public enum AccountSpend {
     public struct RunningCall: Sendable, Equatable {
         public var callID: String
@@ -231,14 +233,14 @@ public enum AccountSpend {
         }
     }
 
-    /// The calls to clear now, by account (call IDs sorted): accounts with two
-    /// or more answered calls whose costs so far — each billed as the CDR
-    /// would bill it if it ended now — add up to at least `available`.
+    /// The calls to clear now, by account (call IDs sorted): accounts whose
+    /// answered calls' costs so far (each for its whole seconds since the
+    /// answer, at least one) add up to at least `available`.
     public static func exhausted(_ calls: [RunningCall], available: (String) -> Money?, now: Double) -> [String: [String]] {
         var byAccount: [String: [RunningCall]] = [:]
         for c in calls { byAccount[c.accountID, default: []].append(c) }
         var out: [String: [String]] = [:]
-        for (account, running) in byAccount where running.count >= 2 {
+        for (account, running) in byAccount {
             guard let limit = available(account) else { continue }
             if spent(running, now: now) >= limit { out[account] = running.map(\.callID).sorted() }
         }
@@ -250,7 +252,7 @@ public enum AccountSpend {
         var micros: Int64 = 0
         var rest: Money = 0
         for c in running {
-            let cost = c.rate.cost(forDuration: max(1, Int((now - c.answeredAt).rounded(.up))))
+            let cost = c.rate.cost(forDuration: max(1, Int((now - c.answeredAt).rounded(.down))))
             if let m = exactMillionths(cost), case (let sum, false) = micros.addingReportingOverflow(m) { micros = sum } else { rest += cost }
         }
         return rest + Decimal(micros) / 1_000_000

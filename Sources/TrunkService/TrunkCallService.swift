@@ -101,19 +101,41 @@ public actor TrunkCallService {
     /// T10 across calls: every second, the answered calls of each account are
     /// costed together; an account whose calls have used up its balance +
     /// credit has all of them cleared, BYE both ways with `Balance now below limit`.
+    /// With a store shared by a cluster (PostgreSQL) the account's calls on
+    /// every node are costed, against the balance as stored now; each node
+    /// clears its own.
     func clearCallsOutOfMoney(now: Double) async {
         var running: [AccountSpend.RunningCall] = []
         for (callID, entry) in calls where entry.spendsBalance && entry.machine.state == .answered {
             guard let rate = entry.attempt.rate, let answeredAt = entry.machine.answeredAt else { continue }
             running.append(AccountSpend.RunningCall(callID: callID, accountID: entry.attempt.account.id, rate: rate, answeredAt: answeredAt))
         }
-        let exhausted = AccountSpend.exhausted(running, available: { [directory] id in
-            directory.accounts[id].map { $0.balance + $0.creditLimit }
-        }, now: now)
+        guard !running.isEmpty else { return }
+        let exhausted: [String: [String]]
+        if store.countsLimits {
+            let accounts = Array(Set(running.map(\.accountID))).sorted()
+            do {
+                let (all, available) = try await store.answeredCalls(accounts: accounts)
+                // Calls answered here whose answer is not in the store yet still count.
+                let recorded = Set(all.map(\.callID))
+                let everywhere = all.map { AccountSpend.RunningCall(callID: $0.callID, accountID: $0.accountID, rate: $0.rate, answeredAt: $0.answeredAt) }
+                    + running.filter { !recorded.contains($0.callID) }
+                exhausted = AccountSpend.exhausted(everywhere, available: { available[$0] }, now: now)
+            } catch {
+                logger.error("could not cost the accounts' calls across the cluster", metadata: ["error": "\(error)"])
+                return
+            }
+        } else {
+            exhausted = AccountSpend.exhausted(running, available: { [directory] id in
+                directory.accounts[id].map { $0.balance + $0.creditLimit }
+            }, now: now)
+        }
         for (account, callIDs) in exhausted.sorted(by: { $0.key < $1.key }) {
+            let mine = callIDs.filter { calls[$0] != nil }
+            guard !mine.isEmpty else { continue }
             logger.notice("account's calls together used up its balance and credit: clearing them",
-                          metadata: ["account": "\(account)", "calls": "\(callIDs.count)"])
-            for callID in callIDs {
+                          metadata: ["account": "\(account)", "calls": "\(callIDs.count)", "on this node": "\(mine.count)"])
+            for callID in mine {
                 guard let entry = calls[callID] else { continue }
                 let actions = entry.machine.timerFired(.balanceCap, now: now)
                 await perform(actions, callID: callID)
@@ -373,8 +395,24 @@ public actor TrunkCallService {
 
     func bResponse(_ response: SIPMessage, callID: String) async {
         guard let entry = calls[callID] else { return }
+        let wasAnswered = entry.machine.state == .answered
         let actions = entry.machine.bLegResponse(response, now: Date().timeIntervalSince1970)
+        if !wasAnswered, entry.machine.state == .answered { recordAnswer(callID, entry) }
         await perform(actions, callID: callID)
+    }
+
+    /// With a store shared by a cluster, an answered call is recorded there with
+    /// its rate, so that every node can cost the account's calls together
+    /// (`clearCallsOutOfMoney`). Not waited for: if it fails, the call is still
+    /// held to its own cap.
+    func recordAnswer(_ callID: String, _ entry: LiveCallEntry) {
+        guard store.countsLimits, entry.spendsBalance, let rate = entry.attempt.rate, let at = entry.machine.answeredAt else { return }
+        let store = self.store, logger = self.logger
+        Task {
+            do { try await store.callAnswered(callID, at: at, rate: rate) } catch {
+                logger.error("could not record a call's answer in the store", metadata: ["call-id": "\(callID)", "error": "\(error)"])
+            }
+        }
     }
 
     func bTimeout(callID: String) async {

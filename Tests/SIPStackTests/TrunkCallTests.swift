@@ -597,6 +597,28 @@ struct TrunkCallPolicyTests {
         try await store.close()
     }
 
+    /// T10 across a cluster: the account's calls on every node are costed
+    /// together. 0.09 of balance lets one call (0.01 + 0.01 a second) run 8 s;
+    /// one call on each node, at once, have spent 0.10 once each is 4 s in, and
+    /// both nodes clear theirs then — neither node alone has two calls.
+    @Test func callsOnTwoNodesAreClearedWhenTogetherTheyUseUpTheBalance() async throws {
+        let (url, location) = try await freshDatabase(.postgres)
+        try await seedTrunkCustomer(location, balance: "0.09")
+        let (gateway, gwPort) = try startGateway(["-sn", "uas", "-m", "2"])
+        defer { gateway.kill() }
+        let a = try await RunningSwitch.start(database: url, gateways: [("carrier", gwPort)], node: "node-a")
+        defer { a.stop() }
+        let b = try await RunningSwitch.start(database: url, gateways: [("carrier", gwPort)], node: "node-b")
+        defer { b.stop() }
+        let scenario = uacScenario(number: "447700900123", plan: .awaitBye(checks: ["X-Reason: Balance now below limit"]))
+        async let first = placeCall(scenario, switchPort: a.port)
+        async let second = placeCall(scenario, switchPort: b.port)
+        for r in try await [first, second] { #expect(r.status == 0 && r.successful == 1, "\(r.output.suffix(2000))") }
+        let cdrs = try await fetchCDRs(location, count: 2)
+        #expect(cdrs.count == 2 && cdrs.allSatisfy { $0.reason == "Balance now below limit" && $0.finalStatus == 200 })
+        #expect(cdrs.allSatisfy { (3...6).contains($0.durationSeconds) }, "durations \(cdrs.map(\.durationSeconds))")
+    }
+
     /// A node killed for good (kill -9, never restarted) must not hold its
     /// calls' channels for ever: once it has been silent for
     /// `node.silent_after_seconds` (6 s here), the other node records its live

@@ -21,7 +21,7 @@ struct StoreTests {
     @Test(arguments: StoreBackend.allCases)
     func migrationsRunOnceAndAccountsRoundTrip(backend: StoreBackend) async throws {
         let store = try await openFreshStore(backend)
-        #expect(try await store.schemaVersion() == 9)
+        #expect(try await store.schemaVersion() == 10)
         try await store.upsertAccount(Account(id: "920700", name: "Acme", currency: "GBP", balance: m("10.50"), creditLimit: m("5")))
         // Provisioning again updates details but never resets the balance.
         _ = try await store.adjustBalance(accountID: "920700", by: -m("0.25"))
@@ -232,6 +232,39 @@ struct StoreTests {
             #expect(try await store.reclaimSilentNodes(silentFor: 60, now: 175, except: "node-b").isEmpty)
             // node-b's own restart takes its live call and the unassigned one.
             #expect(try await store.recordInterruptedCalls(node: "node-b", now: 180) == 3)
+        } catch {
+            Issue.record("\(backend): \(error)")
+        }
+        try await store.close()
+    }
+
+    /// Answered live calls are kept with their rate, for costing an account's
+    /// calls together across nodes: only answered ones, only the accounts asked
+    /// for, each with what the account has now (balance + credit).
+    @Test(arguments: StoreBackend.allCases)
+    func answeredCallsAreKeptWithTheirRate(backend: StoreBackend) async throws {
+        let store = try await openFreshStore(backend)
+        do {
+            try await store.upsertAccount(Account(id: "920700", name: "Acme", currency: "GBP", balance: m("0.09"), creditLimit: m("1")))
+            try await store.upsertAccount(Account(id: "555000", name: "Other", currency: "GBP", balance: m("5"), creditLimit: 0))
+            let rate = try Rate(prefix: "44", connectionCharge: m("0.01"), perMinute: m("0.0000000000000001"), increments: BillingIncrements("30/6"))
+            for (id, account, node) in [("a1", "920700", "node-a"), ("b1", "920700", "node-b"), ("u1", "920700", "node-a"), ("o1", "555000", "node-a")] {
+                _ = try await store.admitCall(LiveCall(callID: id, accountID: account, from: "441632960000", to: "447700900123", startAt: 10),
+                                              node: node, limits: [])
+            }
+            try await store.callAnswered("a1", at: 11.5, rate: rate)
+            try await store.callAnswered("b1", at: 12.25, rate: rate)
+            try await store.callAnswered("o1", at: 13, rate: rate)
+            let (calls, available) = try await store.answeredCalls(accounts: ["920700"])
+            #expect(calls.map(\.callID).sorted() == ["a1", "b1"])  // u1 not answered, o1 another account
+            let b1 = try #require(calls.first { $0.callID == "b1" })
+            #expect(b1.node == "node-b" && b1.answeredAt == 12.25 && b1.accountID == "920700")
+            #expect(b1.rate == rate)  // all 16 decimal places and the increments back
+            #expect(available == ["920700": m("1.09")])
+            #expect(try await store.answeredCalls(accounts: []).calls.isEmpty)
+            // An ended call leaves with its live row.
+            try await store.recordCall(cdr("a1", start: 10))
+            #expect(try await store.answeredCalls(accounts: ["920700"]).calls.map(\.callID) == ["b1"])
         } catch {
             Issue.record("\(backend): \(error)")
         }
