@@ -275,6 +275,20 @@ func uacScenario(number: String, from: String = "441632960000", headers: [String
 }
 
 /// Runs one call from SIPp (the PBX, from 127.0.0.1) into the switch.
+/// Two calls placed at once (through the given switch ports) on an account
+/// with 0.09 of balance at 0.01 + 0.01 a second: each alone could run 8 s;
+/// together they use it up once each is 4 s in, and both must be cleared then
+/// (3–6 s), BYE with `Balance now below limit` (T10 across calls).
+func expectTwoCallsClearedTogether(switchPorts: (Int, Int), location: StoreLocation) async throws {
+    let scenario = uacScenario(number: "447700900123", plan: .awaitBye(checks: ["X-Reason: Balance now below limit"]))
+    async let first = placeCall(scenario, switchPort: switchPorts.0)
+    async let second = placeCall(scenario, switchPort: switchPorts.1)
+    for r in try await [first, second] { #expect(r.status == 0 && r.successful == 1, "\(r.output.suffix(2000))") }
+    let cdrs = try await fetchCDRs(location, count: 2)
+    #expect(cdrs.count == 2 && cdrs.allSatisfy { $0.reason == "Balance now below limit" && $0.finalStatus == 200 })
+    #expect(cdrs.allSatisfy { (3...6).contains($0.durationSeconds) }, "durations \(cdrs.map(\.durationSeconds))")
+}
+
 func placeCall(_ scenario: String, switchPort: Int, extra: [String] = []) async throws -> SIPpResult {
     let path = NSTemporaryDirectory() + "uac-\(UUID().uuidString).xml"
     try scenario.write(toFile: path, atomically: true, encoding: .utf8)
@@ -425,13 +439,7 @@ struct TrunkCallTests {
         defer { gateway.kill() }
         let sw = try await RunningSwitch.start(database: url, gateways: [("carrier", gwPort)])
         defer { sw.stop() }
-        let scenario = uacScenario(number: "447700900123", plan: .awaitBye(checks: ["X-Reason: Balance now below limit"]))
-        async let first = placeCall(scenario, switchPort: sw.port)
-        async let second = placeCall(scenario, switchPort: sw.port)
-        for r in try await [first, second] { #expect(r.status == 0 && r.successful == 1, "\(r.output.suffix(2000))") }
-        let cdrs = try await fetchCDRs(location, count: 2)
-        #expect(cdrs.count == 2 && cdrs.allSatisfy { $0.reason == "Balance now below limit" && $0.finalStatus == 200 })
-        #expect(cdrs.allSatisfy { (3...6).contains($0.durationSeconds) }, "durations \(cdrs.map(\.durationSeconds))")
+        try await expectTwoCallsClearedTogether(switchPorts: (sw.port, sw.port), location: location)
     }
 
     @Test(arguments: StoreBackend.allCases)
@@ -610,13 +618,7 @@ struct TrunkCallPolicyTests {
         defer { a.stop() }
         let b = try await RunningSwitch.start(database: url, gateways: [("carrier", gwPort)], node: "node-b")
         defer { b.stop() }
-        let scenario = uacScenario(number: "447700900123", plan: .awaitBye(checks: ["X-Reason: Balance now below limit"]))
-        async let first = placeCall(scenario, switchPort: a.port)
-        async let second = placeCall(scenario, switchPort: b.port)
-        for r in try await [first, second] { #expect(r.status == 0 && r.successful == 1, "\(r.output.suffix(2000))") }
-        let cdrs = try await fetchCDRs(location, count: 2)
-        #expect(cdrs.count == 2 && cdrs.allSatisfy { $0.reason == "Balance now below limit" && $0.finalStatus == 200 })
-        #expect(cdrs.allSatisfy { (3...6).contains($0.durationSeconds) }, "durations \(cdrs.map(\.durationSeconds))")
+        try await expectTwoCallsClearedTogether(switchPorts: (a.port, b.port), location: location)
     }
 
     /// A node killed for good (kill -9, never restarted) must not hold its
