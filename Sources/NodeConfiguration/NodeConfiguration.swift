@@ -201,7 +201,7 @@ extension NodeConfiguration {
             if let name = n["name"] { nodeName = try Self.string(name, "node.name") }
             if let v = n["silent_after_seconds"] {
                 // Nodes say they are alive every few seconds (a third of this, at most 5 s).
-                guard let d = (v as? Double) ?? (v as? Int).map(Double.init), (3...86_400).contains(d) else {
+                guard let d = Self.number(v), (3...86_400).contains(d) else {
                     throw ConfigurationError("node.silent_after_seconds", "must be a number of seconds from 3 to 86400, not \(v)")
                 }
                 silentAfterSeconds = d
@@ -312,7 +312,7 @@ extension NodeConfiguration {
             }
             func number(_ key: String, _ range: ClosedRange<Double>) throws(ConfigurationError) -> Double? {
                 guard let v = m[key] else { return nil }
-                let d = (v as? Double) ?? (v as? Int).map(Double.init)
+                let d = Self.number(v)
                 guard let d, range.contains(d) else {
                     throw ConfigurationError("texts.\(key)", "must be a number from \(range.lowerBound) to \(range.upperBound), not \(v)")
                 }
@@ -391,6 +391,9 @@ extension NodeConfiguration {
     }
 
     // MARK: Field parsers
+
+    /// A YAML number, written with or without a fraction.
+    static func number(_ v: Any) -> Double? { (v as? Double) ?? (v as? Int).map(Double.init) }
 
     static func mapping(_ v: Any, _ key: String) throws(ConfigurationError) -> [String: Any] {
         guard let m = v as? [String: Any] else { throw ConfigurationError(key, "must be a mapping of keys") }

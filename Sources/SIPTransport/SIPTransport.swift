@@ -182,10 +182,8 @@ public final class SIPTransport: Sendable {
         case .udp:
             try sendDatagram(message, to: address)
         case .tcp:
-            let bytes = message.serialized()
             let ch = try await tcpConnection(to: address)
-            var buf = ch.allocator.buffer(capacity: bytes.count)
-            buf.writeBytes(bytes)
+            let buf = ch.allocator.buffer(serializing: message)
             try await ch.writeAndFlush(buf)
         }
     }
@@ -198,10 +196,7 @@ public final class SIPTransport: Sendable {
         guard let i = udpChannelIndex(for: address) else {
             throw SIPTransportError.noListener(.udp, address.protocol == .inet6 ? "IPv6" : "IPv4")
         }
-        let bytes = message.serialized()
-        var buf = udpChannels[i].allocator.buffer(capacity: bytes.count)
-        buf.writeBytes(bytes)
-        udpWriters[i].enqueue(AddressedEnvelope(remoteAddress: address, data: buf))
+        udpWriters[i].enqueue(AddressedEnvelope(remoteAddress: address, data: udpChannels[i].allocator.buffer(serializing: message)))
     }
 
     /// A response over UDP, sent as `sendDatagram` does; false when the
@@ -218,10 +213,7 @@ public final class SIPTransport: Sendable {
     /// (or sent-by) and the sent-by port.
     public func sendResponse(_ response: SIPMessage, to request: SIPInbound) async throws {
         if request.transport == .tcp, let ch = request.connection, ch.isActive {
-            let bytes = response.serialized()
-            var buf = ch.allocator.buffer(capacity: bytes.count)
-            buf.writeBytes(bytes)
-            try await ch.writeAndFlush(buf)
+            try await ch.writeAndFlush(ch.allocator.buffer(serializing: response))
             return
         }
         try await send(response, to: try Self.responseDestination(for: request), transport: request.transport)
@@ -358,6 +350,11 @@ struct SharedState: Sendable {
     }
 }
 
+extension ByteBufferAllocator {
+    /// A message's wire bytes in a buffer of its own.
+    func buffer(serializing message: SIPMessage) -> ByteBuffer { buffer(bytes: message.serialized()) }
+}
+
 extension String {
     var trimmingBrackets: String {
         hasPrefix("[") && hasSuffix("]") ? String(dropFirst().dropLast()) : self
@@ -377,9 +374,7 @@ final class UDPHandler: ChannelInboundHandler {
         if bytes.allSatisfy({ $0 == 0x0D || $0 == 0x0A }) { return }
         shared.deliver(bytes, from: envelope.remoteAddress, local: context.channel.localAddress, transport: .udp,
                        connection: nil) { response in
-            let out = response.serialized()
-            var buf = context.channel.allocator.buffer(capacity: out.count)
-            buf.writeBytes(out)
+            let buf = context.channel.allocator.buffer(serializing: response)
             context.writeAndFlush(wrapOutboundOut(AddressedEnvelope(remoteAddress: envelope.remoteAddress, data: buf)), promise: nil)
         }
     }
@@ -434,8 +429,7 @@ final class TCPHandler: ChannelInboundHandler {
                 let bytes = Array(buf.readableBytesView.prefix(shared.limits.maxMessageSize))
                 shared.faultLog.log("closing TCP connection from \(remote): \(error)")
                 if let response = SIPMessageParser.errorResponse(for: bytes, error: error) {
-                    let out = response.serialized()
-                    context.writeAndFlush(wrapOutboundOut(context.channel.allocator.buffer(bytes: out)), promise: nil)
+                    context.writeAndFlush(wrapOutboundOut(context.channel.allocator.buffer(serializing: response)), promise: nil)
                 }
                 buffer = nil
                 context.close(promise: nil)
@@ -453,8 +447,7 @@ final class TCPHandler: ChannelInboundHandler {
                 buffer = buf
                 shared.deliver(bytes, from: remote, local: context.channel.localAddress, transport: .tcp,
                                connection: context.channel) { response in
-                    let out = response.serialized()
-                    context.writeAndFlush(wrapOutboundOut(context.channel.allocator.buffer(bytes: out)), promise: nil)
+                    context.writeAndFlush(wrapOutboundOut(context.channel.allocator.buffer(serializing: response)), promise: nil)
                 }
             }
             if buf.readableBytes == 0 { buffer = nil } else { buf.discardReadBytes(); buffer = buf }

@@ -134,7 +134,6 @@ public struct CDRQuery: Sendable {
     }
 }
 
-/// A call that is up now; kept so that a crash can be recorded afterwards.
 /// What a limit allows (T9): live calls, or calls admitted in a window.
 public enum LimitKind: Sendable, Equatable {
     /// At most this many live calls.
@@ -157,16 +156,23 @@ struct LiveCallStart: Sendable {
     var node: String?
 }
 
-/// A live call that has been answered, as recorded in the store for costing
-/// an account's calls together across the nodes of a cluster (T10).
+/// A live call that has been answered, and what it costs: what an account's
+/// calls are costed together from (T10), on one node or, as recorded in the
+/// store, across the nodes of a cluster.
 public struct AnsweredCall: Sendable, Equatable {
     public var callID: String
     public var accountID: String
+    /// The node it is on, when read from the store.
     public var node: String?
-    public var answeredAt: Double
     public var rate: Rate
+    public var answeredAt: Double
+
+    public init(callID: String, accountID: String, node: String? = nil, rate: Rate, answeredAt: Double) {
+        self.callID = callID; self.accountID = accountID; self.node = node; self.rate = rate; self.answeredAt = answeredAt
+    }
 }
 
+/// A call that is up now; kept so that a crash can be recorded afterwards.
 public struct LiveCall: Sendable, Equatable {
     public var callID: String
     public var accountID: String
@@ -373,8 +379,10 @@ public final class Store: Sendable {
             ]),
             // Nodes of a cluster and when each was last seen (see `reclaimSilentNodes`).
             (9, ["CREATE TABLE nodes (name TEXT PRIMARY KEY, seen_at DOUBLE PRECISION NOT NULL)"]),
-            // When a live call was answered and its rate, for costing an account's calls across nodes.
-            (10, ["ALTER TABLE live_calls ADD COLUMN answered_at DOUBLE PRECISION", "ALTER TABLE live_calls ADD COLUMN rate TEXT"]),
+            // When a live call was answered and its rate (as the rates table
+            // keeps rates), for costing an account's calls across nodes.
+            (10, ["answered_at DOUBLE PRECISION", "rate_prefix TEXT", "rate_connection_micros BIGINT", "rate_per_minute_micros BIGINT",
+                  "rate_increment_first INTEGER", "rate_increment_next INTEGER"].map { "ALTER TABLE live_calls ADD COLUMN \($0)" }),
         ]
     }
 
@@ -512,15 +520,17 @@ public final class Store: Sendable {
             SELECT prefix, destination, connection_micros, per_minute_micros, increment_first, increment_next
             FROM rates WHERE deck = \(bind: name) ORDER BY prefix
             """).all() }
-        let rates = try rows.map { row in
-            try Rate(prefix: try row.decode(column: "prefix", as: String.self),
-                     destination: try row.decode(column: "destination", as: String.self),
-                     connectionCharge: MoneyColumn.money(try row.decode(column: "connection_micros", as: Int64.self)),
-                     perMinute: MoneyColumn.money(try row.decode(column: "per_minute_micros", as: Int64.self)),
-                     increments: BillingIncrements(first: Int(try row.decode(column: "increment_first", as: Int64.self)),
-                                                   next: Int(try row.decode(column: "increment_next", as: Int64.self))))
-        }
-        return try RateDeck(name: name, currency: try head.decode(column: "currency", as: String.self), rates: rates)
+        return try RateDeck(name: name, currency: try head.decode(column: "currency", as: String.self), rates: rows.map(Self.rate(from:)))
+    }
+
+    /// A rate from a row with the rates table's columns.
+    static func rate(from row: any SQLRow) throws -> Rate {
+        try Rate(prefix: try row.decode(column: "prefix", as: String.self),
+                 destination: try row.decode(column: "destination", as: String.self),
+                 connectionCharge: MoneyColumn.money(try row.decode(column: "connection_micros", as: Int64.self)),
+                 perMinute: MoneyColumn.money(try row.decode(column: "per_minute_micros", as: Int64.self)),
+                 increments: BillingIncrements(first: Int(try row.decode(column: "increment_first", as: Int64.self)),
+                                               next: Int(try row.decode(column: "increment_next", as: Int64.self))))
     }
 
     /// The account's rate deck, else the one named "default" (T11).
@@ -714,7 +724,6 @@ public final class Store: Sendable {
         return zip(all, firstOfID).map { cdr, first in first && idOf[cdr.callID] != nil }
     }
 
-
     /// At start-up: calls that were live on this node when it stopped become
     /// CDRs marked interrupted (no charge is guessed), and give back their
     /// channels. Other nodes' live calls are theirs; rows from before nodes
@@ -748,11 +757,15 @@ public final class Store: Sendable {
 
     // MARK: Answered calls (T10 across a cluster)
 
-    /// Records that a live call was answered and what it costs.
+    /// Records that a live call was answered and what it costs (to the
+    /// millionth, as rate decks are kept).
     public func callAnswered(_ callID: String, at answeredAt: Double, rate: Rate) async throws {
-        let text = "\(rate.prefix)|\(rate.connectionCharge)|\(rate.perMinute)|\(rate.increments)"
         try await run { try await $0.raw("""
-            UPDATE live_calls SET answered_at = \(bind: answeredAt), rate = \(bind: text) WHERE call_id = \(bind: callID)
+            UPDATE live_calls SET answered_at = \(bind: answeredAt), rate_prefix = \(bind: rate.prefix),
+                rate_connection_micros = \(bind: MoneyColumn.micros(rate.connectionCharge)),
+                rate_per_minute_micros = \(bind: MoneyColumn.micros(rate.perMinute)),
+                rate_increment_first = \(bind: rate.increments.first), rate_increment_next = \(bind: rate.increments.next)
+            WHERE call_id = \(bind: callID)
             """).run() }
     }
 
@@ -761,20 +774,17 @@ public final class Store: Sendable {
     public func answeredCalls(accounts: [String]) async throws -> (calls: [AnsweredCall], available: [String: Money]) {
         guard !accounts.isEmpty else { return ([], [:]) }
         let ids: [any Encodable & Sendable] = accounts
+        // The rate's columns under the rates table's names, read as a rate is.
         let rows = try await run { try await $0.raw("""
-            SELECT call_id, account_id, node, answered_at, rate FROM live_calls
-            WHERE answered_at IS NOT NULL AND rate IS NOT NULL AND account_id IN (\(binds: ids))
+            SELECT call_id, account_id, node, answered_at, rate_prefix AS prefix, '' AS destination,
+                rate_connection_micros AS connection_micros, rate_per_minute_micros AS per_minute_micros,
+                rate_increment_first AS increment_first, rate_increment_next AS increment_next
+            FROM live_calls WHERE answered_at IS NOT NULL AND account_id IN (\(binds: ids))
             """).all() }
-        var calls: [AnsweredCall] = []
-        for row in rows {
-            let parts = try row.decode(column: "rate", as: String.self).split(separator: "|", omittingEmptySubsequences: false).map(String.init)
-            guard parts.count == 4, let connection = parseMoney(parts[1]), let perMinute = parseMoney(parts[2]),
-                  let increments = try? BillingIncrements(parts[3]),
-                  let rate = try? Rate(prefix: parts[0], connectionCharge: connection, perMinute: perMinute, increments: increments) else { continue }
-            calls.append(AnsweredCall(callID: try row.decode(column: "call_id", as: String.self),
-                                      accountID: try row.decode(column: "account_id", as: String.self),
-                                      node: try row.decode(column: "node", as: String?.self),
-                                      answeredAt: try row.decode(column: "answered_at", as: Double.self), rate: rate))
+        let calls = try rows.map { row in
+            AnsweredCall(callID: try row.decode(column: "call_id", as: String.self), accountID: try row.decode(column: "account_id", as: String.self),
+                         node: try row.decode(column: "node", as: String?.self), rate: try Self.rate(from: row),
+                         answeredAt: try row.decode(column: "answered_at", as: Double.self))
         }
         let balances = try await run { try await $0.raw("""
             SELECT id, balance_micros, credit_limit_micros FROM accounts WHERE id IN (\(binds: ids))

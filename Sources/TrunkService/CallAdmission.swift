@@ -222,22 +222,11 @@ public struct LimitBook: Sendable {
 /// same whole seconds as a call's own cap timer, so a lone call with nothing
 /// changed is cleared by that timer at its exact moment.
 public enum AccountSpend {
-    public struct RunningCall: Sendable, Equatable {
-        public var callID: String
-        public var accountID: String
-        public var rate: Rate
-        public var answeredAt: Double
-
-        public init(callID: String, accountID: String, rate: Rate, answeredAt: Double) {
-            self.callID = callID; self.accountID = accountID; self.rate = rate; self.answeredAt = answeredAt
-        }
-    }
-
     /// The calls to clear now, by account (call IDs sorted): accounts whose
     /// answered calls' costs so far (each for its whole seconds since the
     /// answer, at least one) add up to at least `available`.
-    public static func exhausted(_ calls: [RunningCall], available: (String) -> Money?, now: Double) -> [String: [String]] {
-        var byAccount: [String: [RunningCall]] = [:]
+    public static func exhausted(_ calls: [AnsweredCall], available: (String) -> Money?, now: Double) -> [String: [String]] {
+        var byAccount: [String: [AnsweredCall]] = [:]
         for c in calls { byAccount[c.accountID, default: []].append(c) }
         var out: [String: [String]] = [:]
         for (account, running) in byAccount {
@@ -248,7 +237,7 @@ public enum AccountSpend {
     }
 
     /// The calls' costs so far (summed in millionths where exact, else as Decimal).
-    static func spent(_ running: [RunningCall], now: Double) -> Money {
+    static func spent(_ running: [AnsweredCall], now: Double) -> Money {
         var micros: Int64 = 0
         var rest: Money = 0
         for c in running {

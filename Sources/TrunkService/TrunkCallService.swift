@@ -105,10 +105,10 @@ public actor TrunkCallService {
     /// every node are costed, against the balance as stored now; each node
     /// clears its own.
     func clearCallsOutOfMoney(now: Double) async {
-        var running: [AccountSpend.RunningCall] = []
+        var running: [AnsweredCall] = []
         for (callID, entry) in calls where entry.spendsBalance && entry.machine.state == .answered {
             guard let rate = entry.attempt.rate, let answeredAt = entry.machine.answeredAt else { continue }
-            running.append(AccountSpend.RunningCall(callID: callID, accountID: entry.attempt.account.id, rate: rate, answeredAt: answeredAt))
+            running.append(AnsweredCall(callID: callID, accountID: entry.attempt.account.id, rate: rate, answeredAt: answeredAt))
         }
         guard !running.isEmpty else { return }
         let exhausted: [String: [String]]
@@ -118,8 +118,7 @@ public actor TrunkCallService {
                 let (all, available) = try await store.answeredCalls(accounts: accounts)
                 // Calls answered here whose answer is not in the store yet still count.
                 let recorded = Set(all.map(\.callID))
-                let everywhere = all.map { AccountSpend.RunningCall(callID: $0.callID, accountID: $0.accountID, rate: $0.rate, answeredAt: $0.answeredAt) }
-                    + running.filter { !recorded.contains($0.callID) }
+                let everywhere = all + running.filter { !recorded.contains($0.callID) }
                 exhausted = AccountSpend.exhausted(everywhere, available: { available[$0] }, now: now)
             } catch {
                 logger.error("could not cost the accounts' calls across the cluster", metadata: ["error": "\(error)"])

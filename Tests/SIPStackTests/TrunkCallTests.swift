@@ -275,6 +275,31 @@ func uacScenario(number: String, from: String = "441632960000", headers: [String
 }
 
 /// Runs one call from SIPp (the PBX, from 127.0.0.1) into the switch.
+/// A call SIPp places and holds up in the background while the test does
+/// something else (kills the switch under it, say); `stop()` ends SIPp and
+/// removes its scenario file.
+struct BackgroundCall {
+    let process: ExternalProcess
+    let scenarioPath: String
+
+    func stop() {
+        process.kill()
+        unlink(scenarioPath)
+    }
+}
+
+func placeCallInBackground(_ scenario: String, switchPort: Int, timeoutSeconds: Int) throws -> BackgroundCall {
+    let path = NSTemporaryDirectory() + "uac-\(UUID().uuidString).xml"
+    try scenario.write(toFile: path, atomically: true, encoding: .utf8)
+    do {
+        let process = try ExternalProcess("sipp", oneCallArguments(scenarioPath: path, switchPort: switchPort) + ["-nostdin", "-timeout", "\(timeoutSeconds)s"])
+        return BackgroundCall(process: process, scenarioPath: path)
+    } catch {
+        unlink(path)
+        throw error
+    }
+}
+
 /// Two calls placed at once (through the given switch ports) on an account
 /// with 0.09 of balance at 0.01 + 0.01 a second: each alone could run 8 s;
 /// together they use it up once each is 4 s in, and both must be cleared then
@@ -293,8 +318,12 @@ func placeCall(_ scenario: String, switchPort: Int, extra: [String] = []) async 
     let path = NSTemporaryDirectory() + "uac-\(UUID().uuidString).xml"
     try scenario.write(toFile: path, atomically: true, encoding: .utf8)
     defer { unlink(path) }
-    return try await runSIPp(["127.0.0.1:\(switchPort)", "-sf", path, "-i", "127.0.0.1", "-p", "\(freePort())", "-m", "1"]
-                             + tolerateRetransmissions + extra)
+    return try await runSIPp(oneCallArguments(scenarioPath: path, switchPort: switchPort) + tolerateRetransmissions + extra)
+}
+
+/// SIPp's arguments for one call from the scenario file to the switch on loopback.
+func oneCallArguments(scenarioPath: String, switchPort: Int) -> [String] {
+    ["127.0.0.1:\(switchPort)", "-sf", scenarioPath, "-i", "127.0.0.1", "-p", "\(freePort())", "-m", "1"]
 }
 
 /// A 2xx retransmitted because its ACK was slow (a loaded CI machine) is
@@ -542,13 +571,9 @@ struct TrunkCallPolicyTests {
                                                     plan: .hangUpAfter(milliseconds: 200)), switchPort: sw.port)
         #expect(ended.status == 0 && ended.successful == 1, "\(ended.output.suffix(2000))")
         // …another is up when the switch is killed.
-        let path = NSTemporaryDirectory() + "uac-\(UUID().uuidString).xml"
-        try uacScenario(number: "447700900124", headers: ["X-simwood-tag: LIVE"], plan: .hangUpAfter(milliseconds: 30_000))
-            .write(toFile: path, atomically: true, encoding: .utf8)
-        defer { unlink(path) }
-        let live = try ExternalProcess("sipp", ["127.0.0.1:\(sw.port)", "-sf", path, "-i", "127.0.0.1", "-p", "\(freePort())", "-m", "1",
-                                                "-nostdin", "-timeout", "40s"])
-        defer { live.kill() }
+        let live = try placeCallInBackground(uacScenario(number: "447700900124", headers: ["X-simwood-tag: LIVE"],
+                                                         plan: .hangUpAfter(milliseconds: 30_000)), switchPort: sw.port, timeoutSeconds: 40)
+        defer { live.stop() }
         try await Task.sleep(for: .seconds(2))
         sw.process.kill()
         _ = await sw.process.wait(timeout: .seconds(10))
@@ -636,13 +661,9 @@ struct TrunkCallPolicyTests {
         let b = try await RunningSwitch.start(database: url, gateways: [("carrier", gwPort)], node: "node-b", silentAfterSeconds: 6)
         defer { b.stop() }
 
-        let path = NSTemporaryDirectory() + "uac-\(UUID().uuidString).xml"
-        try uacScenario(number: "447700900124", headers: ["X-simwood-tag: ONDEADNODE"], plan: .hangUpAfter(milliseconds: 60_000))
-            .write(toFile: path, atomically: true, encoding: .utf8)
-        defer { unlink(path) }
-        let live = try ExternalProcess("sipp", ["127.0.0.1:\(a.port)", "-sf", path, "-i", "127.0.0.1", "-p", "\(freePort())", "-m", "1",
-                                                "-nostdin", "-timeout", "80s"])
-        defer { live.kill() }
+        let live = try placeCallInBackground(uacScenario(number: "447700900124", headers: ["X-simwood-tag: ONDEADNODE"],
+                                                         plan: .hangUpAfter(milliseconds: 60_000)), switchPort: a.port, timeoutSeconds: 80)
+        defer { live.stop() }
         let store = try await Store.open(location)
         #expect(try await eventually(timeout: .seconds(15)) { try await store.heldChannels("account:920700") == 1 },
                 "the call on node a never held the account's channel")

@@ -247,7 +247,8 @@ struct StoreTests {
         do {
             try await store.upsertAccount(Account(id: "920700", name: "Acme", currency: "GBP", balance: m("0.09"), creditLimit: m("1")))
             try await store.upsertAccount(Account(id: "555000", name: "Other", currency: "GBP", balance: m("5"), creditLimit: 0))
-            let rate = try Rate(prefix: "44", connectionCharge: m("0.01"), perMinute: m("0.0000000000000001"), increments: BillingIncrements("30/6"))
+            // Rates are kept to the millionth, in decks and here alike.
+            let rate = try Rate(prefix: "44", connectionCharge: m("0.01"), perMinute: m("0.012345"), increments: BillingIncrements("30/6"))
             for (id, account, node) in [("a1", "920700", "node-a"), ("b1", "920700", "node-b"), ("u1", "920700", "node-a"), ("o1", "555000", "node-a")] {
                 _ = try await store.admitCall(LiveCall(callID: id, accountID: account, from: "441632960000", to: "447700900123", startAt: 10),
                                               node: node, limits: [])
@@ -259,7 +260,7 @@ struct StoreTests {
             #expect(calls.map(\.callID).sorted() == ["a1", "b1"])  // u1 not answered, o1 another account
             let b1 = try #require(calls.first { $0.callID == "b1" })
             #expect(b1.node == "node-b" && b1.answeredAt == 12.25 && b1.accountID == "920700")
-            #expect(b1.rate == rate)  // all 16 decimal places and the increments back
+            #expect(b1.rate == rate)  // prefix, amounts and increments back
             #expect(available == ["920700": m("1.09")])
             #expect(try await store.answeredCalls(accounts: []).calls.isEmpty)
             // An ended call leaves with its live row.

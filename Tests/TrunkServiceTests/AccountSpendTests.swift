@@ -1,5 +1,6 @@
 import Foundation
 import Rating
+import Store
 import Testing
 import TrunkService
 
@@ -10,9 +11,9 @@ import TrunkService
     @Test func callsAreClearedWhenTogetherTheyUseUpWhatTheAccountHas() throws {
         let r = try rate(connection: "0.01", perMinute: "0.60")
         let calls = [
-            AccountSpend.RunningCall(callID: "b", accountID: "920700", rate: r, answeredAt: 100),
-            AccountSpend.RunningCall(callID: "a", accountID: "920700", rate: r, answeredAt: 100.5),
-            AccountSpend.RunningCall(callID: "other", accountID: "555000", rate: r, answeredAt: 100),
+            AnsweredCall(callID: "b", accountID: "920700", rate: r, answeredAt: 100),
+            AnsweredCall(callID: "a", accountID: "920700", rate: r, answeredAt: 100.5),
+            AnsweredCall(callID: "other", accountID: "555000", rate: r, answeredAt: 100),
         ]
         let available: (String) -> Money? = { $0 == "920700" ? m("0.05") : m("1") }
         // At 101.9: 1 s and 1 s (at least one each): 0.02 + 0.02.
@@ -36,7 +37,7 @@ import TrunkService
         for (connection, perMinute, increments, balance) in [("0.01", "0.60", "1/1", "0.05"), ("0", "1.20", "60/60", "2.40"), ("0.02", "0.36", "30/6", "0.50")] {
             let r = try rate(connection: connection, perMinute: perMinute, increments: increments)
             let due = try #require(r.secondsUntilCost(reaches: m(balance)))
-            let call = [AccountSpend.RunningCall(callID: "c", accountID: "920700", rate: r, answeredAt: 1000)]
+            let call = [AnsweredCall(callID: "c", accountID: "920700", rate: r, answeredAt: 1000)]
             #expect(AccountSpend.exhausted(call, available: { _ in m(balance) }, now: 1000 + Double(due) - 0.01).isEmpty, "\(increments)")
             #expect(AccountSpend.exhausted(call, available: { _ in m(balance) }, now: 1000 + Double(due)) == ["920700": ["c"]], "\(increments)")
         }
@@ -44,7 +45,7 @@ import TrunkService
 
     @Test func perMinuteIncrementsCountWholeFromTheirStart() throws {
         let perMinute = try rate(connection: "0", perMinute: "1.20", increments: "60/60")
-        let calls = (0..<3).map { AccountSpend.RunningCall(callID: "c\($0)", accountID: "920700", rate: perMinute, answeredAt: 0) }
+        let calls = (0..<3).map { AnsweredCall(callID: "c\($0)", accountID: "920700", rate: perMinute, answeredAt: 0) }
         // Three calls each billed a first minute (1.20) as soon as answered: 3.60.
         #expect(AccountSpend.exhausted(calls, available: { _ in m("3.60") }, now: 0.5).count == 1)
         #expect(AccountSpend.exhausted(calls, available: { _ in m("3.61") }, now: 60.9).isEmpty)
