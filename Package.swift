@@ -115,8 +115,10 @@ let package = Package(
         .target(
             name: "TrunkService",
             dependencies: [
-                "CallControl", "CallCore", "NodeConfiguration", "Rating", "SIMs", "SIPAuth", "SIPMessage", "SIPResolver", "SIPStack", "Store",
+                "CallControl", "CallCore", "NodeConfiguration", "Rating", "SIMs", "SIPAuth", "SIPMessage", "SIPResolver", "SIPStack",
+                "SIPTransaction", "Store",
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strictSwift

@@ -3,12 +3,14 @@ import CallCore
 import Foundation
 import Logging
 import NIOCore
+import NIOPosix
 import NodeConfiguration
 import Rating
 import SIMs
 import SIPAuth
 import SIPMessage
 import SIPStack
+import SIPTransaction
 import Store
 
 /// The trunk service: answers INVITEs from customers' trunks, applies the
@@ -28,7 +30,6 @@ public actor TrunkCallService {
         let caller: SIPDestination
         let gateways: [SIPDestination]
         var bInviteCSeq: UInt32 = 1
-        var timers: [CallTimer: Task<Void, Never>] = [:]
         /// A SIP2SIM call's SIM (its CDR has no trunk).
         let simICCID: String?
         /// Admitted against the account's balance (not an emergency or free call):
@@ -55,6 +56,12 @@ public actor TrunkCallService {
     var localContacts: [String: String] = [:]
     var refreshTask: Task<Void, Never>?
     var spendTask: Task<Void, Never>?
+    /// The calls' maxdur/maxcost/balance timers, in one queue with one
+    /// event-loop task armed for the earliest (a sleeping task per call cost
+    /// a task, its continuation and a dispatch timer for every call).
+    var callTimers = TimerQueue<CallTimerID>()
+    var armedCallTimer: (deadline: UInt64, task: Scheduled<Void>)?
+    let timerLoop: any EventLoop = MultiThreadedEventLoopGroup.singleton.any()
     // SIP2SIM calls (SIMCalls.swift).
     var simSource: (@Sendable () async throws -> [SIMCallProfile])?
     var sims: [String: SIMCallProfile] = [:]
@@ -145,7 +152,9 @@ public actor TrunkCallService {
     public func stop() {
         refreshTask?.cancel()
         spendTask?.cancel()
-        for (_, c) in calls { for (_, t) in c.timers { t.cancel() } }
+        armedCallTimer?.task.cancel()
+        armedCallTimer = nil
+        callTimers.removeAll()
     }
 
     func reload() async {
@@ -429,7 +438,6 @@ public actor TrunkCallService {
 
     func timerFired(_ timer: CallTimer, callID: String) async {
         guard let entry = calls[callID] else { return }
-        entry.timers[timer] = nil
         let actions = entry.machine.timerFired(timer, now: Date().timeIntervalSince1970)
         await perform(actions, callID: callID)
     }
@@ -475,23 +483,52 @@ public actor TrunkCallService {
                 let caller = entry.caller
                 Task { _ = try? await endpoint.send(request, to: caller) }
             case .startTimer(let timer, let seconds):
-                entry.timers[timer] = Task {
-                    do { try await Task.sleep(for: .seconds(seconds)) } catch { return }
-                    await self.timerFired(timer, callID: callID)
-                }
+                // A large balance gives a cap decades away: held to 30 years so the nanoseconds fit.
+                let nanos = UInt64(min(max(0, seconds), 946_080_000) * 1_000_000_000)
+                callTimers.schedule(CallTimerID(callID: callID, timer: timer), at: NIODeadline.now().uptimeNanoseconds + nanos)
+                armEarliestCallTimer()
             case .cancelTimer(let timer):
-                entry.timers.removeValue(forKey: timer)?.cancel()
+                callTimers.cancel(CallTimerID(callID: callID, timer: timer))
             case .writeRecord(let record):
                 await finish(callID: callID, record: record)
             }
         }
     }
 
+    struct CallTimerID: Hashable, Sendable {
+        var callID: String
+        var timer: CallTimer
+    }
+
+    /// The armed task went off: fire the call timers that are due.
+    func callTimersDue() async {
+        armedCallTimer = nil
+        for id in callTimers.expired(now: NIODeadline.now().uptimeNanoseconds) { await timerFired(id.timer, callID: id.callID) }
+        armEarliestCallTimer()
+    }
+
+    /// Keeps one event-loop task armed for the earliest call timer, rounded
+    /// up to a 5 ms tick (well inside the ±1 s T4/T5/T10 allow) so that calls
+    /// set up together share a wake-up.
+    func armEarliestCallTimer() {
+        guard let earliest = callTimers.earliest() else { return }
+        let tick: UInt64 = 5_000_000
+        let at = (earliest / tick + 1) * tick
+        if let armed = armedCallTimer {
+            if armed.deadline <= at { return }
+            armed.task.cancel()
+        }
+        let task = timerLoop.scheduleTask(deadline: .uptimeNanoseconds(at)) { [weak self] in
+            _ = Task { await self?.callTimersDue() }
+        }
+        armedCallTimer = (at, task)
+    }
+
     /// The call is over: rate it, write its CDR (debiting the balance in the
     /// same transaction), give its channels back.
     func finish(callID: String, record: CallRecord) async {
         guard let entry = calls.removeValue(forKey: callID) else { return }
-        for (_, t) in entry.timers { t.cancel() }
+        for timer in CallTimer.allCases { callTimers.cancel(CallTimerID(callID: callID, timer: timer)) }
         aCallIDOfB[entry.machine.bLegCallID] = nil
         limits.release(entry.admission.channels)
         let a = entry.attempt
