@@ -17,11 +17,14 @@ public struct CallAttempt: Sendable {
     public var callType: String?
     /// The account's rate for the destination; nil when unrated.
     public var rate: Rate?
+    /// What the account's other live calls on this node hold of its balance
+    /// + credit (`BalanceHolds`): not available to this call.
+    public var committed: Money
 
     public init(account: Account, accountLimits: CallLimits, trunk: Trunk, controls: CallControlHeaders, cli: String,
-                destination: String, callType: String?, rate: Rate?) {
+                destination: String, callType: String?, rate: Rate?, committed: Money = 0) {
         self.account = account; self.accountLimits = accountLimits; self.trunk = trunk; self.controls = controls
-        self.cli = cli; self.destination = destination; self.callType = callType; self.rate = rate
+        self.cli = cli; self.destination = destination; self.callType = callType; self.rate = rate; self.committed = committed
     }
 }
 
@@ -51,6 +54,9 @@ public struct Admission: Sendable, Equatable {
     public var balanceSeconds: Int?
     /// Channels taken; give them back with `LimitBook.release`.
     public var channels: [LimitKey]
+    /// T10: the call's first billing increment (connection charge included),
+    /// held against the account while the call is live (`BalanceHolds`).
+    public var held: Money = 0
 }
 
 public enum AdmissionDecision: Sendable, Equatable {
@@ -136,9 +142,11 @@ public struct LimitBook: Sendable {
         guard let rate = a.rate else { return .reject(.unratedDestination) }
         if let why = a.controls.rateViolation(rate) { return .reject(.rateAboveCaller(why)) }
 
-        // T10: the call must be able to afford its first billing increment.
-        let available = a.account.balance + a.account.creditLimit
-        if available <= 0 || rate.cost(forDuration: 1) > available {
+        // T10: the call must be able to afford its first billing increment,
+        // out of what the account's other live calls do not already hold.
+        let available = a.account.balance + a.account.creditLimit - a.committed
+        let firstIncrement = rate.cost(forDuration: 1)
+        if available <= 0 || firstIncrement > available {
             return .reject(a.account.creditLimit > 0 ? .creditLimitExceeded : .balanceExhausted)
         }
 
@@ -175,7 +183,7 @@ public struct LimitBook: Sendable {
                 warning: warning, maxDuration: a.controls.maxDuration,
                 maxCostSeconds: a.controls.maxCost.flatMap { rate.secondsUntilCost(reaches: $0) },
                 balanceSeconds: rate.secondsUntilCost(reaches: available),
-                channels: []),
+                channels: [], held: firstIncrement),
             checks: channelChecks + windowChecks))
     }
 
@@ -210,6 +218,32 @@ public struct LimitBook: Sendable {
     func window(_ key: LimitKey, _ s: RateLimitSetting) -> SlidingWindowLimit {
         if let w = windows[key], w.calls == s.calls, w.seconds == s.seconds { return w }
         return SlidingWindowLimit(calls: s.calls, seconds: s.seconds)
+    }
+}
+
+/// T10 at set-up across an account's calls: each call admitted against the
+/// balance holds its first billing increment until it ends, and a call is
+/// admitted only if it can pay its own out of what the others do not hold.
+/// Without this, a burst of calls set up together was each admitted against
+/// the whole balance and each charged at least its first increment — many
+/// times what the account had — before the running-cost sweep (below) could
+/// clear them. Per node: with a cluster, each node holds for its own calls.
+public struct BalanceHolds: Sendable {
+    var byAccount: [String: Money] = [:]
+
+    public init() {}
+
+    public func held(_ account: String) -> Money { byAccount[account] ?? 0 }
+
+    public mutating func hold(_ amount: Money, account: String) {
+        guard amount != 0 else { return }
+        byAccount[account, default: 0] += amount
+    }
+
+    public mutating func release(_ amount: Money, account: String) {
+        guard amount != 0, let held = byAccount[account] else { return }
+        let left = held - amount
+        byAccount[account] = left > 0 ? left : nil
     }
 }
 

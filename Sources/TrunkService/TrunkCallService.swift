@@ -49,6 +49,7 @@ public actor TrunkCallService {
     var endpoint: SIPEndpoint?
     var directory = TrunkDirectory()
     var limits = LimitBook()
+    var holds = BalanceHolds()
     var digest: DigestServer
     var calls: [String: LiveCallEntry] = [:]
     var aCallIDOfB: [String: String] = [:]
@@ -233,7 +234,7 @@ public actor TrunkCallService {
         let cli = Self.number(Self.callerNumber(invite))
         let attempt = CallAttempt(account: account, accountLimits: directory.accountLimits[account.id] ?? CallLimits(), trunk: trunk,
                                   controls: controls, cli: cli, destination: destination, callType: node.callType(of: destination),
-                                  rate: directory.rate(account: account.id, number: destination))
+                                  rate: directory.rate(account: account.id, number: destination), committed: holds.held(account.id))
         let admission: Admission
         let (decision, counted) = admit(attempt, now: now)
         switch decision {
@@ -242,9 +243,14 @@ public actor TrunkCallService {
             return
         case .admit(let a): admission = a
         }
+        // Held before anything is awaited, so that calls arriving together see each other's.
+        holds.hold(admission.held, account: account.id)
 
         let routes = node.gateways(for: destination).compactMap { g in gatewayAddresses[g.name].map { (g, $0) } }
-        guard let endpoint else { return }
+        guard let endpoint else {
+            release(admission, account: account.id)
+            return
+        }
         let caller = SIPDestination(address: request.source, transport: request.transport)
         let localContact = await contactHostPort(for: caller, endpoint: endpoint)
         let machine = B2BUACall(
@@ -279,11 +285,12 @@ public actor TrunkCallService {
                                                 limits: checks.map { StoredLimit(key: $0.key.storeKey, kind: $0.kind) })
         } catch {
             logger.error("could not record the call start; refusing the call", metadata: ["error": "\(error)"])
-            limits.release(entry.admission.channels)
+            release(entry.admission, account: live.accountID)
             await entry.invite.respond(500, reasonPhrase: "Server Internal Error (store unavailable)")
             return
         }
         if let i = refused, i < checks.count {
+            release(entry.admission, account: live.accountID)
             await reject(entry.invite, checks[i].rejection, account: live.accountID, trunk: live.trunkID, controls: entry.attempt.controls,
                          now: now, attempt: entry.attempt)
             return
@@ -292,6 +299,12 @@ public actor TrunkCallService {
         let actions = entry.machine.start(now: now)
         calls[live.callID] = entry
         await perform(actions, callID: live.callID)
+    }
+
+    /// What an admitted call took: its channels on this node and its hold on the balance.
+    func release(_ admission: Admission, account: String) {
+        limits.release(admission.channels)
+        holds.release(admission.held, account: account)
     }
 
     /// Our host:port for Contact headers: fixed per transport and address
@@ -530,7 +543,7 @@ public actor TrunkCallService {
         guard let entry = calls.removeValue(forKey: callID) else { return }
         for timer in CallTimer.allCases { callTimers.cancel(CallTimerID(callID: callID, timer: timer)) }
         aCallIDOfB[entry.machine.bLegCallID] = nil
-        limits.release(entry.admission.channels)
+        release(entry.admission, account: entry.attempt.account.id)
         let a = entry.attempt
         let duration = record.durationSeconds
         let billed = duration > 0 ? (a.rate?.increments.billedSeconds(forDuration: duration) ?? 0) : 0

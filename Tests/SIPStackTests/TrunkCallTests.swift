@@ -471,6 +471,35 @@ struct TrunkCallTests {
         try await expectTwoCallsClearedTogether(switchPorts: (sw.port, sw.port), location: location)
     }
 
+    /// T10 at set-up across calls: each call holds its first billing increment
+    /// (0.01 + 1 s at 0.01) from admission, so 0.05 of balance lets two calls
+    /// ring at once; a third set up while they ring is refused 402 (before, it
+    /// was admitted against the whole balance as each of a burst was). Once
+    /// the two have ended, their holds are back and a fourth call is admitted.
+    @Test(arguments: StoreBackend.allCases)
+    func callsSetUpTogetherCannotEachSpendTheWholeBalance(backend: StoreBackend) async throws {
+        let (url, location) = try await freshDatabase(backend)
+        try await seedTrunkCustomer(location, balance: "0.05")
+        let (gateway, gwPort) = try startGateway(["-sf", fixture("sipp/gw_ring_then_cancel.xml"), "-m", "3"])
+        defer { gateway.kill() }
+        let sw = try await RunningSwitch.start(database: url, gateways: [("carrier", gwPort)])
+        defer { sw.stop() }
+        let ringing = uacScenario(number: "447700900123", plan: .cancelAfterRinging(milliseconds: 3000))
+        async let first = placeCall(ringing, switchPort: sw.port)
+        async let second = placeCall(ringing, switchPort: sw.port)
+        try await Task.sleep(for: .seconds(1))
+        let third = try await placeCall(uacScenario(number: "447700900123", plan: .refused(402), checks: ["X-Reason: Balance exhausted"]),
+                                        switchPort: sw.port)
+        #expect(third.status == 0 && third.successful == 1, "\(third.output.suffix(2000))")
+        for r in try await [first, second] { #expect(r.status == 0 && r.successful == 1, "\(r.output.suffix(2000))") }
+        let fourth = try await placeCall(uacScenario(number: "447700900123", plan: .cancelAfterRinging(milliseconds: 300)), switchPort: sw.port)
+        #expect(fourth.status == 0 && fourth.successful == 1, "\(fourth.output.suffix(2000))")
+        let (gs, go, _) = await gateway.wait(timeout: .seconds(20))
+        #expect(gs == 0, "gateway: \(go.suffix(1500))")
+        let cdrs = try await fetchCDRs(location, count: 4)
+        #expect(cdrs.map(\.finalStatus).sorted() == [402, 487, 487, 487], "\(cdrs.map { ($0.finalStatus, $0.reason ?? "") })")
+    }
+
     @Test(arguments: StoreBackend.allCases)
     func failsOverToTheNextGatewayOn503(backend: StoreBackend) async throws {
         let (url, location) = try await freshDatabase(backend)

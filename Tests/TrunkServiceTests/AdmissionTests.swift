@@ -14,10 +14,10 @@ func rate(_ prefix: String = "44", connection: String = "0", perMinute: String =
 
 func attempt(balance: String = "10", credit: String = "0", cliPolicy: CLIPolicy = .reject, accountLimits: CallLimits = CallLimits(),
              trunkLimits: CallLimits = CallLimits(), controls: CallControlHeaders = CallControlHeaders(), cli: String = "441632960000",
-             destination: String = "447700900123", callType: String? = nil, rate r: Rate?) -> CallAttempt {
+             destination: String = "447700900123", callType: String? = nil, rate r: Rate?, committed: String = "0") -> CallAttempt {
     CallAttempt(account: Account(id: "920700", name: "Acme", currency: "GBP", balance: m(balance), creditLimit: m(credit), cliPolicy: cliPolicy),
                 accountLimits: accountLimits, trunk: Trunk(accountID: "920700", name: "L001", limits: trunkLimits),
-                controls: controls, cli: cli, destination: destination, callType: callType, rate: r)
+                controls: controls, cli: cli, destination: destination, callType: callType, rate: r, committed: m(committed))
 }
 
 func rejection(_ d: AdmissionDecision) -> CallRejection? {
@@ -70,6 +70,39 @@ func admission(_ d: AdmissionDecision) -> Admission? {
         #expect(a?.balanceSeconds == 5 && a?.maxCostSeconds == 3 && a?.maxDuration == 30)
         // A connection charge above what is left refuses the call.
         #expect(rejection(book.admit(attempt(balance: "0.02", rate: try rate(connection: "0.05")), blacklists: Blacklists(), now: 0)) == .balanceExhausted)
+    }
+
+    /// A burst set up together: each admitted call holds its first increment
+    /// (0.01 connection + 1 s at 0.01), so 0.05 of balance admits two calls,
+    /// not five; an ended call's hold comes back.
+    @Test func liveCallsHoldTheirFirstIncrementAgainstTheBalance() throws {
+        var book = LimitBook()
+        var holds = BalanceHolds()
+        let r = try rate(connection: "0.01")
+        var admitted: [Admission] = []
+        var refused: [CallRejection] = []
+        for _ in 0..<5 {
+            switch book.admit(attempt(balance: "0.05", rate: r, committed: "\(holds.held("920700"))"), blacklists: Blacklists(), now: 0) {
+            case .admit(let a):
+                #expect(a.held == m("0.02"))
+                holds.hold(a.held, account: "920700")
+                admitted.append(a)
+            case .reject(let why): refused.append(why)
+            }
+        }
+        #expect(admitted.count == 2 && refused == [.balanceExhausted, .balanceExhausted, .balanceExhausted])
+        #expect(holds.held("920700") == m("0.04") && holds.held("555000") == 0)
+        // The second call's own cap counts what the first holds: 0.03 left is 2 s after the connection charge.
+        #expect(admitted.map(\.balanceSeconds) == [4, 2])
+        holds.release(admitted[0].held, account: "920700")
+        #expect(holds.held("920700") == m("0.02"))
+        #expect(admission(book.admit(attempt(balance: "0.05", rate: r, committed: "\(holds.held("920700"))"), blacklists: Blacklists(), now: 0)) != nil)
+        // Credit counts as balance does; the refusal names it.
+        #expect(rejection(book.admit(attempt(balance: "0", credit: "0.03", rate: r, committed: "0.02"), blacklists: Blacklists(), now: 0))
+                == .creditLimitExceeded)
+        holds.release(admitted[1].held, account: "920700")
+        holds.release(m("0.02"), account: "920700")
+        #expect(holds.held("920700") == 0)
     }
 
     @Test func channelLimitsCountLiveCallsAndRefusedCallsTakeNothing() throws {
