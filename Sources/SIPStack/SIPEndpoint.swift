@@ -119,6 +119,30 @@ public actor SIPEndpoint {
         var machine: ServerMachine
         var inbound: SIPInbound
         var request: SIPMessage
+        var armedTimers = ArmedTimers()
+    }
+
+    /// The transaction timers a transaction has running, so that ending it
+    /// cancels those (one or two) rather than looking up all ten by key.
+    struct ArmedTimers {
+        var bits: UInt16 = 0
+        static func bit(_ t: TransactionTimer) -> UInt16 {
+            switch t {
+            case .A: 1 << 0
+            case .B: 1 << 1
+            case .D: 1 << 2
+            case .E: 1 << 3
+            case .F: 1 << 4
+            case .G: 1 << 5
+            case .H: 1 << 6
+            case .I: 1 << 7
+            case .J: 1 << 8
+            case .K: 1 << 9
+            }
+        }
+        mutating func insert(_ t: TransactionTimer) { bits |= Self.bit(t) }
+        mutating func remove(_ t: TransactionTimer) { bits &= ~Self.bit(t) }
+        var all: [TransactionTimer] { bits == 0 ? [] : TransactionTimer.allCases.filter { bits & Self.bit($0) != 0 } }
     }
 
     enum ClientMachine {
@@ -135,6 +159,7 @@ public actor SIPEndpoint {
         /// INVITE only: a provisional response has arrived, so CANCEL may be sent (RFC 3261 §9.1).
         var heardProvisional = false
         var cancelWanted = false
+        var armedTimers = ArmedTimers()
     }
 
     struct AcceptedEntry {
@@ -240,6 +265,7 @@ public actor SIPEndpoint {
         switch id.owner {
         case .client(let key):
             guard var entry = clients[key], let t = id.timer else { return }
+            entry.armedTimers.remove(t)
             let actions: [TransactionAction]
             switch entry.machine {
             case .invite(var m): actions = m.timerFired(t); entry.machine = .invite(m)
@@ -249,6 +275,7 @@ public actor SIPEndpoint {
             await performClient(actions, key: key)
         case .server(let key):
             guard var entry = servers[key], let t = id.timer else { return }
+            entry.armedTimers.remove(t)
             let actions: [TransactionAction]
             switch entry.machine {
             case .invite(var m): actions = m.timerFired(t); entry.machine = .invite(m)
@@ -413,8 +440,10 @@ public actor SIPEndpoint {
             case .send(let message):
                 if let entry = servers[key] { await sendResponse(message, to: entry.inbound) }
             case .startTimer(let t, let d):
+                servers[key]?.armedTimers.insert(t)
                 schedule(TimerID(owner: .server(key), timer: t), after: d)
             case .cancelTimer(let t):
+                servers[key]?.armedTimers.remove(t)
                 cancelTimer(TimerID(owner: .server(key), timer: t))
             case .deliverToTU:
                 break
@@ -423,8 +452,8 @@ public actor SIPEndpoint {
             case .transportError:
                 logger.info("transport error in server transaction", metadata: ["key": "\(key)"])
             case .terminated:
-                servers[key] = nil
-                for t in TransactionTimer.allCases { cancelTimer(TimerID(owner: .server(key), timer: t)) }
+                let armed = servers.removeValue(forKey: key)?.armedTimers.all ?? []
+                for t in armed { cancelTimer(TimerID(owner: .server(key), timer: t)) }
             }
         }
     }
@@ -500,8 +529,12 @@ public actor SIPEndpoint {
                     Task { await self.clientTransportError(key, error: error) }
                     return true
                 }
-            case .startTimer(let t, let d): schedule(TimerID(owner: .client(key), timer: t), after: d)
-            case .cancelTimer(let t): cancelTimer(TimerID(owner: .client(key), timer: t))
+            case .startTimer(let t, let d):
+                clients[key]?.armedTimers.insert(t)
+                schedule(TimerID(owner: .client(key), timer: t), after: d)
+            case .cancelTimer(let t):
+                clients[key]?.armedTimers.remove(t)
+                cancelTimer(TimerID(owner: .client(key), timer: t))
             default: break
             }
         }
@@ -606,8 +639,10 @@ public actor SIPEndpoint {
                     await clientTransportError(key, error: error)
                 }
             case .startTimer(let t, let d):
+                clients[key]?.armedTimers.insert(t)
                 schedule(TimerID(owner: .client(key), timer: t), after: d)
             case .cancelTimer(let t):
+                clients[key]?.armedTimers.remove(t)
                 cancelTimer(TimerID(owner: .client(key), timer: t))
             case .deliverToTU(let response):
                 if let code = response.statusCode, code < 200 {
@@ -633,8 +668,8 @@ public actor SIPEndpoint {
                     c.resume(throwing: SIPClientError.timeout(entry.destination))
                 }
                 if case .invite = entry.machine, let dk = dialogRequestKey(entry.request) { inviteClients[dk] = nil }
-                clients[key] = nil
-                for t in TransactionTimer.allCases { cancelTimer(TimerID(owner: .client(key), timer: t)) }
+                let armed = clients.removeValue(forKey: key)?.armedTimers.all ?? []
+                for t in armed { cancelTimer(TimerID(owner: .client(key), timer: t)) }
             }
         }
     }
