@@ -134,12 +134,17 @@ public struct CDRQuery: Sendable {
     }
 }
 
-/// What a limit allows (T9): live calls, or calls admitted in a window.
+/// What a limit allows (T9): live calls, or calls admitted in a window; or
+/// (T10) that the account can pay the call's first billing increment.
 public enum LimitKind: Sendable, Equatable {
     /// At most this many live calls.
     case channels(Int)
     /// At most X calls admitted in the last Y seconds.
     case rate(RateLimitSetting)
+    /// The account's balance + credit, less what its live calls hold, must
+    /// cover this amount, which the call then holds until it ends (the key's
+    /// ID part is the account).
+    case balance(hold: Money)
 }
 
 /// A limit counted in the store (T9): a key such as "account:920700" and
@@ -154,6 +159,8 @@ public struct StoredLimit: Sendable, Equatable {
 struct LiveCallStart: Sendable {
     var call: LiveCall
     var node: String?
+    /// What the call holds of its account's balance (see `LimitKind.balance`).
+    var heldMicros: Int64 = 0
 }
 
 /// A live call that has been answered, and what it costs: what an account's
@@ -383,6 +390,9 @@ public final class Store: Sendable {
             // keeps rates), for costing an account's calls across nodes.
             (10, ["answered_at DOUBLE PRECISION", "rate_prefix TEXT", "rate_connection_micros BIGINT", "rate_per_minute_micros BIGINT",
                   "rate_increment_first INTEGER", "rate_increment_next INTEGER"].map { "ALTER TABLE live_calls ADD COLUMN \($0)" }),
+            // What each live call holds of its account's balance (its first
+            // billing increment), counted by every node at admission.
+            (11, ["ALTER TABLE live_calls ADD COLUMN held_micros BIGINT NOT NULL DEFAULT 0"]),
         ]
     }
 
@@ -565,11 +575,11 @@ public final class Store: Sendable {
     /// Live-call rows (a multi-row insert); a call already live stays as it is.
     static func insertLiveCalls(_ starts: [LiveCallStart], in db: any SQLDatabase) async throws {
         guard !starts.isEmpty else { return }
-        var sql: SQLQueryString = "INSERT INTO live_calls (call_id, account_id, trunk_id, tag, from_number, to_number, start_at, node) VALUES "
+        var sql: SQLQueryString = "INSERT INTO live_calls (call_id, account_id, trunk_id, tag, from_number, to_number, start_at, node, held_micros) VALUES "
         for (i, s) in starts.enumerated() {
             let c = s.call
             sql.appendLiteral(i == 0 ? "(" : ", (")
-            sql.appendInterpolation(binds: [c.callID, c.accountID, c.trunkID, c.tag, c.from, c.to, c.startAt, s.node])
+            sql.appendInterpolation(binds: [c.callID, c.accountID, c.trunkID, c.tag, c.from, c.to, c.startAt, s.node, s.heldMicros])
             sql.appendLiteral(")")
         }
         sql.appendLiteral(" ON CONFLICT (call_id) DO NOTHING")
@@ -605,9 +615,22 @@ public final class Store: Sendable {
                     try await db.raw("DELETE FROM limit_admissions WHERE limit_key = \(bind: limit.key) AND expires_at <= \(bind: call.startAt)").run()
                     let row = try await db.raw("SELECT COUNT(*) AS n FROM limit_admissions WHERE limit_key = \(bind: limit.key)").first()
                     if try row?.decode(column: "n", as: Int.self) ?? 0 >= r.calls { return i }
+                case .balance(let hold):
+                    // What every node's live calls of the account hold, against the stored balance.
+                    let row = try await db.raw("""
+                        SELECT balance_micros + credit_limit_micros AS available,
+                            (SELECT CAST(COALESCE(SUM(held_micros), 0) AS BIGINT) FROM live_calls WHERE account_id = \(bind: call.accountID)) AS held
+                        FROM accounts WHERE id = \(bind: call.accountID)
+                        """).first()
+                    guard let row else { return i }
+                    let available = try row.decode(column: "available", as: Int64.self), held = try row.decode(column: "held", as: Int64.self)
+                    if available - held <= 0 || MoneyColumn.micros(hold) > available - held { return i }
                 }
             }
-            try await Self.insertLiveCalls([LiveCallStart(call: call, node: node)], in: db)
+            let heldMicros = limits.reduce(Int64(0)) { sum, limit in
+                if case .balance(let hold) = limit.kind { return sum + MoneyColumn.micros(hold) } else { return sum }
+            }
+            try await Self.insertLiveCalls([LiveCallStart(call: call, node: node, heldMicros: heldMicros)], in: db)
             for limit in limits {
                 switch limit.kind {
                 case .channels:
@@ -619,6 +642,8 @@ public final class Store: Sendable {
                     try await db.raw("""
                         INSERT INTO limit_admissions (limit_key, expires_at) VALUES (\(bind: limit.key), \(bind: call.startAt + Double(r.seconds)))
                         """).run()
+                case .balance:
+                    break  // held in the live_calls row, until the call's CDR removes it
                 }
             }
             return nil

@@ -76,7 +76,7 @@ public struct LimitCheck: Sendable, Equatable {
 public struct AdmissionPlan: Sendable, Equatable {
     /// What to enforce once it runs (`channels` filled in by the counting).
     public var admission: Admission
-    /// Channel limits first, then rate limits, in the order they are reported.
+    /// The balance (T10) first, then channel limits, then rate limits, in the order they are reported.
     public var checks: [LimitCheck]
 }
 
@@ -87,7 +87,7 @@ public enum AdmissionPlanDecision: Sendable, Equatable {
 
 /// Whose limit a counter is.
 public struct LimitKey: Sendable, Hashable {
-    public enum Scope: Sendable, Hashable { case account, trunk, lowBalanceAccount }
+    public enum Scope: Sendable, Hashable { case account, trunk, lowBalanceAccount, balance }
     public var scope: Scope
     public var id: String
     public var callType: String?
@@ -103,6 +103,7 @@ public struct LimitKey: Sendable, Hashable {
         case .account: s = "account"
         case .trunk: s = "trunk"
         case .lowBalanceAccount: s = "low-balance"
+        case .balance: s = "balance"
         }
         return callType.map { "\(s):\(id):\($0)" } ?? "\(s):\(id)"
     }
@@ -146,9 +147,10 @@ public struct LimitBook: Sendable {
         // out of what the account's other live calls do not already hold.
         let available = a.account.balance + a.account.creditLimit - a.committed
         let firstIncrement = rate.cost(forDuration: 1)
-        if available <= 0 || firstIncrement > available {
-            return .reject(a.account.creditLimit > 0 ? .creditLimitExceeded : .balanceExhausted)
-        }
+        let outOfMoney: CallRejection = a.account.creditLimit > 0 ? .creditLimitExceeded : .balanceExhausted
+        if available <= 0 || firstIncrement > available { return .reject(outOfMoney) }
+        // The same, against every node's calls, where a cluster's store counts (this node's are in `committed`).
+        let balanceCheck = LimitCheck(key: LimitKey(scope: .balance, id: a.account.id), kind: .balance(hold: firstIncrement), rejection: outOfMoney)
 
         // Channel limits first, then rate limits: a refused call uses up neither.
         var channelChecks: [LimitCheck] = []
@@ -184,7 +186,7 @@ public struct LimitBook: Sendable {
                 maxCostSeconds: a.controls.maxCost.flatMap { rate.secondsUntilCost(reaches: $0) },
                 balanceSeconds: rate.secondsUntilCost(reaches: available),
                 channels: [], held: firstIncrement),
-            checks: channelChecks + windowChecks))
+            checks: [balanceCheck] + channelChecks + windowChecks))
     }
 
     /// Counts an admitted plan against this node's windows and channels:
@@ -194,6 +196,7 @@ public struct LimitBook: Sendable {
             switch check.kind {
             case .channels(let limit): if channels.count(check.key) >= limit { return .reject(check.rejection) }
             case .rate(let setting): if !window(check.key, setting).wouldAdmit(now: now) { return .reject(check.rejection) }
+            case .balance: continue  // checked by `plan` against this node's holds (`committed`)
             }
         }
         var admission = plan.admission
@@ -205,6 +208,8 @@ public struct LimitBook: Sendable {
                 var w = window(check.key, setting)
                 _ = w.admit(now: now)
                 windows[check.key] = w
+            case .balance:
+                continue
             }
         }
         return .admit(admission)

@@ -314,6 +314,26 @@ func expectTwoCallsClearedTogether(switchPorts: (Int, Int), location: StoreLocat
     #expect(cdrs.allSatisfy { (3...6).contains($0.durationSeconds) }, "durations \(cdrs.map(\.durationSeconds))")
 }
 
+/// Two calls ring at once (through the first and the second port) on 0.05 of
+/// balance, each holding 0.02; a third (first port) is refused 402 `Balance
+/// exhausted`; when the two have been cancelled, a fourth (second port) is admitted.
+func expectTwoRingingCallsHoldTheBalance(switchPorts: (Int, Int), gateway: ExternalProcess, location: StoreLocation) async throws {
+    let ringing = uacScenario(number: "447700900123", plan: .cancelAfterRinging(milliseconds: 3000))
+    async let first = placeCall(ringing, switchPort: switchPorts.0)
+    async let second = placeCall(ringing, switchPort: switchPorts.1)
+    try await Task.sleep(for: .seconds(1))
+    let third = try await placeCall(uacScenario(number: "447700900123", plan: .refused(402), checks: ["X-Reason: Balance exhausted"]),
+                                    switchPort: switchPorts.0)
+    #expect(third.status == 0 && third.successful == 1, "\(third.output.suffix(2000))")
+    for r in try await [first, second] { #expect(r.status == 0 && r.successful == 1, "\(r.output.suffix(2000))") }
+    let fourth = try await placeCall(uacScenario(number: "447700900123", plan: .cancelAfterRinging(milliseconds: 300)), switchPort: switchPorts.1)
+    #expect(fourth.status == 0 && fourth.successful == 1, "\(fourth.output.suffix(2000))")
+    let (gs, go, _) = await gateway.wait(timeout: .seconds(20))
+    #expect(gs == 0, "gateway: \(go.suffix(1500))")
+    let cdrs = try await fetchCDRs(location, count: 4)
+    #expect(cdrs.map(\.finalStatus).sorted() == [402, 487, 487, 487], "\(cdrs.map { ($0.finalStatus, $0.reason ?? "") })")
+}
+
 func placeCall(_ scenario: String, switchPort: Int, extra: [String] = []) async throws -> SIPpResult {
     let path = NSTemporaryDirectory() + "uac-\(UUID().uuidString).xml"
     try scenario.write(toFile: path, atomically: true, encoding: .utf8)
@@ -484,20 +504,7 @@ struct TrunkCallTests {
         defer { gateway.kill() }
         let sw = try await RunningSwitch.start(database: url, gateways: [("carrier", gwPort)])
         defer { sw.stop() }
-        let ringing = uacScenario(number: "447700900123", plan: .cancelAfterRinging(milliseconds: 3000))
-        async let first = placeCall(ringing, switchPort: sw.port)
-        async let second = placeCall(ringing, switchPort: sw.port)
-        try await Task.sleep(for: .seconds(1))
-        let third = try await placeCall(uacScenario(number: "447700900123", plan: .refused(402), checks: ["X-Reason: Balance exhausted"]),
-                                        switchPort: sw.port)
-        #expect(third.status == 0 && third.successful == 1, "\(third.output.suffix(2000))")
-        for r in try await [first, second] { #expect(r.status == 0 && r.successful == 1, "\(r.output.suffix(2000))") }
-        let fourth = try await placeCall(uacScenario(number: "447700900123", plan: .cancelAfterRinging(milliseconds: 300)), switchPort: sw.port)
-        #expect(fourth.status == 0 && fourth.successful == 1, "\(fourth.output.suffix(2000))")
-        let (gs, go, _) = await gateway.wait(timeout: .seconds(20))
-        #expect(gs == 0, "gateway: \(go.suffix(1500))")
-        let cdrs = try await fetchCDRs(location, count: 4)
-        #expect(cdrs.map(\.finalStatus).sorted() == [402, 487, 487, 487], "\(cdrs.map { ($0.finalStatus, $0.reason ?? "") })")
+        try await expectTwoRingingCallsHoldTheBalance(switchPorts: (sw.port, sw.port), gateway: gateway, location: location)
     }
 
     @Test(arguments: StoreBackend.allCases)
@@ -673,6 +680,21 @@ struct TrunkCallPolicyTests {
         let b = try await RunningSwitch.start(database: url, gateways: [("carrier", gwPort)], node: "node-b")
         defer { b.stop() }
         try await expectTwoCallsClearedTogether(switchPorts: (a.port, b.port), location: location)
+    }
+
+    /// T10 at set-up across a cluster: one call ringing on each node holds
+    /// 0.02 of 0.05 in the store, so a third call on node a is refused 402
+    /// although node a alone holds only 0.02 (node b's call counts too).
+    @Test func callsSetUpOnTwoNodesHoldTheBalanceTogether() async throws {
+        let (url, location) = try await freshDatabase(.postgres)
+        try await seedTrunkCustomer(location, balance: "0.05")
+        let (gateway, gwPort) = try startGateway(["-sf", fixture("sipp/gw_ring_then_cancel.xml"), "-m", "3"])
+        defer { gateway.kill() }
+        let a = try await RunningSwitch.start(database: url, gateways: [("carrier", gwPort)], node: "node-a")
+        defer { a.stop() }
+        let b = try await RunningSwitch.start(database: url, gateways: [("carrier", gwPort)], node: "node-b")
+        defer { b.stop() }
+        try await expectTwoRingingCallsHoldTheBalance(switchPorts: (a.port, b.port), gateway: gateway, location: location)
     }
 
     /// A node killed for good (kill -9, never restarted) must not hold its

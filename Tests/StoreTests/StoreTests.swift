@@ -21,7 +21,7 @@ struct StoreTests {
     @Test(arguments: StoreBackend.allCases)
     func migrationsRunOnceAndAccountsRoundTrip(backend: StoreBackend) async throws {
         let store = try await openFreshStore(backend)
-        #expect(try await store.schemaVersion() == 10)
+        #expect(try await store.schemaVersion() == 11)
         try await store.upsertAccount(Account(id: "920700", name: "Acme", currency: "GBP", balance: m("10.50"), creditLimit: m("5")))
         // Provisioning again updates details but never resets the balance.
         _ = try await store.adjustBalance(accountID: "920700", by: -m("0.25"))
@@ -185,6 +185,48 @@ struct StoreTests {
         #expect(try await first.heldChannels("account:920700") == 2)
         #expect(try await second.recordInterruptedCalls(node: "b", now: 200) == 2)
         #expect(try await first.heldChannels("account:920700") == 0)
+    }
+
+    /// T10 at admission across a cluster: each admitted call holds its first
+    /// increment (0.02) in the store, so 12 calls set up at once through two
+    /// nodes on 0.05 of balance admit two, whichever node they came through;
+    /// an ended call's hold goes with its live-call row (its CDR debits the
+    /// balance instead). Credit counts as balance does.
+    @Test(arguments: StoreBackend.allCases)
+    func balanceHoldsAreCountedAcrossNodes(backend: StoreBackend) async throws {
+        let first = try await openFreshStore(backend)
+        let second = try await openSecondNode(first)
+        do {
+            try await first.upsertAccount(Account(id: "920700", name: "Acme", currency: "GBP", balance: m("0.05"), creditLimit: 0))
+            try await first.upsertAccount(Account(id: "555000", name: "Credit", currency: "GBP", balance: 0, creditLimit: m("0.03")))
+            let hold = StoredLimit(key: "balance:920700", kind: .balance(hold: m("0.02")))
+            func live(_ id: String, account: String = "920700") -> LiveCall {
+                LiveCall(callID: id, accountID: account, trunkID: "\(account)-L001", from: "441632960000", to: "447700900123", startAt: 100)
+            }
+            let outcomes = try await withThrowingTaskGroup(of: (String, Int?).self) { group in
+                for i in 0..<12 {
+                    let node = i % 2 == 0 ? first : second
+                    group.addTask { ("c\(i)", try await node.admitCall(live("c\(i)"), node: i % 2 == 0 ? "a" : "b", limits: [hold])) }
+                }
+                var all: [(String, Int?)] = []
+                for try await o in group { all.append(o) }
+                return all
+            }
+            let admitted = outcomes.filter { $0.1 == nil }.map(\.0)
+            #expect(admitted.count == 2 && outcomes.filter { $0.1 == 0 }.count == 10)
+            // One call ends having cost 0.01: 0.04 left, 0.02 of it held — one more fits, not two.
+            try await second.recordCall(cdr(admitted[0], start: 100, cost: "0.01"))
+            #expect(try await first.admitCall(live("d1"), node: "a", limits: [hold]) == nil)
+            #expect(try await second.admitCall(live("d2"), node: "b", limits: [hold]) == 0)
+            // Credit only: 0.03 pays one 0.02 hold.
+            let credit = StoredLimit(key: "balance:555000", kind: .balance(hold: m("0.02")))
+            #expect(try await first.admitCall(live("e1", account: "555000"), node: "a", limits: [credit]) == nil)
+            #expect(try await second.admitCall(live("e2", account: "555000"), node: "b", limits: [credit]) == 0)
+        } catch {
+            Issue.record("\(backend): \(error)")
+        }
+        try await closeSecondNode(second, of: first)
+        try await first.close()
     }
 
     /// A node that dies and does not come back: once it has not been seen for

@@ -167,10 +167,12 @@ func admission(_ d: AdmissionDecision) -> Admission? {
                                                      blacklists: Blacklists()) else {
             Issue.record("expected the call to pass the policy"); return
         }
-        #expect(plan.checks.map(\.key.storeKey) == ["account:920700", "account:920700:mobile", "trunk:920700-L001", "account:920700"])
-        #expect(plan.checks.map(\.kind) == [.channels(10), .channels(2), .channels(4), .rate(RateLimitSetting(calls: 3, seconds: 60))])
-        #expect(plan.checks.map(\.rejection) == [.channelLimit(callType: nil), .channelLimit(callType: "mobile"), .channelLimit(callType: nil),
-                                                 .accountRateLimit(calls: 3, seconds: 60, callType: nil)])
+        #expect(plan.checks.map(\.key.storeKey) == ["balance:920700", "account:920700", "account:920700:mobile", "trunk:920700-L001", "account:920700"])
+        // The balance check holds the first increment: 1 s at 0.60 a minute.
+        #expect(plan.checks.map(\.kind) == [.balance(hold: m("0.01")), .channels(10), .channels(2), .channels(4),
+                                             .rate(RateLimitSetting(calls: 3, seconds: 60))])
+        #expect(plan.checks.map(\.rejection) == [.balanceExhausted, .channelLimit(callType: nil), .channelLimit(callType: "mobile"),
+                                                 .channelLimit(callType: nil), .accountRateLimit(calls: 3, seconds: 60, callType: nil)])
         #expect(plan.admission.channels.isEmpty)
         #expect(LimitBook.plan(attempt(balance: "0", rate: try rate()), blacklists: Blacklists()) == .reject(.balanceExhausted))
     }
