@@ -125,7 +125,7 @@ UAS=$!; pids+=("$UAS")
 sleep 10
 rss1=$(rss_kib $SW)
 sleep 20
-kill -9 $UAS 2>/dev/null || true
+kill -9 $UAS 2>/dev/null || true; wait $UAS 2>/dev/null || true
 kill -9 $SW 2>/dev/null || true
 wait $SW 2>/dev/null || true
 

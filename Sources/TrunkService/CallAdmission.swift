@@ -232,7 +232,9 @@ public struct LimitBook: Sendable {
 /// Without this, a burst of calls set up together was each admitted against
 /// the whole balance and each charged at least its first increment — many
 /// times what the account had — before the running-cost sweep (below) could
-/// clear them. Per node: with a cluster, each node holds for its own calls.
+/// clear them. These are one node's holds; where a cluster's store counts
+/// limits, the holds are also kept there and counted across the nodes at
+/// admission (`LimitKind.balance`).
 public struct BalanceHolds: Sendable {
     var byAccount: [String: Money] = [:]
 
