@@ -529,12 +529,8 @@ public actor SIPEndpoint {
                     Task { await self.clientTransportError(key, error: error) }
                     return true
                 }
-            case .startTimer(let t, let d):
-                clients[key]?.armedTimers.insert(t)
-                schedule(TimerID(owner: .client(key), timer: t), after: d)
-            case .cancelTimer(let t):
-                clients[key]?.armedTimers.remove(t)
-                cancelTimer(TimerID(owner: .client(key), timer: t))
+            case .startTimer(let t, let d): startTimer(t, after: d, client: key)
+            case .cancelTimer(let t): cancelTimer(t, client: key)
             default: break
             }
         }
@@ -628,6 +624,17 @@ public actor SIPEndpoint {
         await performClient(actions, key: key)
     }
 
+    /// A client transaction's timer, recorded as running (see `ArmedTimers`).
+    func startTimer(_ t: TransactionTimer, after d: Duration, client key: TransactionKey) {
+        clients[key]?.armedTimers.insert(t)
+        schedule(TimerID(owner: .client(key), timer: t), after: d)
+    }
+
+    func cancelTimer(_ t: TransactionTimer, client key: TransactionKey) {
+        clients[key]?.armedTimers.remove(t)
+        cancelTimer(TimerID(owner: .client(key), timer: t))
+    }
+
     func performClient(_ actions: [TransactionAction], key: TransactionKey) async {
         for action in actions {
             guard let entry = clients[key] else { return }
@@ -638,12 +645,8 @@ public actor SIPEndpoint {
                 } catch {
                     await clientTransportError(key, error: error)
                 }
-            case .startTimer(let t, let d):
-                clients[key]?.armedTimers.insert(t)
-                schedule(TimerID(owner: .client(key), timer: t), after: d)
-            case .cancelTimer(let t):
-                clients[key]?.armedTimers.remove(t)
-                cancelTimer(TimerID(owner: .client(key), timer: t))
+            case .startTimer(let t, let d): startTimer(t, after: d, client: key)
+            case .cancelTimer(let t): cancelTimer(t, client: key)
             case .deliverToTU(let response):
                 if let code = response.statusCode, code < 200 {
                     if !entry.heardProvisional {
@@ -741,13 +744,8 @@ public actor SIPEndpoint {
     /// busy endpoint wakes for its timers at most 200 times a second rather
     /// than once per transaction (SIP timers count in units of T1 = 500 ms).
     func armEarliestTimer() {
-        guard let earliest = timers.earliest() else { return }
-        let tick: UInt64 = 5_000_000
-        let at = (earliest / tick + 1) * tick
-        if let armed = armedTimer {
-            if armed.deadline <= at { return }
-            armed.task.cancel()
-        }
+        guard let at = timers.deadlineToArm(armed: armedTimer?.deadline) else { return }
+        armedTimer?.task.cancel()
         let events = self.events
         let task = timerLoop.scheduleTask(deadline: .uptimeNanoseconds(at)) { _ = events.yield(.timersDue) }
         armedTimer = (at, task)

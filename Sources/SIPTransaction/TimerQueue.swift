@@ -73,6 +73,18 @@ public struct TimerQueue<ID: Hashable & Sendable>: Sendable {
         return due
     }
 
+    /// The deadline to arm the owner's single event-loop task for, given the
+    /// one it is armed for (nil: none): the earliest timer rounded up to a
+    /// `tick`, or nil when the armed task already goes off by then (or no
+    /// timer is left). Rounding lets timers started together share a
+    /// wake-up; a busy owner wakes at most once per tick.
+    @inlinable public mutating func deadlineToArm(armed: UInt64?, tick: UInt64 = 5_000_000) -> UInt64? {
+        guard let earliest = earliest() else { return nil }
+        let at = (earliest / tick + 1) * tick
+        if let armed, armed <= at { return nil }
+        return at
+    }
+
     @inlinable public mutating func removeAll() {
         heap.removeAll()
         live.removeAll()

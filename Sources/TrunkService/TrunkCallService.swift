@@ -524,13 +524,8 @@ public actor TrunkCallService {
     /// up to a 5 ms tick (well inside the ±1 s T4/T5/T10 allow) so that calls
     /// set up together share a wake-up.
     func armEarliestCallTimer() {
-        guard let earliest = callTimers.earliest() else { return }
-        let tick: UInt64 = 5_000_000
-        let at = (earliest / tick + 1) * tick
-        if let armed = armedCallTimer {
-            if armed.deadline <= at { return }
-            armed.task.cancel()
-        }
+        guard let at = callTimers.deadlineToArm(armed: armedCallTimer?.deadline) else { return }
+        armedCallTimer?.task.cancel()
         let task = timerLoop.scheduleTask(deadline: .uptimeNanoseconds(at)) { [weak self] in
             _ = Task { await self?.callTimersDue() }
         }

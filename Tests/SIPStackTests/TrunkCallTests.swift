@@ -321,7 +321,8 @@ func expectTwoRingingCallsHoldTheBalance(switchPorts: (Int, Int), gateway: Exter
     let ringing = uacScenario(number: "447700900123", plan: .cancelAfterRinging(milliseconds: 3000))
     async let first = placeCall(ringing, switchPort: switchPorts.0)
     async let second = placeCall(ringing, switchPort: switchPorts.1)
-    try await Task.sleep(for: .seconds(1))
+    // Both ring for 3 s from their 180: the third is set up while they do.
+    try await Task.sleep(for: .milliseconds(1500))
     let third = try await placeCall(uacScenario(number: "447700900123", plan: .refused(402), checks: ["X-Reason: Balance exhausted"]),
                                     switchPort: switchPorts.0)
     #expect(third.status == 0 && third.successful == 1, "\(third.output.suffix(2000))")

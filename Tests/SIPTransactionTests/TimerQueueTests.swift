@@ -54,4 +54,21 @@ import Testing
         let fired = q.expired(now: UInt64.max)
         #expect(fired == Array(stride(from: 0, to: 100_000, by: 100)))
     }
+
+    /// The owner's one armed task: set for the earliest timer rounded up to
+    /// the tick, left alone when it already goes off by then, moved earlier
+    /// when an earlier timer comes, and not armed with no timer left.
+    @Test func theArmedDeadlineFollowsTheEarliestTimerOnATick() {
+        var q = TimerQueue<String>()
+        #expect(q.deadlineToArm(armed: nil, tick: 10) == nil)
+        q.schedule("late", at: 95)
+        #expect(q.deadlineToArm(armed: nil, tick: 10) == 100)
+        #expect(q.deadlineToArm(armed: 100, tick: 10) == nil)  // armed for then already
+        #expect(q.deadlineToArm(armed: 40, tick: 10) == nil)   // goes off sooner; re-arms then
+        q.schedule("early", at: 20)                             // exactly on a tick: the next one
+        #expect(q.deadlineToArm(armed: 100, tick: 10) == 30)
+        q.cancel("early")
+        q.cancel("late")
+        #expect(q.deadlineToArm(armed: 30, tick: 10) == nil)
+    }
 }
