@@ -18,7 +18,8 @@ public struct CallAttempt: Sendable {
     /// The account's rate for the destination; nil when unrated.
     public var rate: Rate?
     /// What the account's other live calls on this node hold of its balance
-    /// + credit (`BalanceHolds`): not available to this call.
+    /// + credit (`BalanceHolds`; filled in by the service as it admits): not
+    /// available to this call.
     public var committed: Money
 
     public init(account: Account, accountLimits: CallLimits, trunk: Trunk, controls: CallControlHeaders, cli: String,

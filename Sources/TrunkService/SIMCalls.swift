@@ -184,7 +184,7 @@ extension TrunkCallService {
         account.cliPolicy = .warn
         let attempt = CallAttempt(account: account, accountLimits: directory.accountLimits[account.id] ?? CallLimits(),
                                   trunk: Trunk(accountID: account.id, name: "SIM\(sim.iccid)"), controls: CallControlHeaders(),
-                                  cli: from, destination: to, callType: callType, rate: rate, committed: holds.held(account.id))
+                                  cli: from, destination: to, callType: callType, rate: rate)
         var admission = Admission(warning: nil, maxDuration: nil, maxCostSeconds: nil, balanceSeconds: nil, channels: [])
         // A call that costs nothing needs no balance (a SIM can always be rung when its calls in are free).
         let free = rate.map { $0.perMinute == 0 && $0.connectionCharge == 0 } ?? false
@@ -199,7 +199,6 @@ extension TrunkCallService {
             case .admit(let a):
                 admission = a
                 admission.warning = nil
-                holds.hold(admission.held, account: account.id)
             }
         }
         let caller = SIPDestination(address: request.source, transport: request.transport)

@@ -234,7 +234,7 @@ public actor TrunkCallService {
         let cli = Self.number(Self.callerNumber(invite))
         let attempt = CallAttempt(account: account, accountLimits: directory.accountLimits[account.id] ?? CallLimits(), trunk: trunk,
                                   controls: controls, cli: cli, destination: destination, callType: node.callType(of: destination),
-                                  rate: directory.rate(account: account.id, number: destination), committed: holds.held(account.id))
+                                  rate: directory.rate(account: account.id, number: destination))
         let admission: Admission
         let (decision, counted) = admit(attempt, now: now)
         switch decision {
@@ -243,8 +243,6 @@ public actor TrunkCallService {
             return
         case .admit(let a): admission = a
         }
-        // Held before anything is awaited, so that calls arriving together see each other's.
-        holds.hold(admission.held, account: account.id)
 
         let routes = node.gateways(for: destination).compactMap { g in gatewayAddresses[g.name].map { (g, $0) } }
         guard let endpoint else {
@@ -266,13 +264,24 @@ public actor TrunkCallService {
 
     /// The policy runs here; the limits are counted in this node's memory or,
     /// when the store counts them (a cluster's PostgreSQL), by the store as
-    /// the call is launched: those checks are returned.
+    /// the call is launched: those checks are returned. An admitted call
+    /// holds its first billing increment on this node (`BalanceHolds`) from
+    /// here, before anything is awaited, so calls arriving together see each
+    /// other's; `release` gives it back with the channels.
     func admit(_ attempt: CallAttempt, now: Double) -> (AdmissionDecision, [LimitCheck]) {
-        guard store.countsLimits else { return (limits.admit(attempt, blacklists: directory.blacklists, now: now), []) }
-        switch LimitBook.plan(attempt, blacklists: directory.blacklists) {
-        case .reject(let why): return (.reject(why), [])
-        case .admit(let plan): return (.admit(plan.admission), plan.checks)
+        var attempt = attempt
+        attempt.committed = holds.held(attempt.account.id)
+        let decided: (AdmissionDecision, [LimitCheck])
+        if store.countsLimits {
+            switch LimitBook.plan(attempt, blacklists: directory.blacklists) {
+            case .reject(let why): decided = (.reject(why), [])
+            case .admit(let plan): decided = (.admit(plan.admission), plan.checks)
+            }
+        } else {
+            decided = (limits.admit(attempt, blacklists: directory.blacklists, now: now), [])
         }
+        if case .admit(let a) = decided.0 { holds.hold(a.held, account: attempt.account.id) }
+        return decided
     }
 
     /// Starts an admitted call, trunk or SIP2SIM: counted against the limits

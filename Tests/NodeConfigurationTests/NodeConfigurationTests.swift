@@ -53,16 +53,11 @@ import Testing
         let c = try NodeConfiguration.load(path: path, environment: [:])
         #expect(c.nodeName == "node-a" && c.silentAfterSeconds == 30)
         #expect(NodeConfiguration.defaults.silentAfterSeconds == 60)
-        for (yaml, key) in [
+        try expectEachRefusedNamingItsKey(path: path, [
             ("node: { silent_after_seconds: 1 }\n", "node.silent_after_seconds"),
             ("node: { silent_after_seconds: soon }\n", "node.silent_after_seconds"),
             ("node: { nmae: a }\n", "node.nmae"),
-        ] {
-            try yaml.write(toFile: path, atomically: true, encoding: .utf8)
-            do { _ = try NodeConfiguration.load(path: path, environment: [:]); Issue.record("\(yaml) loaded") } catch {
-                #expect(error.key == key, "\(error)")
-            }
-        }
+        ])
     }
 
     @Test func textSettingsLoadAndBadValuesNameTheKey() throws {
@@ -72,17 +67,12 @@ import Testing
         let c = try NodeConfiguration.load(path: path, environment: [:])
         #expect(c.textRetryFirstSeconds == 1 && c.textRetryMaxSeconds == 60 && c.textGiveUpSeconds == 7_200 && c.textMaxSegments == 3)
         #expect(NodeConfiguration.defaults.textMaxSegments == 6)
-        for (yaml, key) in [
+        try expectEachRefusedNamingItsKey(path: path, [
             ("texts: { max_segments: 11 }\n", "texts.max_segments"),
             ("texts: { max_segments: two }\n", "texts.max_segments"),
             ("texts: { retry_first_seconds: 10, retry_max_seconds: 5 }\n", "texts.retry_max_seconds"),
             ("texts: { give_up_days: 1 }\n", "texts.give_up_days"),
-        ] {
-            try yaml.write(toFile: path, atomically: true, encoding: .utf8)
-            do { _ = try NodeConfiguration.load(path: path, environment: [:]); Issue.record("\(yaml) loaded") } catch {
-                #expect(error.key == key, "\(error)")
-            }
-        }
+        ])
     }
 
     @Test func mobileCoreAndNetworkCodesLoadAndBadValuesNameTheKey() throws {
@@ -206,5 +196,16 @@ import Testing
         // PostgreSQL: the working directory.
         try c.apply(environment: ["SWITCHBOARD_DATABASE": "postgres://sw@127.0.0.1/sw"])
         #expect(c.simPasswordKeyFile == "sim-password.key")
+    }
+}
+
+/// Writes each configuration to `path` and expects loading it to fail with an
+/// error naming `key`.
+func expectEachRefusedNamingItsKey(path: String, _ cases: [(yaml: String, key: String)]) throws {
+    for (yaml, key) in cases {
+        try yaml.write(toFile: path, atomically: true, encoding: .utf8)
+        do { _ = try NodeConfiguration.load(path: path, environment: [:]); Issue.record("\(yaml) loaded") } catch {
+            #expect(error.key == key, "\(error)")
+        }
     }
 }

@@ -111,6 +111,36 @@ struct TrunkTestbed {
     func stop() { gateway.kill(); sw.stop() }
 }
 
+/// Two `serve` nodes (node-a, node-b) on one fresh PostgreSQL database, with
+/// one SIPp gateway: a cluster. Stop it with `stop()`.
+struct ClusterTestbed {
+    let location: StoreLocation
+    let gateway: ExternalProcess
+    let a: RunningSwitch
+    let b: RunningSwitch
+
+    static func start(gateway arguments: [String], silentAfterSeconds: Int? = nil,
+                      seed: (StoreLocation) async throws -> Void) async throws -> ClusterTestbed {
+        let (url, location) = try await freshDatabase(.postgres)
+        try await seed(location)
+        let (gateway, port) = try startGateway(arguments)
+        var nodes: [RunningSwitch] = []
+        do {
+            for name in ["node-a", "node-b"] {
+                nodes.append(try await RunningSwitch.start(database: url, gateways: [("carrier", port)], node: name,
+                                                           silentAfterSeconds: silentAfterSeconds))
+            }
+        } catch {
+            gateway.kill()
+            for n in nodes { n.stop() }
+            throw error
+        }
+        return ClusterTestbed(location: location, gateway: gateway, a: nodes[0], b: nodes[1])
+    }
+
+    func stop() { gateway.kill(); a.stop(); b.stop() }
+}
+
 /// What the customer's PBX does after its INVITE.
 enum UACPlan {
     /// Expect this final response (with these header lines, exact text), then ACK.
@@ -483,13 +513,9 @@ struct TrunkCallTests {
     /// second), BYE with X-Reason, well before either call's own 8 s.
     @Test(arguments: StoreBackend.allCases)
     func parallelCallsAreClearedWhenTogetherTheyUseUpTheBalance(backend: StoreBackend) async throws {
-        let (url, location) = try await freshDatabase(backend)
-        try await seedTrunkCustomer(location, balance: "0.09")
-        let (gateway, gwPort) = try startGateway(["-sn", "uas", "-m", "2"])
-        defer { gateway.kill() }
-        let sw = try await RunningSwitch.start(database: url, gateways: [("carrier", gwPort)])
-        defer { sw.stop() }
-        try await expectTwoCallsClearedTogether(switchPorts: (sw.port, sw.port), location: location)
+        let bed = try await TrunkTestbed.start(backend, gateway: ["-sn", "uas", "-m", "2"]) { try await seedTrunkCustomer($0, balance: "0.09") }
+        defer { bed.stop() }
+        try await expectTwoCallsClearedTogether(switchPorts: (bed.sw.port, bed.sw.port), location: bed.location)
     }
 
     /// T10 at set-up across calls: each call holds its first billing increment
@@ -499,13 +525,11 @@ struct TrunkCallTests {
     /// the two have ended, their holds are back and a fourth call is admitted.
     @Test(arguments: StoreBackend.allCases)
     func callsSetUpTogetherCannotEachSpendTheWholeBalance(backend: StoreBackend) async throws {
-        let (url, location) = try await freshDatabase(backend)
-        try await seedTrunkCustomer(location, balance: "0.05")
-        let (gateway, gwPort) = try startGateway(["-sf", fixture("sipp/gw_ring_then_cancel.xml"), "-m", "3"])
-        defer { gateway.kill() }
-        let sw = try await RunningSwitch.start(database: url, gateways: [("carrier", gwPort)])
-        defer { sw.stop() }
-        try await expectTwoRingingCallsHoldTheBalance(switchPorts: (sw.port, sw.port), gateway: gateway, location: location)
+        let bed = try await TrunkTestbed.start(backend, gateway: ["-sf", fixture("sipp/gw_ring_then_cancel.xml"), "-m", "3"]) {
+            try await seedTrunkCustomer($0, balance: "0.05")
+        }
+        defer { bed.stop() }
+        try await expectTwoRingingCallsHoldTheBalance(switchPorts: (bed.sw.port, bed.sw.port), gateway: bed.gateway, location: bed.location)
     }
 
     @Test(arguments: StoreBackend.allCases)
@@ -630,14 +654,11 @@ struct TrunkCallPolicyTests {
     /// third call goes through one node and a fourth is refused by the rate
     /// limit on the other.
     @Test func twoNodesShareChannelAndRateLimits() async throws {
-        let (url, location) = try await freshDatabase(.postgres)
-        try await seedTrunkCustomer(location, accountLimits: CallLimits(channels: 2, rate: RateLimitSetting(calls: 3, seconds: 60)))
-        let (gateway, gwPort) = try startGateway(["-sn", "uas", "-m", "3"])
-        defer { gateway.kill() }
-        let a = try await RunningSwitch.start(database: url, gateways: [("carrier", gwPort)], node: "node-a")
-        defer { a.stop() }
-        let b = try await RunningSwitch.start(database: url, gateways: [("carrier", gwPort)], node: "node-b")
-        defer { b.stop() }
+        let cluster = try await ClusterTestbed.start(gateway: ["-sn", "uas", "-m", "3"]) {
+            try await seedTrunkCustomer($0, accountLimits: CallLimits(channels: 2, rate: RateLimitSetting(calls: 3, seconds: 60)))
+        }
+        defer { cluster.stop() }
+        let (a, b, location) = (cluster.a, cluster.b, cluster.location)
 
         // Long enough for two refusals to be placed while both are up, on a loaded CI machine too.
         let long = uacScenario(number: "447700900123", plan: .hangUpAfter(milliseconds: 12_000))
@@ -672,30 +693,21 @@ struct TrunkCallPolicyTests {
     /// one call on each node, at once, have spent 0.10 once each is 4 s in, and
     /// both nodes clear theirs then — neither node alone has two calls.
     @Test func callsOnTwoNodesAreClearedWhenTogetherTheyUseUpTheBalance() async throws {
-        let (url, location) = try await freshDatabase(.postgres)
-        try await seedTrunkCustomer(location, balance: "0.09")
-        let (gateway, gwPort) = try startGateway(["-sn", "uas", "-m", "2"])
-        defer { gateway.kill() }
-        let a = try await RunningSwitch.start(database: url, gateways: [("carrier", gwPort)], node: "node-a")
-        defer { a.stop() }
-        let b = try await RunningSwitch.start(database: url, gateways: [("carrier", gwPort)], node: "node-b")
-        defer { b.stop() }
-        try await expectTwoCallsClearedTogether(switchPorts: (a.port, b.port), location: location)
+        let cluster = try await ClusterTestbed.start(gateway: ["-sn", "uas", "-m", "2"]) { try await seedTrunkCustomer($0, balance: "0.09") }
+        defer { cluster.stop() }
+        try await expectTwoCallsClearedTogether(switchPorts: (cluster.a.port, cluster.b.port), location: cluster.location)
     }
 
     /// T10 at set-up across a cluster: one call ringing on each node holds
     /// 0.02 of 0.05 in the store, so a third call on node a is refused 402
     /// although node a alone holds only 0.02 (node b's call counts too).
     @Test func callsSetUpOnTwoNodesHoldTheBalanceTogether() async throws {
-        let (url, location) = try await freshDatabase(.postgres)
-        try await seedTrunkCustomer(location, balance: "0.05")
-        let (gateway, gwPort) = try startGateway(["-sf", fixture("sipp/gw_ring_then_cancel.xml"), "-m", "3"])
-        defer { gateway.kill() }
-        let a = try await RunningSwitch.start(database: url, gateways: [("carrier", gwPort)], node: "node-a")
-        defer { a.stop() }
-        let b = try await RunningSwitch.start(database: url, gateways: [("carrier", gwPort)], node: "node-b")
-        defer { b.stop() }
-        try await expectTwoRingingCallsHoldTheBalance(switchPorts: (a.port, b.port), gateway: gateway, location: location)
+        let cluster = try await ClusterTestbed.start(gateway: ["-sf", fixture("sipp/gw_ring_then_cancel.xml"), "-m", "3"]) {
+            try await seedTrunkCustomer($0, balance: "0.05")
+        }
+        defer { cluster.stop() }
+        try await expectTwoRingingCallsHoldTheBalance(switchPorts: (cluster.a.port, cluster.b.port), gateway: cluster.gateway,
+                                                      location: cluster.location)
     }
 
     /// A node killed for good (kill -9, never restarted) must not hold its
@@ -704,14 +716,11 @@ struct TrunkCallPolicyTests {
     /// call as interrupted, the channel comes back, and the account (1
     /// channel) can call again through the surviving node.
     @Test func deadNodesChannelsComeBackAfterTheSilentPeriod() async throws {
-        let (url, location) = try await freshDatabase(.postgres)
-        try await seedTrunkCustomer(location, accountLimits: CallLimits(channels: 1))
-        let (gateway, gwPort) = try startGateway(["-sn", "uas", "-m", "2"])
-        defer { gateway.kill() }
-        let a = try await RunningSwitch.start(database: url, gateways: [("carrier", gwPort)], node: "node-a", silentAfterSeconds: 6)
-        defer { a.stop() }
-        let b = try await RunningSwitch.start(database: url, gateways: [("carrier", gwPort)], node: "node-b", silentAfterSeconds: 6)
-        defer { b.stop() }
+        let cluster = try await ClusterTestbed.start(gateway: ["-sn", "uas", "-m", "2"], silentAfterSeconds: 6) {
+            try await seedTrunkCustomer($0, accountLimits: CallLimits(channels: 1))
+        }
+        defer { cluster.stop() }
+        let (a, b, location) = (cluster.a, cluster.b, cluster.location)
 
         let live = try placeCallInBackground(uacScenario(number: "447700900124", headers: ["X-simwood-tag: ONDEADNODE"],
                                                          plan: .hangUpAfter(milliseconds: 60_000)), switchPort: a.port, timeoutSeconds: 80)

@@ -145,9 +145,7 @@ extension StoreTests {
     /// sees it (unchanged or updated), never two "created".
     @Test(arguments: StoreBackend.allCases)
     func concurrentCreatesOfOneSIMCreateOnce(backend: StoreBackend) async throws {
-        let first = try await openFreshStore(backend)
-        let second = try await openSecondNode(first)
-        do {
+        try await withTwoNodes(backend) { first, second in
             try await first.upsertAccount(Account(id: "920700", name: "Acme", currency: "GBP", balance: 0, creditLimit: 0))
             let sim = try simRecord(TestICCID.a)
             let outcomes = try await withThrowingTaskGroup(of: UpsertOutcome.self) { group in
@@ -158,10 +156,6 @@ extension StoreTests {
             }
             #expect(outcomes.filter { $0 == .created }.count == 1)
             #expect(outcomes.filter { $0 == .unchanged }.count == 7)
-        } catch {
-            Issue.record(error)
         }
-        try await closeSecondNode(second, of: first)
-        try await first.close()
     }
 }

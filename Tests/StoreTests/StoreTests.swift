@@ -130,16 +130,10 @@ struct StoreTests {
     /// same counting through one instance (see `openSecondNode`).
     @Test(arguments: StoreBackend.allCases)
     func twoNodesShareChannelAndRateLimits(backend: StoreBackend) async throws {
-        let first = try await openFreshStore(backend)
-        let second = try await openSecondNode(first)
-        #expect(first.countsLimits == (backend == .postgres))
-        do {
+        try await withTwoNodes(backend) { first, second in
+            #expect(first.countsLimits == (backend == .postgres))
             try await sharedLimitsScenario(first, second)
-        } catch {
-            Issue.record("\(backend): \(error)")
         }
-        try await closeSecondNode(second, of: first)
-        try await first.close()
     }
 
     func sharedLimitsScenario(_ first: Store, _ second: Store) async throws {
@@ -194,9 +188,7 @@ struct StoreTests {
     /// balance instead). Credit counts as balance does.
     @Test(arguments: StoreBackend.allCases)
     func balanceHoldsAreCountedAcrossNodes(backend: StoreBackend) async throws {
-        let first = try await openFreshStore(backend)
-        let second = try await openSecondNode(first)
-        do {
+        try await withTwoNodes(backend) { first, second in
             try await first.upsertAccount(Account(id: "920700", name: "Acme", currency: "GBP", balance: m("0.05"), creditLimit: 0))
             try await first.upsertAccount(Account(id: "555000", name: "Credit", currency: "GBP", balance: 0, creditLimit: m("0.03")))
             let hold = StoredLimit(key: "balance:920700", kind: .balance(hold: m("0.02")))
@@ -222,11 +214,7 @@ struct StoreTests {
             let credit = StoredLimit(key: "balance:555000", kind: .balance(hold: m("0.02")))
             #expect(try await first.admitCall(live("e1", account: "555000"), node: "a", limits: [credit]) == nil)
             #expect(try await second.admitCall(live("e2", account: "555000"), node: "b", limits: [credit]) == 0)
-        } catch {
-            Issue.record("\(backend): \(error)")
         }
-        try await closeSecondNode(second, of: first)
-        try await first.close()
     }
 
     /// A node that dies and does not come back: once it has not been seen for
@@ -236,8 +224,7 @@ struct StoreTests {
     /// are left alone. Two nodes reclaiming at once write each CDR once.
     @Test(arguments: StoreBackend.allCases)
     func silentNodesCallsAreRecordedAsInterrupted(backend: StoreBackend) async throws {
-        let store = try await openFreshStore(backend)
-        do {
+        try await withFreshStore(backend) { store in
             try await store.upsertAccount(Account(id: "920700", name: "Acme", currency: "GBP", balance: m("100"), creditLimit: 0))
             let channels = StoredLimit(key: "account:920700", kind: .channels(3))
             func live(_ id: String) -> LiveCall {
@@ -274,10 +261,7 @@ struct StoreTests {
             #expect(try await store.reclaimSilentNodes(silentFor: 60, now: 175, except: "node-b").isEmpty)
             // node-b's own restart takes its live call and the unassigned one.
             #expect(try await store.recordInterruptedCalls(node: "node-b", now: 180) == 3)
-        } catch {
-            Issue.record("\(backend): \(error)")
         }
-        try await store.close()
     }
 
     /// Answered live calls are kept with their rate, for costing an account's
@@ -285,8 +269,7 @@ struct StoreTests {
     /// for, each with what the account has now (balance + credit).
     @Test(arguments: StoreBackend.allCases)
     func answeredCallsAreKeptWithTheirRate(backend: StoreBackend) async throws {
-        let store = try await openFreshStore(backend)
-        do {
+        try await withFreshStore(backend) { store in
             try await store.upsertAccount(Account(id: "920700", name: "Acme", currency: "GBP", balance: m("0.09"), creditLimit: m("1")))
             try await store.upsertAccount(Account(id: "555000", name: "Other", currency: "GBP", balance: m("5"), creditLimit: 0))
             // Rates are kept to the millionth, in decks and here alike.
@@ -308,10 +291,7 @@ struct StoreTests {
             // An ended call leaves with its live row.
             try await store.recordCall(cdr("a1", start: 10))
             #expect(try await store.answeredCalls(accounts: ["920700"]).calls.map(\.callID) == ["b1"])
-        } catch {
-            Issue.record("\(backend): \(error)")
         }
-        try await store.close()
     }
 
     /// Group commit: CDRs of calls ending together are written in one

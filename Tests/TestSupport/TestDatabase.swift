@@ -73,3 +73,25 @@ public func openSecondNode(_ first: Store) async throws -> Store {
 public func closeSecondNode(_ second: Store, of first: Store) async throws {
     if second !== first { try await second.close() }
 }
+
+/// A migrated, empty store in a fresh database, closed after `body` whether
+/// or not it throws; its error is rethrown.
+public func withFreshStore(_ backend: StoreBackend, _ body: (Store) async throws -> Void) async throws {
+    try await withTwoNodes(backend) { store, _ in try await body(store) }
+}
+
+/// Two nodes on one fresh database (see `openSecondNode`), both closed after
+/// `body` whether or not it throws; its error is rethrown.
+public func withTwoNodes(_ backend: StoreBackend, _ body: (_ first: Store, _ second: Store) async throws -> Void) async throws {
+    let first = try await openFreshStore(backend)
+    let second = try await openSecondNode(first)
+    do {
+        try await body(first, second)
+    } catch {
+        try? await closeSecondNode(second, of: first)
+        try? await first.close()
+        throw error
+    }
+    try await closeSecondNode(second, of: first)
+    try await first.close()
+}
