@@ -163,6 +163,13 @@ struct LiveCallStart: Sendable {
     var heldMicros: Int64 = 0
 }
 
+/// That a live call was answered, and its rate, as the group commit carries it.
+struct CallAnswer: Sendable {
+    var callID: String
+    var answeredAt: Double
+    var rate: Rate
+}
+
 /// A live call that has been answered, and what it costs: what an account's
 /// calls are costed together from (T10), on one node or, as recorded in the
 /// store, across the nodes of a cluster.
@@ -260,6 +267,8 @@ public final class Store: Sendable {
     /// 17 values a CDR: 256 stay well inside SQLite's 32,766 bound parameters.
     let cdrWriter = GroupCommit<CDR, Bool>(maxBatch: 256) { store, cdrs in try await store.recordCallsTogether(cdrs) }
     let liveCallWriter = GroupCommit<LiveCallStart, Bool>(maxBatch: 256) { store, calls in try await store.callsStartedTogether(calls) }
+    /// 7 values an answer: 256 stay well inside PostgreSQL's 65,535 bound parameters.
+    let answerWriter = GroupCommit<CallAnswer, Bool>(maxBatch: 256) { store, answers in try await store.callsAnsweredTogether(answers) }
 
     /// Runs one operation on the database (one at a time on SQLite).
     func run<R: Sendable>(_ body: @Sendable (any SQLDatabase) async throws -> R) async throws -> R {
@@ -393,6 +402,10 @@ public final class Store: Sendable {
             // What each live call holds of its account's balance (its first
             // billing increment), counted by every node at admission.
             (11, ["ALTER TABLE live_calls ADD COLUMN held_micros BIGINT NOT NULL DEFAULT 0"]),
+            // A call's admission and a batch of CDRs on PostgreSQL, each in one
+            // statement (PostgresFunctions.swift); SQLite runs the same steps
+            // from Swift, in process.
+            (12, backend == .postgres ? [Self.admitCallFunction, Self.recordCDRsFunction] : []),
         ]
     }
 
@@ -598,14 +611,24 @@ public final class Store: Sendable {
             try await callStarted(call, node: node)
             return nil
         }
-        let postgres = backend == .postgres
-        let body: @Sendable (any SQLDatabase) async throws -> Int? = { db in
-            if postgres {
-                // Sorted, so that two admissions lock shared keys in the same order.
-                for key in Set(limits.map(\.key)).sorted() {
-                    try await db.raw("SELECT pg_advisory_xact_lock(hashtext(\(bind: key)))").run()
+        if backend == .postgres {
+            var kinds: [String] = [], amounts: [Int64] = [], windows: [Double] = []
+            for limit in limits {
+                switch limit.kind {
+                case .channels(let n): kinds.append("channels"); amounts.append(Int64(n)); windows.append(0)
+                case .rate(let r): kinds.append("rate"); amounts.append(Int64(r.calls)); windows.append(Double(r.seconds))
+                case .balance(let hold): kinds.append("balance"); amounts.append(MoneyColumn.micros(hold)); windows.append(0)
                 }
             }
+            let keys = limits.map(\.key), k = kinds, a = amounts, w = windows
+            let row = try await run { try await $0.raw("""
+                SELECT switchboard_admit_call(\(bind: call.callID), \(bind: call.accountID), \(bind: call.trunkID), \(bind: call.tag),
+                    \(bind: call.from), \(bind: call.to), \(bind: call.startAt), \(bind: node), \(bind: keys), \(bind: k), \(bind: a), \(bind: w)) AS refused
+                """).first() }
+            return try row?.decode(column: "refused", as: Int?.self) ?? nil
+        }
+        // SQLite: one writer, in process; the same steps as the PostgreSQL function.
+        let body: @Sendable (any SQLDatabase) async throws -> Int? = { db in
             for (i, limit) in limits.enumerated() {
                 switch limit.kind {
                 case .channels(let n):
@@ -667,15 +690,21 @@ public final class Store: Sendable {
         try await cdrWriter.submit(cdr, to: self)
     }
 
-    /// Several calls' CDRs in one transaction, as `recordCall` writes one.
+    /// Several calls' CDRs in one transaction (on PostgreSQL one statement),
+    /// as `recordCall` writes one.
     /// If a batch fails, each CDR is written on its own, so one bad record
     /// cannot take the others with it.
     func recordCallsTogether(_ cdrs: [CDR]) async throws -> [Bool] {
+        let postgres = backend == .postgres
+        let write: @Sendable ([CDR]) async throws -> [Bool] = { batch in
+            if postgres { return try await self.run { db in try await Self.recordCDRsInOneStatement(batch, in: db) } }
+            return try await self.transaction { db in try await Self.insertCDRs(batch, in: db) }
+        }
         do {
-            return try await transaction { db in try await Self.insertCDRs(cdrs, in: db) }
+            return try await write(cdrs)
         } catch where cdrs.count > 1 {
             var results: [Bool] = []
-            for cdr in cdrs { results.append(try await transaction { db in try await Self.insertCDR(cdr, in: db) }) }
+            for cdr in cdrs { results.append(contentsOf: try await write([cdr])) }
             return results
         }
     }
@@ -693,10 +722,7 @@ public final class Store: Sendable {
     /// batch, changes nothing and debits nothing. Returns, per CDR, whether
     /// this write recorded it.
     static func insertCDRs(_ all: [CDR], in db: any SQLDatabase) async throws -> [Bool] {
-        // The first of each call ID goes in; a repeat in the same batch is a repeated write.
-        var seen = Set<String>()
-        let firstOfID = all.map { seen.insert($0.callID).inserted }
-        let cdrs = zip(all, firstOfID).filter(\.1).map(\.0)
+        let (cdrs, firstOfID) = firstOfEachCall(all)
         guard !cdrs.isEmpty else { return all.map { _ in false } }
         var sql: SQLQueryString = """
             INSERT INTO cdrs (call_id, account_id, trunk_id, tag, from_number, to_number, call_type, start_at, answer_at,
@@ -749,6 +775,14 @@ public final class Store: Sendable {
         return zip(all, firstOfID).map { cdr, first in first && idOf[cdr.callID] != nil }
     }
 
+    /// The first CDR of each call ID goes in; a repeat in the same batch is
+    /// a repeated write. Returns those and, per CDR, whether it is one of them.
+    static func firstOfEachCall(_ all: [CDR]) -> (cdrs: [CDR], firstOfID: [Bool]) {
+        var seen = Set<String>()
+        let firstOfID = all.map { seen.insert($0.callID).inserted }
+        return (zip(all, firstOfID).filter(\.1).map(\.0), firstOfID)
+    }
+
     /// At start-up: calls that were live on this node when it stopped become
     /// CDRs marked interrupted (no charge is guessed), and give back their
     /// channels. Other nodes' live calls are theirs; rows from before nodes
@@ -784,14 +818,43 @@ public final class Store: Sendable {
 
     /// Records that a live call was answered and what it costs (to the
     /// millionth, as rate decks are kept).
+    /// Calls answered at the same moment share one statement (group commit).
     public func callAnswered(_ callID: String, at answeredAt: Double, rate: Rate) async throws {
-        try await run { try await $0.raw("""
-            UPDATE live_calls SET answered_at = \(bind: answeredAt), rate_prefix = \(bind: rate.prefix),
-                rate_connection_micros = \(bind: MoneyColumn.micros(rate.connectionCharge)),
-                rate_per_minute_micros = \(bind: MoneyColumn.micros(rate.perMinute)),
-                rate_increment_first = \(bind: rate.increments.first), rate_increment_next = \(bind: rate.increments.next)
-            WHERE call_id = \(bind: callID)
-            """).run() }
+        _ = try await answerWriter.submit(CallAnswer(callID: callID, answeredAt: answeredAt, rate: rate), to: self)
+    }
+
+    /// Several answers: on PostgreSQL one UPDATE joined to the batch's values
+    /// (one round trip); on SQLite one UPDATE each, in one transaction.
+    func callsAnsweredTogether(_ answers: [CallAnswer]) async throws -> [Bool] {
+        if backend == .postgres {
+            var sql: SQLQueryString = """
+                UPDATE live_calls AS l SET answered_at = v.answered_at, rate_prefix = v.prefix, rate_connection_micros = v.connection_micros,
+                    rate_per_minute_micros = v.per_minute_micros, rate_increment_first = v.increment_first, rate_increment_next = v.increment_next
+                FROM (VALUES
+                """
+            for (i, a) in answers.enumerated() {
+                sql.appendLiteral(i == 0 ? " (" : ", (")
+                sql.appendInterpolation(binds: [a.callID, a.answeredAt, a.rate.prefix, MoneyColumn.micros(a.rate.connectionCharge),
+                                                MoneyColumn.micros(a.rate.perMinute), Int64(a.rate.increments.first), Int64(a.rate.increments.next)])
+                sql.appendLiteral(")")
+            }
+            sql.appendLiteral(") AS v(call_id, answered_at, prefix, connection_micros, per_minute_micros, increment_first, increment_next) WHERE l.call_id = v.call_id")
+            let query = sql
+            try await run { try await $0.raw(query).run() }
+        } else {
+            try await transaction { db in
+                for a in answers {
+                    try await db.raw("""
+                        UPDATE live_calls SET answered_at = \(bind: a.answeredAt), rate_prefix = \(bind: a.rate.prefix),
+                            rate_connection_micros = \(bind: MoneyColumn.micros(a.rate.connectionCharge)),
+                            rate_per_minute_micros = \(bind: MoneyColumn.micros(a.rate.perMinute)),
+                            rate_increment_first = \(bind: a.rate.increments.first), rate_increment_next = \(bind: a.rate.increments.next)
+                        WHERE call_id = \(bind: a.callID)
+                        """).run()
+                }
+            }
+        }
+        return answers.map { _ in true }
     }
 
     /// The answered live calls of these accounts on every node, and what each

@@ -21,7 +21,7 @@ struct StoreTests {
     @Test(arguments: StoreBackend.allCases)
     func migrationsRunOnceAndAccountsRoundTrip(backend: StoreBackend) async throws {
         let store = try await openFreshStore(backend)
-        #expect(try await store.schemaVersion() == 11)
+        #expect(try await store.schemaVersion() == 12)
         try await store.upsertAccount(Account(id: "920700", name: "Acme", currency: "GBP", balance: m("10.50"), creditLimit: m("5")))
         // Provisioning again updates details but never resets the balance.
         _ = try await store.adjustBalance(accountID: "920700", by: -m("0.25"))
@@ -279,13 +279,16 @@ struct StoreTests {
                                               node: node, limits: [])
             }
             try await store.callAnswered("a1", at: 11.5, rate: rate)
-            try await store.callAnswered("b1", at: 12.25, rate: rate)
-            try await store.callAnswered("o1", at: 13, rate: rate)
+            // Answered together: one batch (one statement on PostgreSQL), each row its own values.
+            let other = try Rate(prefix: "1", connectionCharge: 0, perMinute: m("0.5"), increments: BillingIncrements("60/60"))
+            #expect(try await store.callsAnsweredTogether([CallAnswer(callID: "b1", answeredAt: 12.25, rate: rate),
+                                                           CallAnswer(callID: "o1", answeredAt: 13, rate: other)]) == [true, true])
             let (calls, available) = try await store.answeredCalls(accounts: ["920700"])
             #expect(calls.map(\.callID).sorted() == ["a1", "b1"])  // u1 not answered, o1 another account
             let b1 = try #require(calls.first { $0.callID == "b1" })
             #expect(b1.node == "node-b" && b1.answeredAt == 12.25 && b1.accountID == "920700")
             #expect(b1.rate == rate)  // prefix, amounts and increments back
+            #expect(try await store.answeredCalls(accounts: ["555000"]).calls.map(\.rate) == [other])
             #expect(available == ["920700": m("1.09")])
             #expect(try await store.answeredCalls(accounts: []).calls.isEmpty)
             // An ended call leaves with its live row.
