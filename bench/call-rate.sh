@@ -10,6 +10,11 @@
 #
 #   bash bench/call-rate.sh [DURATION=25] [START_RATE=250]
 #
+# With BENCH_POSTGRES_URL set (an empty PostgreSQL database, e.g.
+# postgres://switchboard@127.0.0.1:5432/bench?sslmode=disable), the switch's
+# ladder is also run with that as its store (a cluster node's set-up: limits,
+# balance holds and CDRs in the shared database), from START_RATE / 4.
+#
 # Needs sip-tester and kamailio (Debian packages). Everything listens on loopback.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -56,9 +61,10 @@ rss_kib() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
 # A fresh switch for each switchboard trial, so that the backlog of an
 # overloaded trial does not count against the next one.
 SW=""
+SW_CONFIG="$WORK/switch.yaml"
 start_switch() {
     if [ -n "$SW" ]; then kill -9 "$SW" 2>/dev/null || true; wait "$SW" 2>/dev/null || true; fi
-    "$BIN" serve --config "$WORK/switch.yaml" --log-level error >> "$WORK/switch.log" 2>&1 &
+    "$BIN" serve --config "$SW_CONFIG" --log-level error >> "$WORK/switch.log" 2>&1 &
     SW=$!; pids+=("$SW")
     sleep 1.5
 }
@@ -79,13 +85,13 @@ trial() {
     echo "${ok:-0} ${failed:-0}"
 }
 
-# ladder NAME PORT → sets BEST; doubles the rate until a trial fails, then tries the midpoint.
+# ladder NAME PORT [FIRST_RATE] → sets BEST; doubles the rate until a trial fails, then tries the midpoint.
 ladder() {
-    local name=$1 port=$2 rate=$START lo=0 hi=0 n=0
+    local name=$1 port=$2 rate=${3:-$START} lo=0 hi=0 n=0
     BEST=0
     while (( n < 7 )); do
         n=$((n + 1))
-        if [ "$name" = switchboard ]; then start_switch; fi
+        case "$name" in switchboard*) start_switch ;; esac
         read -r ok failed < <(trial "$port" "$rate")
         local total=$(( ok + failed )) expected=$(( rate * DURATION ))
         # Sustained: every call placed and completed, < 0.1 % failed.
@@ -128,6 +134,22 @@ sleep 20
 kill -9 $UAS 2>/dev/null || true; wait $UAS 2>/dev/null || true
 kill -9 $SW 2>/dev/null || true
 wait $SW 2>/dev/null || true
+
+PG_BEST=""
+if [ -n "${BENCH_POSTGRES_URL:-}" ]; then
+    echo "== switchboard with PostgreSQL as its store (a cluster node)"
+    sed "s|url: \"sqlite:.*\"|url: \"$BENCH_POSTGRES_URL\"|" "$WORK/switch.yaml" > "$WORK/switch-pg.yaml"
+    SWITCHBOARD_DATABASE="$BENCH_POSTGRES_URL" "$BIN" provision "$WORK/provision.yaml" >/dev/null
+    SW_CONFIG="$WORK/switch-pg.yaml" SW=""
+    ladder switchboard-pg $SW_PORT $(( START / 4 > 10 ? START / 4 : 10 ))
+    PG_BEST=$BEST
+    start_switch
+    PG_HALF=$(( PG_BEST > 20 ? PG_BEST / 2 : 10 ))
+    p0=$(cpu_ticks $SW)
+    read -r pg_ok pg_failed < <(trial $SW_PORT $PG_HALF)
+    p1=$(cpu_ticks $SW)
+    kill -9 $SW 2>/dev/null || true; wait $SW 2>/dev/null || true
+fi
 
 command -v kamailio >/dev/null || [ -x /usr/sbin/kamailio ] || { echo "kamailio is not installed (apt-get install kamailio)"; exit 1; }
 KAM=$(command -v kamailio || echo /usr/sbin/kamailio)
@@ -173,3 +195,7 @@ print('   kamailio CPU per call at the same rate: %.0f µs (tm+rr), %.0f µs (wi
     $KAM_CPU / $HZ / max(1, $KAM_CALLS) * 1e6, $KAM_DLG_CPU / $HZ / max(1, $KAM_DLG_CALLS) * 1e6))
 print('   switchboard memory per live call: %.1f KiB (RSS %d → %d KiB with ~2,000 calls up)' % (max(0, $rss1 - $rss0) / 2000, $rss0, $rss1))
 "
+if [ -n "$PG_BEST" ]; then
+    printf "   switchboard on PostgreSQL sustained: %d calls/s\n" "$PG_BEST"
+    python3 -c "print('   switchboard on PostgreSQL, CPU per call: %.0f µs (%d calls at %d calls/s, the switch only)' % (($p1 - $p0) / $HZ / max(1, $pg_ok + $pg_failed) * 1e6, $pg_ok + $pg_failed, $PG_HALF))"
+fi
