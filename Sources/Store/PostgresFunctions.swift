@@ -9,65 +9,139 @@ import SQLKit
 /// the same steps from Swift (`admitCall`, `insertCDRs`), in process; the store
 /// tests run every one of them on both backends.
 extension Store {
-    /// `admitCall` on PostgreSQL, server-side: the same steps as the Swift
-    /// body in one round trip instead of one per statement (about fifteen for
-    /// an account and a trunk with limits), which on a cluster node was most
-    /// of a call's cost. Arguments: the live call, then per limit its key, kind
-    /// ('channels', 'rate' or 'balance'), amount (channels, calls, or micros
-    /// held) and window in seconds (rate only). Returns the 0-based index of
-    /// the first limit the call does not fit, or NULL when it was admitted.
-    /// A single statement is its own transaction: the advisory locks are held
-    /// until it ends.
-    static let admitCallFunction = """
-        CREATE OR REPLACE FUNCTION switchboard_admit_call(
-            p_call_id TEXT, p_account_id TEXT, p_trunk_id TEXT, p_tag TEXT, p_from TEXT, p_to TEXT,
-            p_start_at DOUBLE PRECISION, p_node TEXT,
-            p_keys TEXT[], p_kinds TEXT[], p_amounts BIGINT[], p_windows DOUBLE PRECISION[]) RETURNS INTEGER
+    /// `admitCall` on PostgreSQL, server-side, for the calls arriving at the
+    /// same moment (group commit): for each call in order, the same steps as
+    /// the Swift body, each call seeing the ones before it. Calls come as a JSON
+    /// array of objects named as the live-call columns, each with its `limits`
+    /// (key, kind 'channels', 'rate' or 'balance', amount: channels, calls, or
+    /// micros held; window_seconds for rates). Returns per call (0-based
+    /// position) the 0-based index of the first limit it does not fit, or NULL
+    /// when it was admitted. A statement is its own transaction: the advisory
+    /// locks (every key of the batch, in one order on every node, so two
+    /// batches sharing keys cannot deadlock) are held until it ends.
+    static let admitCallsFunction = """
+        CREATE OR REPLACE FUNCTION switchboard_admit_calls(p_calls JSONB)
+            RETURNS TABLE (call_position INTEGER, refused INTEGER)
         LANGUAGE plpgsql AS $$
         DECLARE
             k TEXT;
+            c RECORD;
+            l RECORD;
             counted BIGINT;
             available BIGINT;
-            held BIGINT := 0;
+            held BIGINT;
         BEGIN
-            -- Every admission locks its keys in one order, so two sharing keys cannot deadlock.
-            FOR k IN SELECT DISTINCT u.lock_key COLLATE "C" FROM unnest(p_keys) AS u(lock_key) ORDER BY 1 LOOP
+            FOR k IN
+                SELECT DISTINCT x.key COLLATE "C"
+                FROM jsonb_array_elements(p_calls) AS e(item), jsonb_to_recordset(e.item->'limits') AS x(key TEXT)
+                ORDER BY 1
+            LOOP
                 PERFORM pg_advisory_xact_lock(hashtext(k));
             END LOOP;
-            FOR i IN 1 .. COALESCE(array_length(p_keys, 1), 0) LOOP
-                IF p_kinds[i] = 'channels' THEN
-                    SELECT COUNT(*) INTO counted FROM limit_holds WHERE limit_key = p_keys[i];
-                    IF counted >= p_amounts[i] THEN RETURN i - 1; END IF;
-                ELSIF p_kinds[i] = 'rate' THEN
-                    DELETE FROM limit_admissions WHERE limit_key = p_keys[i] AND expires_at <= p_start_at;
-                    SELECT COUNT(*) INTO counted FROM limit_admissions WHERE limit_key = p_keys[i];
-                    IF counted >= p_amounts[i] THEN RETURN i - 1; END IF;
-                ELSIF p_kinds[i] = 'balance' THEN
-                    -- What every node's live calls of the account hold, against the stored balance.
-                    SELECT balance_micros + credit_limit_micros INTO available FROM accounts WHERE id = p_account_id;
-                    IF NOT FOUND THEN RETURN i - 1; END IF;
-                    SELECT COALESCE(SUM(held_micros), 0) INTO counted FROM live_calls WHERE account_id = p_account_id;
-                    IF available - counted <= 0 OR p_amounts[i] > available - counted THEN RETURN i - 1; END IF;
-                    held := held + p_amounts[i];
-                ELSE
-                    RAISE EXCEPTION 'unknown limit kind %', p_kinds[i];
-                END IF;
+            <<calls>>
+            FOR c IN
+                SELECT (e.n - 1)::INTEGER AS pos, e.item->'limits' AS limits, r.*
+                FROM jsonb_array_elements(p_calls) WITH ORDINALITY AS e(item, n),
+                    jsonb_to_record(e.item) AS r(call_id TEXT, account_id TEXT, trunk_id TEXT, tag TEXT, from_number TEXT,
+                        to_number TEXT, start_at DOUBLE PRECISION, node TEXT)
+                ORDER BY e.n
+            LOOP
+                held := 0;
+                call_position := c.pos;
+                FOR l IN
+                    SELECT (x.n - 1)::INTEGER AS pos, y.*
+                    FROM jsonb_array_elements(c.limits) WITH ORDINALITY AS x(item, n),
+                        jsonb_to_record(x.item) AS y(key TEXT, kind TEXT, amount BIGINT, window_seconds DOUBLE PRECISION)
+                    ORDER BY x.n
+                LOOP
+                    IF l.kind = 'channels' THEN
+                        SELECT COUNT(*) INTO counted FROM limit_holds WHERE limit_key = l.key;
+                    ELSIF l.kind = 'rate' THEN
+                        DELETE FROM limit_admissions WHERE limit_key = l.key AND expires_at <= c.start_at;
+                        SELECT COUNT(*) INTO counted FROM limit_admissions WHERE limit_key = l.key;
+                    ELSIF l.kind = 'balance' THEN
+                        -- What every node's live calls of the account hold, against the stored balance.
+                        SELECT balance_micros + credit_limit_micros INTO available FROM accounts WHERE id = c.account_id;
+                        IF NOT FOUND THEN refused := l.pos; RETURN NEXT; CONTINUE calls; END IF;
+                        SELECT COALESCE(SUM(held_micros), 0) INTO counted FROM live_calls WHERE account_id = c.account_id;
+                        IF available - counted <= 0 OR l.amount > available - counted THEN
+                            refused := l.pos; RETURN NEXT; CONTINUE calls;
+                        END IF;
+                        held := held + l.amount;
+                        CONTINUE;
+                    ELSE
+                        RAISE EXCEPTION 'unknown limit kind %', l.kind;
+                    END IF;
+                    IF counted >= l.amount THEN refused := l.pos; RETURN NEXT; CONTINUE calls; END IF;
+                END LOOP;
+                INSERT INTO live_calls (call_id, account_id, trunk_id, tag, from_number, to_number, start_at, node, held_micros)
+                    VALUES (c.call_id, c.account_id, c.trunk_id, c.tag, c.from_number, c.to_number, c.start_at, c.node, held)
+                    ON CONFLICT (call_id) DO NOTHING;
+                INSERT INTO limit_holds (call_id, limit_key)
+                    SELECT c.call_id, y.key FROM jsonb_to_recordset(c.limits) AS y(key TEXT, kind TEXT) WHERE y.kind = 'channels'
+                    ON CONFLICT (call_id, limit_key) DO NOTHING;
+                INSERT INTO limit_admissions (limit_key, expires_at)
+                    SELECT y.key, c.start_at + y.window_seconds
+                    FROM jsonb_to_recordset(c.limits) AS y(key TEXT, kind TEXT, window_seconds DOUBLE PRECISION) WHERE y.kind = 'rate';
+                refused := NULL;
+                RETURN NEXT;
             END LOOP;
-            INSERT INTO live_calls (call_id, account_id, trunk_id, tag, from_number, to_number, start_at, node, held_micros)
-                VALUES (p_call_id, p_account_id, p_trunk_id, p_tag, p_from, p_to, p_start_at, p_node, held)
-                ON CONFLICT (call_id) DO NOTHING;
-            FOR i IN 1 .. COALESCE(array_length(p_keys, 1), 0) LOOP
-                IF p_kinds[i] = 'channels' THEN
-                    INSERT INTO limit_holds (call_id, limit_key) VALUES (p_call_id, p_keys[i])
-                        ON CONFLICT (call_id, limit_key) DO NOTHING;
-                ELSIF p_kinds[i] = 'rate' THEN
-                    INSERT INTO limit_admissions (limit_key, expires_at) VALUES (p_keys[i], p_start_at + p_windows[i]);
-                END IF;
-            END LOOP;
-            RETURN NULL;
         END
         $$
         """
+
+    /// A call to admit as `switchboard_admit_calls` reads it (a nil optional
+    /// is an absent key, which it reads as NULL).
+    struct AdmissionRow: Encodable {
+        struct Limit: Encodable { var key: String, kind: String, amount: Int64, window_seconds: Double }
+        var call_id: String, account_id: String, trunk_id: String?, tag: String?, from_number: String, to_number: String
+        var start_at: Double, node: String?
+        var limits: [Limit]
+
+        init(_ a: PendingAdmission) {
+            call_id = a.call.callID; account_id = a.call.accountID; trunk_id = a.call.trunkID; tag = a.call.tag
+            from_number = a.call.from; to_number = a.call.to; start_at = a.call.startAt; node = a.node
+            limits = a.limits.map { limit in
+                switch limit.kind {
+                case .channels(let n): Limit(key: limit.key, kind: "channels", amount: Int64(n), window_seconds: 0)
+                case .rate(let r): Limit(key: limit.key, kind: "rate", amount: Int64(r.calls), window_seconds: Double(r.seconds))
+                case .balance(let hold): Limit(key: limit.key, kind: "balance", amount: MoneyColumn.micros(hold), window_seconds: 0)
+                }
+            }
+        }
+    }
+
+    /// Admissions arriving together, in one statement (see `admitCallsFunction`).
+    /// If a batch fails, each is tried on its own, so that one call's error
+    /// cannot refuse the others.
+    func admitCallsTogether(_ batch: [PendingAdmission]) async throws -> [Int?] {
+        do {
+            return try await admitCallsInOneStatement(batch)
+        } catch where batch.count > 1 {
+            var results: [Int?] = []
+            for admission in batch { results.append(contentsOf: try await admitCallsInOneStatement([admission])) }
+            return results
+        }
+    }
+
+    func admitCallsInOneStatement(_ batch: [PendingAdmission]) async throws -> [Int?] {
+        let json = String(decoding: try JSONEncoder().encode(batch.map(AdmissionRow.init)), as: UTF8.self)
+        let rows = try await run { try await $0.raw("""
+            SELECT call_position, refused FROM switchboard_admit_calls(CAST(\(bind: json) AS JSONB))
+            """).all() }
+        var refused = [Int?](repeating: nil, count: batch.count)
+        var answered = 0
+        for row in rows {
+            let position = try row.decode(column: "call_position", as: Int.self)
+            guard refused.indices.contains(position) else { continue }
+            refused[position] = try row.decode(column: "refused", as: Int?.self)
+            answered += 1
+        }
+        guard answered == batch.count else {
+            throw StoreError.invalid(field: "admission", reason: "the store answered \(answered) of \(batch.count) admissions")
+        }
+        return refused
+    }
 
     /// `insertCDRs` on PostgreSQL, server-side: the batch's CDRs (those not
     /// already recorded), their tag terms, one debit per account (accounts
@@ -120,7 +194,8 @@ extension Store {
         $$
         """
 
-    /// A CDR as `switchboard_record_cdrs` reads it.
+    /// A CDR as `switchboard_record_cdrs` reads it (a nil optional is an
+    /// absent key, which it reads as NULL).
     struct CDRRow: Encodable {
         var call_id: String, account_id: String, trunk_id: String?, tag: String?, from_number: String, to_number: String
         var call_type: String?, start_at: Double, answer_at: Double?, end_at: Double, duration_seconds: Int, billed_seconds: Int
@@ -131,26 +206,6 @@ extension Store {
             call_type = c.callType; start_at = c.startAt; answer_at = c.answerAt; end_at = c.endAt
             duration_seconds = c.durationSeconds; billed_seconds = c.billedSeconds; cost_micros = MoneyColumn.micros(c.cost)
             final_status = c.finalStatus; reason = c.reason; interrupted = c.interrupted ? 1 : 0; segments = c.segments
-        }
-
-        /// JSON's encoder writes a nil optional as an absent key, which
-        /// `jsonb_to_recordset` reads as NULL too; written out for clarity.
-        func encode(to encoder: any Encoder) throws {
-            var c = encoder.container(keyedBy: Key.self)
-            try c.encode(call_id, forKey: .call_id); try c.encode(account_id, forKey: .account_id)
-            try c.encode(trunk_id, forKey: .trunk_id); try c.encode(tag, forKey: .tag)
-            try c.encode(from_number, forKey: .from_number); try c.encode(to_number, forKey: .to_number)
-            try c.encode(call_type, forKey: .call_type); try c.encode(start_at, forKey: .start_at)
-            try c.encode(answer_at, forKey: .answer_at); try c.encode(end_at, forKey: .end_at)
-            try c.encode(duration_seconds, forKey: .duration_seconds); try c.encode(billed_seconds, forKey: .billed_seconds)
-            try c.encode(cost_micros, forKey: .cost_micros); try c.encode(final_status, forKey: .final_status)
-            try c.encode(reason, forKey: .reason); try c.encode(interrupted, forKey: .interrupted)
-            try c.encode(segments, forKey: .segments)
-        }
-
-        enum Key: String, CodingKey {
-            case call_id, account_id, trunk_id, tag, from_number, to_number, call_type, start_at, answer_at, end_at
-            case duration_seconds, billed_seconds, cost_micros, final_status, reason, interrupted, segments
         }
     }
 

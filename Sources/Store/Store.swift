@@ -163,6 +163,13 @@ struct LiveCallStart: Sendable {
     var heldMicros: Int64 = 0
 }
 
+/// A call to admit against limits counted in the store, as the group commit carries it.
+struct PendingAdmission: Sendable {
+    var call: LiveCall
+    var node: String?
+    var limits: [StoredLimit]
+}
+
 /// That a live call was answered, and its rate, as the group commit carries it.
 struct CallAnswer: Sendable {
     var callID: String
@@ -267,6 +274,8 @@ public final class Store: Sendable {
     /// 17 values a CDR: 256 stay well inside SQLite's 32,766 bound parameters.
     let cdrWriter = GroupCommit<CDR, Bool>(maxBatch: 256) { store, cdrs in try await store.recordCallsTogether(cdrs) }
     let liveCallWriter = GroupCommit<LiveCallStart, Bool>(maxBatch: 256) { store, calls in try await store.callsStartedTogether(calls) }
+    /// Admissions on PostgreSQL (see `admitCallsTogether`); the batch is one JSON value.
+    let admissionWriter = GroupCommit<PendingAdmission, Int?>(maxBatch: 256) { store, batch in try await store.admitCallsTogether(batch) }
     /// 7 values an answer: 256 stay well inside PostgreSQL's 65,535 bound parameters.
     let answerWriter = GroupCommit<CallAnswer, Bool>(maxBatch: 256) { store, answers in try await store.callsAnsweredTogether(answers) }
 
@@ -405,7 +414,7 @@ public final class Store: Sendable {
             // A call's admission and a batch of CDRs on PostgreSQL, each in one
             // statement (PostgresFunctions.swift); SQLite runs the same steps
             // from Swift, in process.
-            (12, backend == .postgres ? [Self.admitCallFunction, Self.recordCDRsFunction] : []),
+            (12, backend == .postgres ? [Self.admitCallsFunction, Self.recordCDRsFunction] : []),
         ]
     }
 
@@ -612,20 +621,7 @@ public final class Store: Sendable {
             return nil
         }
         if backend == .postgres {
-            var kinds: [String] = [], amounts: [Int64] = [], windows: [Double] = []
-            for limit in limits {
-                switch limit.kind {
-                case .channels(let n): kinds.append("channels"); amounts.append(Int64(n)); windows.append(0)
-                case .rate(let r): kinds.append("rate"); amounts.append(Int64(r.calls)); windows.append(Double(r.seconds))
-                case .balance(let hold): kinds.append("balance"); amounts.append(MoneyColumn.micros(hold)); windows.append(0)
-                }
-            }
-            let keys = limits.map(\.key), k = kinds, a = amounts, w = windows
-            let row = try await run { try await $0.raw("""
-                SELECT switchboard_admit_call(\(bind: call.callID), \(bind: call.accountID), \(bind: call.trunkID), \(bind: call.tag),
-                    \(bind: call.from), \(bind: call.to), \(bind: call.startAt), \(bind: node), \(bind: keys), \(bind: k), \(bind: a), \(bind: w)) AS refused
-                """).first() }
-            return try row?.decode(column: "refused", as: Int?.self) ?? nil
+            return try await admissionWriter.submit(PendingAdmission(call: call, node: node, limits: limits), to: self)
         }
         // SQLite: one writer, in process; the same steps as the PostgreSQL function.
         let body: @Sendable (any SQLDatabase) async throws -> Int? = { db in

@@ -143,19 +143,24 @@ struct StoreTests {
         func live(_ id: String, at t: Double) -> LiveCall {
             LiveCall(callID: id, accountID: "920700", trunkID: "920700-L001", from: "441632960000", to: "447700900123", startAt: t)
         }
-        // 20 calls at once, half through each node: 5 channels.
-        let outcomes = try await withThrowingTaskGroup(of: (String, Int?).self) { group in
+        // 20 calls at once, half through each node: 5 channels. Node b lists the
+        // limits the other way round: each admission locks the keys in one order
+        // whatever the list's, so the two cannot deadlock.
+        let outcomes = try await withThrowingTaskGroup(of: (Int, Int?).self) { group in
             for i in 0..<20 {
                 let node = i % 2 == 0 ? first : second
-                group.addTask { ("c\(i)", try await node.admitCall(live("c\(i)", at: 100), node: i % 2 == 0 ? "a" : "b", limits: [channels, rate])) }
+                let limits = i % 2 == 0 ? [channels, rate] : [rate, channels]
+                group.addTask { (i, try await node.admitCall(live("c\(i)", at: 100), node: i % 2 == 0 ? "a" : "b", limits: limits)) }
             }
-            var all: [(String, Int?)] = []
+            var all: [(Int, Int?)] = []
             for try await o in group { all.append(o) }
             return all
         }
-        let admitted = outcomes.filter { $0.1 == nil }.map(\.0)
+        let admitted = outcomes.filter { $0.1 == nil }.map { "c\($0.0)" }
         #expect(admitted.count == 5)
-        #expect(outcomes.filter { $0.1 == 0 }.count == 15)  // every refusal names the channel limit
+        // Every refusal names the channel limit, where each node listed it.
+        let refusals = outcomes.filter { $0.1 != nil }
+        #expect(refusals.count == 15 && refusals.allSatisfy { i, refused in refused == (i % 2 == 0 ? 0 : 1) })
         #expect(try await second.heldChannels("account:920700") == 5)
 
         // Two calls end (one written by each node): two channels free, then the
@@ -214,6 +219,41 @@ struct StoreTests {
             let credit = StoredLimit(key: "balance:555000", kind: .balance(hold: m("0.02")))
             #expect(try await first.admitCall(live("e1", account: "555000"), node: "a", limits: [credit]) == nil)
             #expect(try await second.admitCall(live("e2", account: "555000"), node: "b", limits: [credit]) == 0)
+        }
+    }
+
+    /// On PostgreSQL admissions arriving together are one statement: within it
+    /// each call is counted after the ones before it, and a refused call takes
+    /// nothing. One batch, in order: two calls fill the channels, the third is
+    /// refused by them (index 0), the fourth by the balance (index 1) though a
+    /// channel-free list would fit, the fifth (another account) by nothing;
+    /// then the rate window counts the batch's admissions.
+    @Test func admissionsInOneBatchCountEachOtherOnPostgreSQL() async throws {
+        try await withFreshStore(.postgres) { store in
+            try await store.upsertAccount(Account(id: "920700", name: "Acme", currency: "GBP", balance: m("0.05"), creditLimit: 0))
+            try await store.upsertAccount(Account(id: "555000", name: "Other", currency: "GBP", balance: m("1"), creditLimit: 0))
+            let channels = StoredLimit(key: "account:920700", kind: .channels(2))
+            let hold = StoredLimit(key: "balance:920700", kind: .balance(hold: m("0.02")))
+            let rate = StoredLimit(key: "trunk:920700-L001", kind: .rate(RateLimitSetting(calls: 3, seconds: 10)))
+            func admission(_ id: String, account: String = "920700", _ limits: [StoredLimit]) -> PendingAdmission {
+                PendingAdmission(call: LiveCall(callID: id, accountID: account, trunkID: "\(account)-L001", tag: id == "c1" ? "CUST1" : nil,
+                                                from: "441632960000", to: "447700900123", startAt: 100),
+                                 node: "a", limits: limits)
+            }
+            let outcome = try await store.admitCallsTogether([
+                admission("c1", [channels, hold, rate]), admission("c2", [channels, hold, rate]), admission("c3", [channels, hold, rate]),
+                admission("c4", [rate, hold]), admission("o1", account: "555000", [StoredLimit(key: "balance:555000", kind: .balance(hold: m("0.02")))]),
+            ])
+            #expect(outcome == [nil, nil, 0, 1, nil])
+            #expect(try await store.heldChannels("account:920700") == 2)
+            // Two of the trunk's three in the window are used: one more, not two.
+            #expect(try await store.admitCall(LiveCall(callID: "d1", accountID: "555000", from: "4416", to: "4477", startAt: 101), node: "a",
+                                              limits: [rate]) == nil)
+            #expect(try await store.admitCall(LiveCall(callID: "d2", accountID: "555000", from: "4416", to: "4477", startAt: 101), node: "a",
+                                              limits: [rate]) == 0)
+            // The admitted calls are live on node a: a restart records them (and only them) as interrupted.
+            #expect(try await store.recordInterruptedCalls(node: "a", now: 200) == 4)
+            #expect(try await store.cdrs(CDRQuery(tagTerm: "CUST1")).map(\.callID) == ["c1"])
         }
     }
 
