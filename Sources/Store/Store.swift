@@ -414,7 +414,10 @@ public final class Store: Sendable {
             // A call's admission and a batch of CDRs on PostgreSQL, each in one
             // statement (PostgresFunctions.swift); SQLite runs the same steps
             // from Swift, in process.
-            (12, backend == .postgres ? [Self.admitCallsFunction, Self.recordCDRsFunction] : []),
+            // What an account's live calls hold is summed at each admission:
+            // by account, not over every live call of the cluster.
+            (12, ["CREATE INDEX live_calls_account ON live_calls (account_id)"]
+                + (backend == .postgres ? [Self.admitCallsFunction, Self.recordCDRsFunction] : [])),
         ]
     }
 
