@@ -9,9 +9,72 @@ import SQLKit
 /// the same steps from Swift (`admitCall`, `insertCDRs`), in process; the store
 /// tests run every one of them on both backends.
 extension Store {
+    /// Counters that an admission reads instead of counting rows (which
+    /// costs as many row visits as the account has live calls, or admissions
+    /// in its window, per admission): per limit key its channels held and
+    /// admissions in the window, per account what its live calls hold. Kept
+    /// by triggers on the rows they count, so no path that adds or removes
+    /// such a row can make them drift; the triggers are created before the
+    /// counts are taken from the rows already there, and lock those tables
+    /// until the migration commits, so none is missed. Every transaction
+    /// that updates counter rows locks them in one order (account_holds, then
+    /// limit_counts, each by key), so two cannot deadlock: the admission and
+    /// CDR functions lock theirs first.
+    static let limitCountersMigration = [
+        "CREATE TABLE limit_counts (limit_key TEXT PRIMARY KEY, channels BIGINT NOT NULL DEFAULT 0, admissions BIGINT NOT NULL DEFAULT 0)",
+        "CREATE TABLE account_holds (account_id TEXT PRIMARY KEY, held_micros BIGINT NOT NULL DEFAULT 0)",
+        """
+        CREATE OR REPLACE FUNCTION switchboard_count_rows() RETURNS TRIGGER LANGUAGE plpgsql AS $$
+        BEGIN
+            IF TG_TABLE_NAME = 'limit_holds' THEN
+                IF TG_OP = 'INSERT' THEN
+                    INSERT INTO limit_counts AS lc (limit_key, channels) VALUES (NEW.limit_key, 1)
+                        ON CONFLICT (limit_key) DO UPDATE SET channels = lc.channels + 1;
+                ELSE
+                    UPDATE limit_counts SET channels = channels - 1 WHERE limit_key = OLD.limit_key;
+                END IF;
+            ELSIF TG_TABLE_NAME = 'limit_admissions' THEN
+                IF TG_OP = 'INSERT' THEN
+                    INSERT INTO limit_counts AS lc (limit_key, admissions) VALUES (NEW.limit_key, 1)
+                        ON CONFLICT (limit_key) DO UPDATE SET admissions = lc.admissions + 1;
+                ELSE
+                    UPDATE limit_counts SET admissions = admissions - 1 WHERE limit_key = OLD.limit_key;
+                END IF;
+            ELSE
+                IF TG_OP IN ('DELETE', 'UPDATE') THEN
+                    IF OLD.held_micros <> 0 THEN
+                        UPDATE account_holds SET held_micros = held_micros - OLD.held_micros WHERE account_id = OLD.account_id;
+                    END IF;
+                END IF;
+                IF TG_OP IN ('INSERT', 'UPDATE') THEN
+                    IF NEW.held_micros <> 0 THEN
+                        INSERT INTO account_holds AS ah (account_id, held_micros) VALUES (NEW.account_id, NEW.held_micros)
+                            ON CONFLICT (account_id) DO UPDATE SET held_micros = ah.held_micros + NEW.held_micros;
+                    END IF;
+                END IF;
+            END IF;
+            RETURN NULL;
+        END
+        $$
+        """,
+        "CREATE TRIGGER limit_holds_counted AFTER INSERT OR DELETE ON limit_holds FOR EACH ROW EXECUTE FUNCTION switchboard_count_rows()",
+        "CREATE TRIGGER limit_admissions_counted AFTER INSERT OR DELETE ON limit_admissions FOR EACH ROW EXECUTE FUNCTION switchboard_count_rows()",
+        """
+        CREATE TRIGGER live_calls_held AFTER INSERT OR DELETE OR UPDATE OF held_micros, account_id ON live_calls
+            FOR EACH ROW EXECUTE FUNCTION switchboard_count_rows()
+        """,
+        "INSERT INTO limit_counts (limit_key, channels) SELECT limit_key, COUNT(*) FROM limit_holds GROUP BY limit_key",
+        """
+        INSERT INTO limit_counts AS lc (limit_key, admissions) SELECT limit_key, COUNT(*) FROM limit_admissions GROUP BY limit_key
+            ON CONFLICT (limit_key) DO UPDATE SET admissions = EXCLUDED.admissions
+        """,
+        "INSERT INTO account_holds (account_id, held_micros) SELECT account_id, SUM(held_micros) FROM live_calls GROUP BY account_id",
+    ]
+
     /// `admitCall` on PostgreSQL, server-side, for the calls arriving at the
     /// same moment (group commit): for each call in order, the same steps as
-    /// the Swift body, each call seeing the ones before it. Calls come as a JSON
+    /// the Swift body, each call seeing the ones before it, with the counts
+    /// read from the counters of `limitCountersMigration`. Calls come as a JSON
     /// array of objects named as the live-call columns, each with its `limits`
     /// (key, kind 'channels', 'rate' or 'balance', amount: channels, calls, or
     /// micros held; window_seconds for rates). Returns per call (0-based
@@ -38,6 +101,26 @@ extension Store {
             LOOP
                 PERFORM pg_advisory_xact_lock(hashtext(k));
             END LOOP;
+            -- The counter rows this batch's inserts and deletes will update, created
+            -- if new and locked now, one by one in the order every transaction that
+            -- updates them takes them (see `limitCountersMigration`).
+            FOR k IN
+                SELECT DISTINCT r.account_id COLLATE "C"
+                FROM jsonb_array_elements(p_calls) AS e(item), jsonb_to_record(e.item) AS r(account_id TEXT)
+                ORDER BY 1
+            LOOP
+                INSERT INTO account_holds AS ah (account_id) VALUES (k)
+                    ON CONFLICT (account_id) DO UPDATE SET held_micros = ah.held_micros;
+            END LOOP;
+            FOR k IN
+                SELECT DISTINCT x.key COLLATE "C"
+                FROM jsonb_array_elements(p_calls) AS e(item), jsonb_to_recordset(e.item->'limits') AS x(key TEXT, kind TEXT)
+                WHERE x.kind IN ('channels', 'rate')
+                ORDER BY 1
+            LOOP
+                INSERT INTO limit_counts AS lc (limit_key) VALUES (k)
+                    ON CONFLICT (limit_key) DO UPDATE SET channels = lc.channels;
+            END LOOP;
             <<calls>>
             FOR c IN
                 SELECT (e.n - 1)::INTEGER AS pos, e.item->'limits' AS limits, r.*
@@ -55,15 +138,15 @@ extension Store {
                     ORDER BY x.n
                 LOOP
                     IF l.kind = 'channels' THEN
-                        SELECT COUNT(*) INTO counted FROM limit_holds WHERE limit_key = l.key;
+                        SELECT COALESCE(MAX(channels), 0) INTO counted FROM limit_counts WHERE limit_key = l.key;
                     ELSIF l.kind = 'rate' THEN
                         DELETE FROM limit_admissions WHERE limit_key = l.key AND expires_at <= c.start_at;
-                        SELECT COUNT(*) INTO counted FROM limit_admissions WHERE limit_key = l.key;
+                        SELECT COALESCE(MAX(admissions), 0) INTO counted FROM limit_counts WHERE limit_key = l.key;
                     ELSIF l.kind = 'balance' THEN
                         -- What every node's live calls of the account hold, against the stored balance.
                         SELECT balance_micros + credit_limit_micros INTO available FROM accounts WHERE id = c.account_id;
                         IF NOT FOUND THEN refused := l.pos; RETURN NEXT; CONTINUE calls; END IF;
-                        SELECT COALESCE(SUM(held_micros), 0) INTO counted FROM live_calls WHERE account_id = c.account_id;
+                        SELECT COALESCE(MAX(held_micros), 0) INTO counted FROM account_holds WHERE account_id = c.account_id;
                         IF available - counted <= 0 OR l.amount > available - counted THEN
                             refused := l.pos; RETURN NEXT; CONTINUE calls;
                         END IF;
@@ -155,6 +238,7 @@ extension Store {
         DECLARE
             inserted_ids BIGINT[];
             inserted_calls TEXT[];
+            ended TEXT[];
             debit RECORD;
         BEGIN
             WITH ins AS (
@@ -182,13 +266,18 @@ extension Store {
             LOOP
                 UPDATE accounts SET balance_micros = balance_micros - debit.total WHERE id = debit.account_id;
             END LOOP;
-            -- Calls were live until now; texts never are.
-            DELETE FROM live_calls WHERE call_id IN (
-                SELECT c.call_id FROM jsonb_to_recordset(p_cdrs) AS c(call_id TEXT, segments INTEGER)
-                WHERE c.segments IS NULL AND c.call_id = ANY(inserted_calls));
-            DELETE FROM limit_holds WHERE call_id IN (
-                SELECT c.call_id FROM jsonb_to_recordset(p_cdrs) AS c(call_id TEXT, segments INTEGER)
-                WHERE c.segments IS NULL AND c.call_id = ANY(inserted_calls));
+            -- Calls were live until now; texts never are. Their counter rows are
+            -- locked first, in the order admissions lock them (`limitCountersMigration`).
+            SELECT array_agg(c.call_id) INTO ended FROM jsonb_to_recordset(p_cdrs) AS c(call_id TEXT, segments INTEGER)
+                WHERE c.segments IS NULL AND c.call_id = ANY(inserted_calls);
+            IF ended IS NOT NULL THEN
+                PERFORM 1 FROM account_holds WHERE account_id IN (SELECT l.account_id FROM live_calls l WHERE l.call_id = ANY(ended))
+                    ORDER BY account_id COLLATE "C" FOR UPDATE;
+                PERFORM 1 FROM limit_counts WHERE limit_key IN (SELECT h.limit_key FROM limit_holds h WHERE h.call_id = ANY(ended))
+                    ORDER BY limit_key COLLATE "C" FOR UPDATE;
+                DELETE FROM live_calls WHERE call_id = ANY(ended);
+                DELETE FROM limit_holds WHERE call_id = ANY(ended);
+            END IF;
             RETURN QUERY SELECT unnest(inserted_calls);
         END
         $$

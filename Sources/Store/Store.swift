@@ -417,7 +417,7 @@ public final class Store: Sendable {
             // What an account's live calls hold is summed at each admission:
             // by account, not over every live call of the cluster.
             (12, ["CREATE INDEX live_calls_account ON live_calls (account_id)"]
-                + (backend == .postgres ? [Self.admitCallsFunction, Self.recordCDRsFunction] : [])),
+                + (backend == .postgres ? Self.limitCountersMigration + [Self.admitCallsFunction, Self.recordCDRsFunction] : [])),
         ]
     }
 

@@ -257,6 +257,73 @@ struct StoreTests {
         }
     }
 
+    /// On PostgreSQL admissions read counters (channels and admissions per
+    /// limit key, what each account's live calls hold) that triggers keep on
+    /// the rows they stand for. After 60 admissions on two accounts through two
+    /// nodes at once (node b listing the limits the other way round) and half
+    /// of the admitted calls ending at once through both, every counter still
+    /// equals a count of its rows, and the limits held: 20 channels each.
+    @Test func limitCountersMatchTheRowsTheyCountOnPostgreSQL() async throws {
+        try await withTwoNodes(.postgres) { first, second in
+            for id in ["920700", "555000"] {
+                try await first.upsertAccount(Account(id: id, name: id, currency: "GBP", balance: m("1"), creditLimit: 0))
+            }
+            func limits(_ account: String, reversed: Bool) -> [StoredLimit] {
+                let all = [StoredLimit(key: "balance:\(account)", kind: .balance(hold: m("0.01"))),
+                           StoredLimit(key: "account:\(account)", kind: .channels(20)),
+                           StoredLimit(key: "trunk:\(account)-L001", kind: .rate(RateLimitSetting(calls: 1000, seconds: 5)))]
+                return reversed ? all.reversed() : all
+            }
+            let outcomes = try await withThrowingTaskGroup(of: (String, String, Int?).self) { group in
+                for i in 0..<60 {
+                    let account = i % 3 == 0 ? "555000" : "920700", onB = i % 2 == 1
+                    group.addTask {
+                        let call = LiveCall(callID: "c\(i)", accountID: account, trunkID: "\(account)-L001", from: "4416", to: "4477", startAt: 100)
+                        return ("c\(i)", account, try await (onB ? second : first).admitCall(call, node: onB ? "b" : "a",
+                                                                                              limits: limits(account, reversed: onB)))
+                    }
+                }
+                var all: [(String, String, Int?)] = []
+                for try await o in group { all.append(o) }
+                return all
+            }
+            let admitted = outcomes.filter { $0.2 == nil }
+            let admittedOf = { (account: String) in admitted.filter { call in call.1 == account } }
+            #expect(admittedOf("920700").count == 20)
+            #expect(admittedOf("555000").count == 20)
+            let ending = ["920700", "555000"].flatMap { account in admittedOf(account).prefix(10) }
+            try await withThrowingTaskGroup(of: Bool.self) { group in
+                for (i, call) in ending.enumerated() {
+                    group.addTask { try await (i % 2 == 0 ? first : second).recordCall(cdr(call.0, account: call.1, start: 100, cost: "0.02")) }
+                }
+                for try await recorded in group { #expect(recorded) }
+            }
+            let mismatches = try await psql(first, """
+                SELECT COUNT(*) FROM (
+                    SELECT k.limit_key FROM limit_counts k
+                    WHERE k.channels <> (SELECT COUNT(*) FROM limit_holds h WHERE h.limit_key = k.limit_key)
+                        OR k.admissions <> (SELECT COUNT(*) FROM limit_admissions a WHERE a.limit_key = k.limit_key)
+                    UNION ALL
+                    SELECT ah.account_id FROM account_holds ah
+                    WHERE ah.held_micros <> (SELECT COALESCE(SUM(held_micros), 0) FROM live_calls l WHERE l.account_id = ah.account_id)
+                ) AS m
+                """)
+            #expect(mismatches == "0")
+            #expect(try await psql(first, "SELECT channels FROM limit_counts WHERE limit_key = 'account:920700'") == "10")
+            #expect(try await psql(first, "SELECT admissions FROM limit_counts WHERE limit_key = 'trunk:555000-L001'") == "20")
+            #expect(try await psql(first, "SELECT held_micros FROM account_holds WHERE account_id = '555000'") == "100000")
+        }
+    }
+
+    /// The output of one query, run by psql against a PostgreSQL store's database.
+    func psql(_ store: Store, _ sql: String) async throws -> String {
+        guard case .postgres(let url) = store.location else { throw TestDatabaseError.noPostgres }
+        let process = try ExternalProcess(try postgresTool("psql"), [url, "-Atc", sql])
+        let (status, output, _) = await process.wait(timeout: .seconds(30))
+        #expect(status == 0, "psql: \(output)")
+        return output.trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
     /// A node that dies and does not come back: once it has not been seen for
     /// the silent period, another node records its live calls as interrupted
     /// and its channels come back; a node still being seen, unassigned calls
