@@ -170,6 +170,14 @@ struct PendingAdmission: Sendable {
     var limits: [StoredLimit]
 }
 
+/// What an account has (balance + credit) and an upper bound on what its
+/// answered live calls cost so far (see `Store.answeredCallsCostBound`).
+public struct SpendBound: Sendable, Equatable {
+    public var available: Money
+    public var costBound: Money
+    public init(available: Money, costBound: Money) { self.available = available; self.costBound = costBound }
+}
+
 /// That a live call was answered, and its rate, as the group commit carries it.
 struct CallAnswer: Sendable {
     var callID: String
@@ -854,6 +862,38 @@ public final class Store: Sendable {
             }
         }
         return answers.map { _ in true }
+    }
+
+    /// For each of these accounts (those that exist): what it has now (balance
+    /// + credit, as stored) and no less than what its answered live calls on
+    /// every node cost so far — each for its time since the answer (at least a
+    /// second) plus its longer billing increment — summed by the database, one
+    /// row per account. A node's sweep reads the calls
+    /// themselves (`answeredCalls`) only for accounts whose bound reaches what
+    /// they have: reading and costing every answered call each second cost a
+    /// node with thousands of live calls more than the calls themselves.
+    public func answeredCallsCostBound(accounts: [String], now: Double) async throws -> [String: SpendBound] {
+        guard !accounts.isEmpty else { return [:] }
+        let ids: [any Encodable & Sendable] = accounts
+        // Portable SQL (no GREATEST/CEIL in SQLite): 2 millionths a call cover
+        // the cost's rounding and the cast's; the sum is held below BIGINT's end.
+        let rows = try await run { try await $0.raw("""
+            SELECT id, available, CAST(CASE WHEN bound > 9000000000000000000 THEN 9000000000000000000 ELSE bound END AS BIGINT) AS bound
+            FROM (SELECT a.id, a.balance_micros + a.credit_limit_micros AS available, COALESCE((
+                    SELECT SUM(l.rate_connection_micros + 2 + l.rate_per_minute_micros
+                        * ((CASE WHEN \(bind: now) - l.answered_at > 1 THEN \(bind: now) - l.answered_at ELSE 1 END)
+                           + (CASE WHEN l.rate_increment_first > l.rate_increment_next THEN l.rate_increment_first ELSE l.rate_increment_next END))
+                        / 60.0)
+                    FROM live_calls l WHERE l.account_id = a.id AND l.answered_at IS NOT NULL), 0) AS bound
+                FROM accounts a WHERE a.id IN (\(binds: ids))) AS t
+            """).all() }
+        var out: [String: SpendBound] = [:]
+        for row in rows {
+            out[try row.decode(column: "id", as: String.self)] = SpendBound(
+                available: MoneyColumn.money(try row.decode(column: "available", as: Int64.self)),
+                costBound: MoneyColumn.money(try row.decode(column: "bound", as: Int64.self)))
+        }
+        return out
     }
 
     /// The answered live calls of these accounts on every node, and what each

@@ -121,12 +121,21 @@ public actor TrunkCallService {
         guard !running.isEmpty else { return }
         let exhausted: [String: [String]]
         if store.countsLimits {
-            let accounts = Array(Set(running.map(\.accountID))).sorted()
+            let local = Dictionary(grouping: running, by: \.accountID)
             do {
-                let (all, available) = try await store.answeredCalls(accounts: accounts)
+                // Only accounts that could be out of money are costed call by call:
+                // those whose calls in the store, at most their bound, plus this
+                // node's own (some counted twice, so still a bound) reach what they have.
+                let bounds = try await store.answeredCallsCostBound(accounts: local.keys.sorted(), now: now)
+                let close = local.keys.filter { id in
+                    guard let b = bounds[id] else { return true }
+                    return b.costBound + AccountSpend.spent(local[id] ?? [], now: now) >= b.available
+                }.sorted()
+                guard !close.isEmpty else { return }
+                let (all, available) = try await store.answeredCalls(accounts: close)
                 // Calls answered here whose answer is not in the store yet still count.
                 let recorded = Set(all.map(\.callID))
-                let everywhere = all + running.filter { !recorded.contains($0.callID) }
+                let everywhere = all + close.flatMap { local[$0] ?? [] }.filter { !recorded.contains($0.callID) }
                 exhausted = AccountSpend.exhausted(everywhere, available: { available[$0] }, now: now)
             } catch {
                 logger.error("could not cost the accounts' calls across the cluster", metadata: ["error": "\(error)"])

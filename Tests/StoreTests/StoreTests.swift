@@ -398,6 +398,13 @@ struct StoreTests {
             #expect(try await store.answeredCalls(accounts: ["555000"]).calls.map(\.rate) == [other])
             #expect(available == ["920700": m("1.09")])
             #expect(try await store.answeredCalls(accounts: []).calls.isEmpty)
+            // The bound a sweep checks first, at t = 100: each answered call at its
+            // rate for its time since the answer plus its longer increment (a1 88.5 s,
+            // b1 87.75 s, each + 30 s at 0.012345/min, + 0.01 connection; o1 87 + 60 s
+            // at 0.50/min), 2 millionths a call over; they cost 0.057035 and 1.00.
+            let bounds = try await store.answeredCallsCostBound(accounts: ["920700", "555000", "nobody"], now: 100)
+            #expect(bounds == ["920700": SpendBound(available: m("1.09"), costBound: m("0.068612")),
+                               "555000": SpendBound(available: m("5"), costBound: m("1.225002"))])
             // An ended call leaves with its live row.
             try await store.recordCall(cdr("a1", start: 10))
             #expect(try await store.answeredCalls(accounts: ["920700"]).calls.map(\.callID) == ["b1"])
