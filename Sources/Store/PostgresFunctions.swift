@@ -25,21 +25,17 @@ extension Store {
         "CREATE TABLE account_holds (account_id TEXT PRIMARY KEY, held_micros BIGINT NOT NULL DEFAULT 0)",
         """
         CREATE OR REPLACE FUNCTION switchboard_count_rows() RETURNS TRIGGER LANGUAGE plpgsql AS $$
+        DECLARE
+            k TEXT;
+            d BIGINT;
         BEGIN
-            IF TG_TABLE_NAME = 'limit_holds' THEN
-                IF TG_OP = 'INSERT' THEN
-                    INSERT INTO limit_counts AS lc (limit_key, channels) VALUES (NEW.limit_key, 1)
-                        ON CONFLICT (limit_key) DO UPDATE SET channels = lc.channels + 1;
-                ELSE
-                    UPDATE limit_counts SET channels = channels - 1 WHERE limit_key = OLD.limit_key;
-                END IF;
-            ELSIF TG_TABLE_NAME = 'limit_admissions' THEN
-                IF TG_OP = 'INSERT' THEN
-                    INSERT INTO limit_counts AS lc (limit_key, admissions) VALUES (NEW.limit_key, 1)
-                        ON CONFLICT (limit_key) DO UPDATE SET admissions = lc.admissions + 1;
-                ELSE
-                    UPDATE limit_counts SET admissions = admissions - 1 WHERE limit_key = OLD.limit_key;
-                END IF;
+            IF TG_TABLE_NAME IN ('limit_holds', 'limit_admissions') THEN
+                IF TG_OP = 'INSERT' THEN k := NEW.limit_key; d := 1; ELSE k := OLD.limit_key; d := -1; END IF;
+                INSERT INTO limit_counts AS lc (limit_key, channels, admissions)
+                    VALUES (k, CASE WHEN TG_TABLE_NAME = 'limit_holds' THEN d ELSE 0 END,
+                            CASE WHEN TG_TABLE_NAME = 'limit_admissions' THEN d ELSE 0 END)
+                    ON CONFLICT (limit_key) DO UPDATE
+                    SET channels = lc.channels + EXCLUDED.channels, admissions = lc.admissions + EXCLUDED.admissions;
             ELSE
                 IF TG_OP IN ('DELETE', 'UPDATE') THEN
                     IF OLD.held_micros <> 0 THEN
