@@ -422,8 +422,10 @@ public final class Store: Sendable {
             // A call's admission and a batch of CDRs on PostgreSQL, each in one
             // statement (PostgresFunctions.swift); SQLite runs the same steps
             // from Swift, in process.
-            // What an account's live calls hold is summed at each admission:
-            // by account, not over every live call of the cluster.
+            // The sweep's queries read an account's answered live calls (and the
+            // SQLite admission sums what they hold): by account, not over every
+            // live call of the cluster. On PostgreSQL, the limit counters and the
+            // two functions (PostgresFunctions.swift).
             (12, ["CREATE INDEX live_calls_account ON live_calls (account_id)"]
                 + (backend == .postgres ? Self.limitCountersMigration + [Self.admitCallsFunction, Self.recordCDRsFunction] : [])),
         ]
