@@ -3,7 +3,8 @@
 /// at once; under load each transaction (and each of its statements, which
 /// SQLite runs on a thread of its own) carries many calls. Every caller
 /// returns only once the transaction holding its item has committed, so
-/// durability is as for a write of its own.
+/// durability is as for a write of its own. If a batch fails, each of its
+/// items is written alone, so one bad item cannot fail the others.
 actor GroupCommit<Item: Sendable, Output: Sendable> {
     typealias Write = @Sendable (Store, [Item]) async throws -> [Output]
 
@@ -43,6 +44,19 @@ actor GroupCommit<Item: Sendable, Output: Sendable> {
                         entry.continuation.resume(returning: outputs[i])
                     } else {
                         entry.continuation.resume(throwing: StoreError.invalid(field: "batch", reason: "the write returned too few results"))
+                    }
+                }
+            } catch where batch.count > 1 {
+                // One bad item must not fail the others: each is written on its
+                // own, and only those that fail alone report an error.
+                for entry in batch {
+                    do {
+                        guard let output = try await write(store, [entry.item]).first else {
+                            throw StoreError.invalid(field: "batch", reason: "the write returned too few results")
+                        }
+                        entry.continuation.resume(returning: output)
+                    } catch {
+                        entry.continuation.resume(throwing: error)
                     }
                 }
             } catch {

@@ -90,6 +90,9 @@ extension Store {
             available BIGINT;
             held BIGINT;
         BEGIN
+            -- The counter rows locked below serialise admissions sharing a key by
+            -- themselves; these locks are kept while nodes of the version before
+            -- the counters (which take only these) may share the database.
             FOR k IN
                 SELECT DISTINCT x.key COLLATE "C"
                 FROM jsonb_array_elements(p_calls) AS e(item), jsonb_to_recordset(e.item->'limits') AS x(key TEXT)
@@ -191,19 +194,7 @@ extension Store {
     }
 
     /// Admissions arriving together, in one statement (see `admitCallsFunction`).
-    /// If a batch fails, each is tried on its own, so that one call's error
-    /// cannot refuse the others.
     func admitCallsTogether(_ batch: [PendingAdmission]) async throws -> [Int?] {
-        do {
-            return try await admitCallsInOneStatement(batch)
-        } catch where batch.count > 1 {
-            var results: [Int?] = []
-            for admission in batch { results.append(contentsOf: try await admitCallsInOneStatement([admission])) }
-            return results
-        }
-    }
-
-    func admitCallsInOneStatement(_ batch: [PendingAdmission]) async throws -> [Int?] {
         let json = String(decoding: try JSONEncoder().encode(batch.map(AdmissionRow.init)), as: UTF8.self)
         let rows = try await run { try await $0.raw("""
             SELECT call_position, refused FROM switchboard_admit_calls(CAST(\(bind: json) AS JSONB))

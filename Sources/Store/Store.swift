@@ -282,7 +282,7 @@ public final class Store: Sendable {
     /// 17 values a CDR: 256 stay well inside SQLite's 32,766 bound parameters.
     let cdrWriter = GroupCommit<CDR, Bool>(maxBatch: 256) { store, cdrs in try await store.recordCallsTogether(cdrs) }
     let liveCallWriter = GroupCommit<LiveCallStart, Bool>(maxBatch: 256) { store, calls in try await store.callsStartedTogether(calls) }
-    /// Admissions on PostgreSQL (see `admitCallsTogether`); the batch is one JSON value.
+    /// Admissions on PostgreSQL (see `admitCallsFunction`); the batch is one JSON value.
     let admissionWriter = GroupCommit<PendingAdmission, Int?>(maxBatch: 256) { store, batch in try await store.admitCallsTogether(batch) }
     /// 7 values an answer: 256 stay well inside PostgreSQL's 65,535 bound parameters.
     let answerWriter = GroupCommit<CallAnswer, Bool>(maxBatch: 256) { store, answers in try await store.callsAnsweredTogether(answers) }
@@ -419,13 +419,11 @@ public final class Store: Sendable {
             // What each live call holds of its account's balance (its first
             // billing increment), counted by every node at admission.
             (11, ["ALTER TABLE live_calls ADD COLUMN held_micros BIGINT NOT NULL DEFAULT 0"]),
-            // A call's admission and a batch of CDRs on PostgreSQL, each in one
-            // statement (PostgresFunctions.swift); SQLite runs the same steps
-            // from Swift, in process.
             // The sweep's queries read an account's answered live calls (and the
             // SQLite admission sums what they hold): by account, not over every
             // live call of the cluster. On PostgreSQL, the limit counters and the
-            // two functions (PostgresFunctions.swift).
+            // admission and CDR functions (PostgresFunctions.swift); SQLite runs
+            // the same steps from Swift, in process.
             (12, ["CREATE INDEX live_calls_account ON live_calls (account_id)"]
                 + (backend == .postgres ? Self.limitCountersMigration + [Self.admitCallsFunction, Self.recordCDRsFunction] : [])),
         ]
@@ -701,21 +699,9 @@ public final class Store: Sendable {
 
     /// Several calls' CDRs in one transaction (on PostgreSQL one statement),
     /// as `recordCall` writes one.
-    /// If a batch fails, each CDR is written on its own, so one bad record
-    /// cannot take the others with it.
     func recordCallsTogether(_ cdrs: [CDR]) async throws -> [Bool] {
-        let postgres = backend == .postgres
-        let write: @Sendable ([CDR]) async throws -> [Bool] = { batch in
-            if postgres { return try await self.run { db in try await Self.recordCDRsInOneStatement(batch, in: db) } }
-            return try await self.transaction { db in try await Self.insertCDRs(batch, in: db) }
-        }
-        do {
-            return try await write(cdrs)
-        } catch where cdrs.count > 1 {
-            var results: [Bool] = []
-            for cdr in cdrs { results.append(contentsOf: try await write([cdr])) }
-            return results
-        }
+        if backend == .postgres { return try await run { db in try await Self.recordCDRsInOneStatement(cdrs, in: db) } }
+        return try await transaction { db in try await Self.insertCDRs(cdrs, in: db) }
     }
 
     /// One CDR inside the caller's transaction (a text's CDR is written with

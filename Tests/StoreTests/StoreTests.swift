@@ -445,6 +445,19 @@ struct StoreTests {
                 #expect(n == 20)
             }
             #expect(try await store.account(id: "920700")?.balance == m("8.70"))
+            // One bad CDR (an account that does not exist) among twenty ending at
+            // once fails alone: its batch is written again one by one.
+            let written = await withTaskGroup(of: (String, Bool).self) { group in
+                for i in 0..<21 {
+                    let record = i == 10 ? cdr("k\(i)", account: "nobody", cost: "0.01") : cdr("k\(i)", cost: "0.01")
+                    group.addTask { (record.callID, (try? await store.recordCall(record)) == true) }
+                }
+                var all: [String: Bool] = [:]
+                for await (id, ok) in group { all[id] = ok }
+                return all
+            }
+            #expect(written.filter(\.value).count == 20 && written["k10"] == false)
+            #expect(try await store.account(id: "920700")?.balance == m("8.50"))
         } catch {
             Issue.record("\(backend): \(error)")
         }
