@@ -204,7 +204,7 @@ let package = Package(
         .testTarget(name: "MessagingTests", dependencies: ["Messaging", .product(name: "Crypto", package: "swift-crypto")], swiftSettings: strictSwift),
         .testTarget(name: "CallControlTests", dependencies: ["CallControl", "Rating", "SIPMessage"], swiftSettings: strictSwift),
         .testTarget(name: "SIPTransactionTests", dependencies: ["SIPTransaction", "SIPMessage"], swiftSettings: strictSwift),
-        .testTarget(name: "SIPAuthTests", dependencies: ["SIPAuth"], swiftSettings: strictSwift),
+        .testTarget(name: "SIPAuthTests", dependencies: ["SIPAuth", "TestSupport"], swiftSettings: strictSwift),
         .testTarget(name: "SIPResolverTests", dependencies: ["SIPResolver"], swiftSettings: strictSwift),
         .testTarget(
             name: "SIP2SIMTests",
