@@ -227,6 +227,13 @@ public final class Store: Sendable {
 
     public static func open(_ location: StoreLocation, logger: Logger = Logger(label: "switchboard.store"),
                             group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton) async throws -> Store {
+        try await open(location, logger: logger, group: group, migratingTo: nil)
+    }
+
+    /// `open`, with the schema migrated no further than `target` when one is
+    /// given: the upgrade tests make a database as an earlier version left it.
+    static func open(_ location: StoreLocation, logger: Logger = Logger(label: "switchboard.store"),
+                     group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton, migratingTo target: Int?) async throws -> Store {
         let store: Store
         switch location {
         case .sqlite(let path):
@@ -261,7 +268,7 @@ public final class Store: Sendable {
             }
         }
         do {
-            try await store.migrate()
+            try await store.migrate(upTo: target ?? Int.max)
         } catch {
             try? await store.close()
             throw StoreError.cannotOpen(location.description, String(describing: error))
@@ -434,10 +441,10 @@ public final class Store: Sendable {
         return try row?.decode(column: "v", as: Int?.self) ?? 0
     }
 
-    func migrate() async throws {
+    func migrate(upTo target: Int = Int.max) async throws {
         try await run { try await $0.raw("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at DOUBLE PRECISION NOT NULL)").run() }
         let current = try await schemaVersion()
-        for m in migrations where m.version > current {
+        for m in migrations where m.version > current && m.version <= target {
             let statements = m.statements
             let version = m.version
             try await transaction { db in

@@ -315,6 +315,63 @@ struct StoreTests {
         }
     }
 
+    /// A rolling upgrade: nodes of version 11 (which count rows) left live
+    /// calls in the database when a new node migrates it. Migration 12's
+    /// counters start from those rows, admissions count them, and their CDRs
+    /// release what they hold, without any counter going wrong.
+    @Test func upgradeCountsTheLiveCallsAnEarlierVersionLeftOnPostgreSQL() async throws {
+        let location = try await freshDatabase(.postgres).location
+        let old = try await Store.open(location, migratingTo: 11)
+        do {
+            #expect(try await old.schemaVersion() == 11)
+            try await old.upsertAccount(Account(id: "920700", name: "Acme", currency: "GBP", balance: m("1"), creditLimit: 0))
+            // As a version-11 node admitted them: three live calls holding 0.10 of
+            // the balance each, their channels, and their admissions in the trunk's
+            // rate window (with one older admission already out of it).
+            _ = try await psql(old, """
+                INSERT INTO live_calls (call_id, account_id, trunk_id, from_number, to_number, start_at, node, held_micros) VALUES
+                    ('v1', '920700', '920700-L001', '4416', '4477', 100, 'old', 100000),
+                    ('v2', '920700', '920700-L001', '4416', '4477', 100, 'old', 100000),
+                    ('v3', '920700', '920700-L001', '4416', '4477', 100, 'old', 100000);
+                INSERT INTO limit_holds (call_id, limit_key) VALUES ('v1', 'account:920700'), ('v2', 'account:920700'), ('v3', 'account:920700');
+                INSERT INTO limit_admissions (limit_key, expires_at) VALUES
+                    ('trunk:920700-L001', 110), ('trunk:920700-L001', 110), ('trunk:920700-L001', 110), ('trunk:920700-L001', 50);
+                """)
+        } catch {
+            try? await old.close()
+            throw error
+        }
+        try await old.close()
+
+        let store = try await Store.open(location)
+        do {
+            #expect(try await store.schemaVersion() == 12)
+            #expect(try await psql(store, "SELECT channels || '/' || admissions FROM limit_counts WHERE limit_key = 'account:920700'") == "3/0")
+            #expect(try await psql(store, "SELECT channels || '/' || admissions FROM limit_counts WHERE limit_key = 'trunk:920700-L001'") == "0/4")
+            #expect(try await psql(store, "SELECT held_micros FROM account_holds WHERE account_id = '920700'") == "300000")
+            // Four channels, four calls in 10 s, 0.10 held a call: one more call fits
+            // (the old admission out of the window is not counted), not two.
+            let limits = [StoredLimit(key: "account:920700", kind: .channels(4)),
+                          StoredLimit(key: "trunk:920700-L001", kind: .rate(RateLimitSetting(calls: 4, seconds: 10))),
+                          StoredLimit(key: "balance:920700", kind: .balance(hold: m("0.10")))]
+            func call(_ id: String) -> LiveCall {
+                LiveCall(callID: id, accountID: "920700", trunkID: "920700-L001", from: "4416", to: "4477", startAt: 101)
+            }
+            #expect(try await store.admitCall(call("n1"), node: "new", limits: limits) == nil)
+            #expect(try await store.admitCall(call("n2"), node: "new", limits: limits) == 0)
+            // An old call ends: its CDR gives back its channel and what it held.
+            #expect(try await store.recordCall(cdr("v1", account: "920700", start: 100, cost: "0.02")))
+            #expect(try await psql(store, "SELECT channels FROM limit_counts WHERE limit_key = 'account:920700'") == "3")
+            #expect(try await psql(store, "SELECT held_micros FROM account_holds WHERE account_id = '920700'") == "300000")
+            #expect(try await store.admitCall(call("n3"), node: "new", limits: limits) == 1)  // channel free; the window is full
+            #expect(try await psql(store, "SELECT COUNT(*) FROM live_calls") == "3")
+        } catch {
+            try? await store.close()
+            throw error
+        }
+        try await store.close()
+    }
+
     /// The output of one query, run by psql against a PostgreSQL store's database.
     func psql(_ store: Store, _ sql: String) async throws -> String {
         guard case .postgres(let url) = store.location else { throw TestDatabaseError.noPostgres }
