@@ -825,37 +825,23 @@ public final class Store: Sendable {
         _ = try await answerWriter.submit(CallAnswer(callID: callID, answeredAt: answeredAt, rate: rate), to: self)
     }
 
-    /// Several answers: on PostgreSQL one UPDATE joined to the batch's values
-    /// (one round trip); on SQLite one UPDATE each, in one transaction.
+    /// Several answers: one UPDATE joined to the batch's values (one round
+    /// trip on PostgreSQL; SQLite has UPDATE … FROM since 3.33).
     func callsAnsweredTogether(_ answers: [CallAnswer]) async throws -> [Bool] {
-        if backend == .postgres {
-            var sql: SQLQueryString = """
-                UPDATE live_calls AS l SET answered_at = v.answered_at, rate_prefix = v.prefix, rate_connection_micros = v.connection_micros,
-                    rate_per_minute_micros = v.per_minute_micros, rate_increment_first = v.increment_first, rate_increment_next = v.increment_next
-                FROM (VALUES
-                """
-            for (i, a) in answers.enumerated() {
-                sql.appendLiteral(i == 0 ? " (" : ", (")
-                sql.appendInterpolation(binds: [a.callID, a.answeredAt, a.rate.prefix, MoneyColumn.micros(a.rate.connectionCharge),
-                                                MoneyColumn.micros(a.rate.perMinute), Int64(a.rate.increments.first), Int64(a.rate.increments.next)])
-                sql.appendLiteral(")")
-            }
-            sql.appendLiteral(") AS v(call_id, answered_at, prefix, connection_micros, per_minute_micros, increment_first, increment_next) WHERE l.call_id = v.call_id")
-            let query = sql
-            try await run { try await $0.raw(query).run() }
-        } else {
-            try await transaction { db in
-                for a in answers {
-                    try await db.raw("""
-                        UPDATE live_calls SET answered_at = \(bind: a.answeredAt), rate_prefix = \(bind: a.rate.prefix),
-                            rate_connection_micros = \(bind: MoneyColumn.micros(a.rate.connectionCharge)),
-                            rate_per_minute_micros = \(bind: MoneyColumn.micros(a.rate.perMinute)),
-                            rate_increment_first = \(bind: a.rate.increments.first), rate_increment_next = \(bind: a.rate.increments.next)
-                        WHERE call_id = \(bind: a.callID)
-                        """).run()
-                }
-            }
+        var sql: SQLQueryString = "WITH v (call_id, answered_at, prefix, connection_micros, per_minute_micros, increment_first, increment_next) AS (VALUES "
+        for (i, a) in answers.enumerated() {
+            sql.appendLiteral(i == 0 ? "(" : ", (")
+            sql.appendInterpolation(binds: [a.callID, a.answeredAt, a.rate.prefix, MoneyColumn.micros(a.rate.connectionCharge),
+                                            MoneyColumn.micros(a.rate.perMinute), Int64(a.rate.increments.first), Int64(a.rate.increments.next)])
+            sql.appendLiteral(")")
         }
+        sql.appendLiteral("""
+            ) UPDATE live_calls SET answered_at = v.answered_at, rate_prefix = v.prefix, rate_connection_micros = v.connection_micros,
+                rate_per_minute_micros = v.per_minute_micros, rate_increment_first = v.increment_first, rate_increment_next = v.increment_next
+            FROM v WHERE live_calls.call_id = v.call_id
+            """)
+        let query = sql
+        try await run { try await $0.raw(query).run() }
         return answers.map { _ in true }
     }
 
