@@ -168,6 +168,13 @@ let package = Package(
             ],
             swiftSettings: strictSwift
         ),
+        // The call's own work without sockets, threads or store (bench/call-path.sh).
+        .executableTarget(
+            name: "CallPathBenchmark",
+            dependencies: ["SIPMessage", "SIPStack", "SIPTransaction", "CallControl", "CallCore", "Rating", "Store", "TrunkService"],
+            path: "bench/CallPath",
+            swiftSettings: strictSwift
+        ),
         // Test helpers shared by test targets: external peers (SIPp, psql, the
         // switchboard binary) started with posix_spawn, free ports, a fresh
         // database per test on SQLite or PostgreSQL.
