@@ -71,6 +71,12 @@ func uasResponse(_ code: Int, to sent: [UInt8], tag: String, body: String = "") 
 
 // MARK: The switch's part (timed)
 
+/// A datagram the switch sends: to the caller, or to the gateway.
+struct Outbound {
+    var toGateway: Bool
+    var bytes: [UInt8]
+}
+
 /// What the switch keeps per call between messages.
 struct CallState {
     var machine: B2BUACall
@@ -98,10 +104,9 @@ struct Switch {
     var cdrs: [CDR] = []
 
     /// Serialised, as the transport would before `sendmmsg`.
-    mutating func send(_ m: SIPMessage) -> [UInt8] {
-        let bytes = m.serialized()
+    mutating func send(_ m: SIPMessage, toB: Bool = false) -> Outbound {
         sent += 1
-        return bytes
+        return Outbound(toGateway: toB, bytes: m.serialized())
     }
 
     mutating func addVia(_ m: inout SIPMessage) {
@@ -111,8 +116,8 @@ struct Switch {
     }
 
     /// A-leg INVITE: server transaction, 100, policy, B-leg INVITE. Returns what was sent.
-    mutating func inviteFromA(_ bytes: [UInt8], source: String, now: Double) throws -> [[UInt8]] {
-        var out: [[UInt8]] = []
+    mutating func inviteFromA(_ bytes: [UInt8], source: String, now: Double) throws -> [Outbound] {
+        var out: [Outbound] = []
         let invite = try SIPMessage(parsing: bytes)
         let key = TransactionKey.server(for: invite)
         var t = ServerInviteTransaction(request: invite, reliableTransport: false, timers: timers)
@@ -138,8 +143,8 @@ struct Switch {
         return out
     }
 
-    mutating func perform(_ actions: [B2BUACall.Action], callID: String) throws -> [[UInt8]] {
-        var out: [[UInt8]] = []
+    mutating func perform(_ actions: [B2BUACall.Action], callID: String) throws -> [Outbound] {
+        var out: [Outbound] = []
         for action in actions {
             switch action {
             case .respondToA(let response):
@@ -154,13 +159,13 @@ struct Switch {
                 switch request.method {
                 case .invite?:
                     var t = ClientInviteTransaction(request: request, reliableTransport: false, timers: timers)
-                    for case .send(let m) in t.start() { out.append(send(m)) }
+                    for case .send(let m) in t.start() { out.append(send(m, toB: true)) }
                     inviteClients[key] = t
                 case .ack?:
-                    out.append(send(request))
+                    out.append(send(request, toB: true))
                 default:
                     var t = ClientNonInviteTransaction(request: request, reliableTransport: false, timers: timers)
-                    for case .send(let m) in t.start() { out.append(send(m)) }
+                    for case .send(let m) in t.start() { out.append(send(m, toB: true)) }
                     nonInviteClients[key] = t
                 }
             case .sendToA(let request):
@@ -183,7 +188,7 @@ struct Switch {
     }
 
     /// A response from the gateway: its client transaction, then the call's machine.
-    mutating func responseFromB(_ bytes: [UInt8], now: Double) throws -> [[UInt8]] {
+    mutating func responseFromB(_ bytes: [UInt8], now: Double) throws -> [Outbound] {
         let response = try SIPMessage(parsing: bytes)
         guard let key = TransactionKey.client(for: response) else { throw BenchFailure.unexpected("response without a branch") }
         var delivered: SIPMessage?
@@ -209,12 +214,12 @@ struct Switch {
     }
 
     /// The caller's BYE: 200 at once, BYE to the gateway, the CDR.
-    mutating func byeFromA(_ bytes: [UInt8], now: Double) throws -> [[UInt8]] {
+    mutating func byeFromA(_ bytes: [UInt8], now: Double) throws -> [Outbound] {
         let bye = try SIPMessage(parsing: bytes)
         let key = TransactionKey.server(for: bye)
         var t = ServerNonInviteTransaction(request: bye, reliableTransport: false, timers: timers)
         _ = t.start()
-        var out: [[UInt8]] = []
+        var out: [Outbound] = []
         for case .send(let m) in t.tuSend(response: bye.makeResponse(200)) { out.append(send(m)) }
         nonInviteServers[key] = nil
         guard let callID = bye.callID, var call = calls[callID] else { throw BenchFailure.unexpected("BYE for no call") }
@@ -228,6 +233,11 @@ struct Switch {
 enum CallPathBenchmark {
     static func main() async throws {
         let args = CommandLine.arguments
+        if args.count > 1, args[1] == "serve" {
+            try serveOverUDP(port: args.count > 2 ? Int(args[2]) ?? 45060 : 45060, gatewayPort: args.count > 3 ? Int(args[3]) ?? 5070 : 5070,
+                             seconds: args.count > 4 ? Int(args[4]) ?? 30 : 30)
+            return
+        }
         let callCount = args.count > 1 ? Int(args[1]) ?? 100_000 : 100_000
         try callPath(callCount)
         try await storePart(callCount)
@@ -320,8 +330,8 @@ enum CallPathBenchmark {
               + "(\(String(format: "%.0f", Double(callCount) / (Double(wall) / 1e9))) calls/s)")
     }
 
-    static func callPath(_ callCount: Int) throws {
-        // The bench's provisioning (bench/call-rate.sh): a rate deck, one account and trunk, a platform blacklist.
+    /// The bench's provisioning (bench/call-rate.sh): a rate deck, one account and trunk, a platform blacklist.
+    static func makeSwitch() throws -> Switch {
         var rates = [try Rate(prefix: "44", connectionCharge: Money(string: "0.01") ?? 0, perMinute: Money(string: "0.60") ?? 0,
                               increments: BillingIncrements("1/1"))]
         // A deck the size of a carrier's (about 1,000 prefixes), so the longest match has something to search.
@@ -329,12 +339,85 @@ enum CallPathBenchmark {
             rates.append(try Rate(prefix: "44\(7000 + i)", connectionCharge: 0, perMinute: Money(string: "0.10") ?? 0, increments: BillingIncrements("60/60")))
         }
         let trunk = Trunk(accountID: "920700", name: "L001", sourceAddresses: ["127.0.0.1"], limits: CallLimits(channels: 100_000))
-        var sw = Switch(trunksBySource: ["127.0.0.1": trunk],
+        return Switch(trunksBySource: ["127.0.0.1": trunk],
                         account: Account(id: "920700", name: "Bench", currency: "GBP", balance: Money(string: "100000000") ?? 0, creditLimit: 0,
                                          cliPolicy: .warn),
                         accountLimits: CallLimits(channels: 100_000, rate: RateLimitSetting(calls: 1_000_000, seconds: 1)),
                         deck: try RateDeck(name: "default", currency: "GBP", rates: rates),
                         blacklists: Blacklists([.platform: ["4490"]]))
+    }
+
+    /// `serve PORT GATEWAY_PORT SECONDS`: the same call path on a real UDP
+    /// socket, one thread, each datagram handled to completion as it is read
+    /// and its answers sent at once (sendto). No timers, retransmissions or
+    /// store, and one caller (SIPp's uac): a measurement of what such a design
+    /// costs with the kernel's part in it, not a switch. Prints CPU per call.
+    static func serveOverUDP(port: Int, gatewayPort: Int, seconds: Int) throws {
+        var sw = try makeSwitch()
+        let fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
+        defer { close(fd) }
+        var size: Int32 = 4 << 20
+        setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, socklen_t(MemoryLayout<Int32>.size))
+        var wait = timeval(tv_sec: 0, tv_usec: 200_000)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &wait, socklen_t(MemoryLayout<timeval>.size))
+        func loopback(_ port: Int) -> sockaddr_in {
+            var a = sockaddr_in()
+            a.sin_family = sa_family_t(AF_INET); a.sin_port = UInt16(port).bigEndian; a.sin_addr.s_addr = inet_addr("127.0.0.1")
+            return a
+        }
+        var local = loopback(port), gateway = loopback(gatewayPort), caller = sockaddr_in()
+        let addressLength = socklen_t(MemoryLayout<sockaddr_in>.size)
+        guard withUnsafePointer(to: &local, { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, addressLength) } }) == 0 else {
+            print("could not bind 127.0.0.1:\(port)"); return
+        }
+        print("serving on 127.0.0.1:\(port), gateway 127.0.0.1:\(gatewayPort), for \(seconds) s")
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        var calls = 0, refused = 0, firstCallCPU: UInt64?
+        let end = DispatchTime.now().uptimeNanoseconds + UInt64(seconds) * 1_000_000_000
+        func starts(_ bytes: [UInt8], _ prefix: StaticString) -> Bool {
+            bytes.count >= prefix.utf8CodeUnitCount && bytes.prefix(prefix.utf8CodeUnitCount).elementsEqual(
+                UnsafeBufferPointer(start: prefix.utf8Start, count: prefix.utf8CodeUnitCount))
+        }
+        while DispatchTime.now().uptimeNanoseconds < end {
+            var from = sockaddr_in(), fromLength = addressLength
+            let n = buffer.withUnsafeMutableBytes { b in
+                withUnsafeMutablePointer(to: &from) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { recvfrom(fd, b.baseAddress, b.count, 0, $0, &fromLength) } }
+            }
+            guard n > 0 else { continue }
+            let bytes = Array(buffer[0..<n])
+            let now = Date().timeIntervalSince1970
+            var out: [Outbound] = []
+            do {
+                if starts(bytes, "SIP/2.0") {
+                    out = try sw.responseFromB(bytes, now: now)
+                } else if starts(bytes, "INVITE") {
+                    if firstCallCPU == nil { firstCallCPU = processCPU() }
+                    caller = from
+                    out = try sw.inviteFromA(bytes, source: "127.0.0.1", now: now)
+                } else if starts(bytes, "ACK") {
+                    try sw.ackFromA(bytes)
+                } else if starts(bytes, "BYE") {
+                    out = try sw.byeFromA(bytes, now: now)
+                    calls += 1
+                }
+            } catch {
+                refused += 1  // a retransmission, or something this measurement does not handle
+            }
+            for o in out {
+                var to = o.toGateway ? gateway : caller
+                _ = o.bytes.withUnsafeBytes { b in
+                    withUnsafePointer(to: &to) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { sendto(fd, b.baseAddress, b.count, 0, $0, addressLength) } }
+                }
+            }
+            if sw.cdrs.count >= 4096 { sw.cdrs.removeAll(keepingCapacity: true) }
+        }
+        let cpu = processCPU() - (firstCallCPU ?? processCPU())
+        print("\(calls) calls ended, \(refused) messages not handled; "
+              + String(format: "%.1f µs CPU per call (process, from the first INVITE)", calls > 0 ? Double(cpu) / Double(calls) / 1000 : 0))
+    }
+
+    static func callPath(_ callCount: Int) throws {
+        var sw = try makeSwitch()
         var watch = Stopwatch()
         var received = 0
         let clockStart = DispatchTime.now().uptimeNanoseconds
@@ -343,13 +426,13 @@ enum CallPathBenchmark {
             // Caller → switch: INVITE. Switch → caller: 100; → gateway: INVITE.
             let invite = uacRequest("INVITE", call: n, uri: "sip:447700900123@\(switchAddress)", cseq: 1, toTag: nil, body: sdp)
             let afterInvite = try watch.time("INVITE in: 100 out, policy, B-leg INVITE out") { try sw.inviteFromA(invite, source: "127.0.0.1", now: now) }
-            guard let bInvite = afterInvite.last else { throw BenchFailure.unexpected("no B-leg INVITE") }
+            guard let bInvite = afterInvite.last?.bytes else { throw BenchFailure.unexpected("no B-leg INVITE") }
             // Gateway → switch: 180, then 200 with SDP.
             let ringing = try uasResponse(180, to: bInvite, tag: "4242SIPpTag01\(n)")
             let relayed180 = try watch.time("180 in: 180 out") { try sw.responseFromB(ringing, now: now) }
             let ok = try uasResponse(200, to: bInvite, tag: "4242SIPpTag01\(n)", body: sdp)
             let afterOK = try watch.time("200 in: ACK and 200 out") { try sw.responseFromB(ok, now: now) }
-            guard relayed180.count == 1, afterOK.count == 2, let aOK = try? SIPMessage(parsing: afterOK[1]), let aToTag = aOK.toTag else {
+            guard relayed180.count == 1, afterOK.count == 2, let aOK = try? SIPMessage(parsing: afterOK[1].bytes), let aToTag = aOK.toTag else {
                 throw BenchFailure.unexpected("180/200 not relayed")
             }
             // Caller → switch: ACK, then BYE.
@@ -358,7 +441,7 @@ enum CallPathBenchmark {
             let bye = uacRequest("BYE", call: n, uri: "sip:447700900123@\(switchAddress)", cseq: 2, toTag: aToTag)
             let afterBye = try watch.time("BYE in: 200 and B-leg BYE out, CDR") { try sw.byeFromA(bye, now: now + 1) }
             guard afterBye.count == 2 else { throw BenchFailure.unexpected("BYE not relayed") }
-            let byeOK = try uasResponse(200, to: afterBye[1], tag: "4242SIPpTag01\(n)")
+            let byeOK = try uasResponse(200, to: afterBye[1].bytes, tag: "4242SIPpTag01\(n)")
             _ = try watch.time("200 (BYE) in") { try sw.responseFromB(byeOK, now: now + 1) }
             received += 6
             if sw.cdrs.count >= 4096 { sw.cdrs.removeAll(keepingCapacity: true) }
