@@ -14,6 +14,7 @@
 // Not included: socket calls and hand-overs between threads. The store's
 // part (a live-call row and a CDR per call, group-committed to SQLite as
 // `serve` writes them) is measured after, as CPU of all the process's threads.
+// `serve` runs the same path on a real socket under SIPp (bench/call-path.sh).
 import CallControl
 import CallCore
 import Foundation
@@ -101,6 +102,8 @@ struct Switch {
     var holds = BalanceHolds()
     let timers = TransactionTimers()
     var sent = 0
+    /// The store's writes, as the trunk service makes them: a live-call row when a call is admitted, a CDR when it ends.
+    var liveCallStarts: [LiveCall] = []
     var cdrs: [CDR] = []
 
     /// Serialised, as the transport would before `sendmmsg`.
@@ -131,6 +134,7 @@ struct Switch {
         attempt.committed = holds.held(account.id)
         guard case .admit(let admission) = limits.admit(attempt, blacklists: blacklists, now: now) else { throw BenchFailure.unexpected("refused") }
         holds.hold(admission.held, account: account.id)
+        liveCallStarts.append(LiveCall(callID: callID, accountID: account.id, trunkID: trunk.id, tag: controls.tag, from: cli, to: destination, startAt: now))
         var machine = B2BUACall(invite: invite, gateways: [GatewayTarget(name: "uas", hostPort: uas)],
                                 bCallID: SIPEndpoint.newCallID(host: "switchboard"), bFromTag: SIPEndpoint.newTag(), aToTag: SIPEndpoint.newTag(),
                                 localContact: switchAddress, maxDuration: admission.maxDuration, costCapSeconds: admission.maxCostSeconds,
@@ -234,7 +238,7 @@ enum CallPathBenchmark {
     static func main() async throws {
         let args = CommandLine.arguments
         if args.count > 1, args[1] == "serve" {
-            try serveOverUDP(port: args.count > 2 ? Int(args[2]) ?? 45060 : 45060, gatewayPort: args.count > 3 ? Int(args[3]) ?? 5070 : 5070,
+            try await serveOverUDP(port: args.count > 2 ? Int(args[2]) ?? 45060 : 45060, gatewayPort: args.count > 3 ? Int(args[3]) ?? 5070 : 5070,
                              seconds: args.count > 4 ? Int(args[4]) ?? 30 : 30)
             return
         }
@@ -349,11 +353,44 @@ enum CallPathBenchmark {
 
     /// `serve PORT GATEWAY_PORT SECONDS`: the same call path on a real UDP
     /// socket, one thread, each datagram handled to completion as it is read
-    /// and its answers sent at once (sendto). No timers, retransmissions or
-    /// store, and one caller (SIPp's uac): a measurement of what such a design
-    /// costs with the kernel's part in it, not a switch. Prints CPU per call.
-    static func serveOverUDP(port: Int, gatewayPort: Int, seconds: Int) throws {
+    /// and its answers sent at once (sendto). The store written behind: the
+    /// live-call rows and CDRs the datagrams made are handed to `Store` (SQLite,
+    /// group-committed) in one task whenever the socket has nothing more to
+    /// read, each hand-over after the one before. No timers or
+    /// retransmissions, and one caller (SIPp's uac): a measurement of what such
+    /// a design costs with the kernel's and the store's parts in it, not a
+    /// switch. Prints CPU per call (all threads).
+    static func serveOverUDP(port: Int, gatewayPort: Int, seconds: Int) async throws {
         var sw = try makeSwitch()
+        let path = NSTemporaryDirectory() + "call-path-serve-\(UUID().uuidString).sqlite"
+        defer { for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: path + suffix) } }
+        let store = try await Store.open(.sqlite(path: path))
+        try await store.upsertAccount(sw.account)
+        var lastHandOver: Task<Int, Never>?
+        var writeFailures = 0, cdrsHandedOver = 0
+        func handOver() {
+            guard !sw.liveCallStarts.isEmpty || !sw.cdrs.isEmpty else { return }
+            let starts = sw.liveCallStarts, cdrs = sw.cdrs, previous = lastHandOver
+            cdrsHandedOver += cdrs.count
+            sw.liveCallStarts.removeAll(keepingCapacity: true)
+            sw.cdrs.removeAll(keepingCapacity: true)
+            lastHandOver = Task {
+                var failed = await previous?.value ?? 0
+                failed += await withTaskGroup(of: Int.self) { group in
+                    for call in starts {
+                        group.addTask {
+                            do { _ = try await store.admitCall(call, node: "bench", limits: []); return 0 } catch { return 1 }
+                        }
+                    }
+                    return await group.reduce(0, +)
+                }
+                failed += await withTaskGroup(of: Int.self) { group in
+                    for cdr in cdrs { group.addTask { (try? await store.recordCall(cdr)) == true ? 0 : 1 } }
+                    return await group.reduce(0, +)
+                }
+                return failed
+            }
+        }
         let fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
         defer { close(fd) }
         var size: Int32 = 4 << 20
@@ -380,8 +417,15 @@ enum CallPathBenchmark {
         }
         while DispatchTime.now().uptimeNanoseconds < end {
             var from = sockaddr_in(), fromLength = addressLength
-            let n = buffer.withUnsafeMutableBytes { b in
-                withUnsafeMutablePointer(to: &from) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { recvfrom(fd, b.baseAddress, b.count, 0, $0, &fromLength) } }
+            func receive(_ flags: Int32) -> Int {
+                buffer.withUnsafeMutableBytes { b in
+                    withUnsafeMutablePointer(to: &from) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { recvfrom(fd, b.baseAddress, b.count, flags, $0, &fromLength) } }
+                }
+            }
+            var n = receive(Int32(MSG_DONTWAIT))
+            if n < 0 {
+                handOver()  // nothing more to read now: the store's writes go
+                n = receive(0)
             }
             guard n > 0 else { continue }
             let bytes = Array(buffer[0..<n])
@@ -409,9 +453,13 @@ enum CallPathBenchmark {
                     withUnsafePointer(to: &to) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { sendto(fd, b.baseAddress, b.count, 0, $0, addressLength) } }
                 }
             }
-            if sw.cdrs.count >= 4096 { sw.cdrs.removeAll(keepingCapacity: true) }
+            if sw.cdrs.count >= 256 || sw.liveCallStarts.count >= 256 { handOver() }
         }
+        handOver()
+        writeFailures = await lastHandOver?.value ?? 0
         let cpu = processCPU() - (firstCallCPU ?? processCPU())
+        try await store.close()
+        print("store: \(cdrsHandedOver) CDRs and as many live-call rows written behind, \(writeFailures) writes failed")
         print("\(calls) calls ended, \(refused) messages not handled; "
               + String(format: "%.1f µs CPU per call (process, from the first INVITE)", calls > 0 ? Double(cpu) / Double(calls) / 1000 : 0))
     }
@@ -444,7 +492,7 @@ enum CallPathBenchmark {
             let byeOK = try uasResponse(200, to: afterBye[1].bytes, tag: "4242SIPpTag01\(n)")
             _ = try watch.time("200 (BYE) in") { try sw.responseFromB(byeOK, now: now + 1) }
             received += 6
-            if sw.cdrs.count >= 4096 { sw.cdrs.removeAll(keepingCapacity: true) }
+            if sw.cdrs.count >= 4096 { sw.cdrs.removeAll(keepingCapacity: true); sw.liveCallStarts.removeAll(keepingCapacity: true) }
         }
         let wall = Double(DispatchTime.now().uptimeNanoseconds - clockStart) / 1e9
         let total = watch.nanos.values.reduce(0, +)
