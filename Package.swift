@@ -222,7 +222,8 @@ let package = Package(
         .testTarget(
             name: "SIPStackTests",
             dependencies: ["SIPStack", "SIPMessage", "SIPTransport", "SIPResolver", "SIPAuth", "SIPTransaction", "Store", "Rating", "TestSupport",
-                           "MobileCoreSimulator", "SIMs", .product(name: "NIOCore", package: "swift-nio")],
+                           "MobileCoreSimulator", "SIMs", .product(name: "NIOCore", package: "swift-nio"),
+                           .product(name: "Logging", package: "swift-log")],
             swiftSettings: strictSwift
         ),
     ]

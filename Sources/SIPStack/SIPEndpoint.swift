@@ -87,8 +87,11 @@ public struct SIPServerRequest: Sendable {
 }
 
 /// A SIP endpoint: transport, transactions and (through `SIPServerLocator`)
-/// RFC 3263 resolution. One actor owns every transaction state machine and
-/// performs the actions they return; the transport's event loops only parse.
+/// RFC 3263 resolution. The transactions are one value (`TransactionLayer`);
+/// this actor owns it, feeds it the transport's messages and the timer, and
+/// performs the actions it returns (sends, deliveries to the handler,
+/// resuming callers waiting for their final response). The transport's event
+/// loops only parse.
 public actor SIPEndpoint {
     public typealias RequestHandler = @Sendable (SIPServerRequest) async -> Void
 
@@ -96,76 +99,6 @@ public actor SIPEndpoint {
         case inbound(SIPInbound)
         /// The armed event-loop task went off: fire what is due.
         case timersDue
-    }
-
-    struct TimerID: Hashable, Sendable {
-        enum Owner: Hashable, Sendable { case client(TransactionKey), server(TransactionKey), accepted(DialogRequestKey), ackCache(DialogRequestKey) }
-        var owner: Owner
-        var timer: TransactionTimer?
-    }
-
-    /// Call-ID + CSeq number: what ties an ACK or retransmitted INVITE to a 2xx.
-    struct DialogRequestKey: Hashable, Sendable {
-        var callID: String
-        var cseq: UInt32
-    }
-
-    enum ServerMachine {
-        case invite(ServerInviteTransaction)
-        case nonInvite(ServerNonInviteTransaction)
-    }
-
-    struct ServerEntry {
-        var machine: ServerMachine
-        var inbound: SIPInbound
-        var request: SIPMessage
-        var armedTimers = ArmedTimers()
-    }
-
-    /// The transaction timers a transaction has running, so that ending it
-    /// cancels those (one or two) rather than looking up all ten by key.
-    struct ArmedTimers {
-        var bits: UInt16 = 0
-        static func bit(_ t: TransactionTimer) -> UInt16 {
-            switch t {
-            case .A: 1 << 0
-            case .B: 1 << 1
-            case .D: 1 << 2
-            case .E: 1 << 3
-            case .F: 1 << 4
-            case .G: 1 << 5
-            case .H: 1 << 6
-            case .I: 1 << 7
-            case .J: 1 << 8
-            case .K: 1 << 9
-            }
-        }
-        mutating func insert(_ t: TransactionTimer) { bits |= Self.bit(t) }
-        mutating func remove(_ t: TransactionTimer) { bits &= ~Self.bit(t) }
-        var all: [TransactionTimer] { bits == 0 ? [] : TransactionTimer.allCases.filter { bits & Self.bit($0) != 0 } }
-    }
-
-    enum ClientMachine {
-        case invite(ClientInviteTransaction)
-        case nonInvite(ClientNonInviteTransaction)
-    }
-
-    struct ClientEntry {
-        var machine: ClientMachine
-        var destination: SIPDestination
-        var request: SIPMessage
-        var continuation: CheckedContinuation<SIPMessage, any Error>?
-        var onProvisional: (@Sendable (SIPMessage) -> Void)?
-        /// INVITE only: a provisional response has arrived, so CANCEL may be sent (RFC 3261 §9.1).
-        var heardProvisional = false
-        var cancelWanted = false
-        var armedTimers = ArmedTimers()
-    }
-
-    struct AcceptedEntry {
-        var machine: AcceptedInvite
-        var response: SIPMessage
-        var inbound: SIPInbound
     }
 
     public nonisolated let configuration: SIPEndpointConfiguration
@@ -176,16 +109,12 @@ public actor SIPEndpoint {
     var transport: SIPTransport?
     var handler: RequestHandler
     var onMissingACK: (@Sendable (String) async -> Void)?
-    var servers: [TransactionKey: ServerEntry] = [:]
-    var clients: [TransactionKey: ClientEntry] = [:]
-    var accepted: [DialogRequestKey: AcceptedEntry] = [:]
-    /// INVITE client transactions by Call-ID and CSeq, for CANCEL.
-    var inviteClients: [DialogRequestKey: TransactionKey] = [:]
-    /// ACKs sent for 2xx responses, resent if the 2xx is retransmitted (RFC 3261 §13.2.2.4).
-    var sentACKs: [DialogRequestKey: (SIPMessage, SIPDestination)] = [:]
-    /// Every transaction timer, in one queue; one event-loop task is armed for
-    /// the earliest (see `TimerQueue` for why not one task per timer).
-    var timers = TimerQueue<TimerID>()
+    /// Every transaction and its timers; this actor performs what it returns.
+    var layer: TransactionLayer
+    /// Callers waiting for the final response of their client transaction.
+    var waiting: [TransactionKey: CheckedContinuation<SIPMessage, any Error>] = [:]
+    var provisionalHandlers: [TransactionKey: @Sendable (SIPMessage) -> Void] = [:]
+    /// One event-loop task armed for the layer's earliest timer.
     var armedTimer: (deadline: UInt64, task: Scheduled<Void>)?
     let timerLoop: any EventLoop
     var loop: Task<Void, Never>?
@@ -212,6 +141,7 @@ public actor SIPEndpoint {
         self.timerLoop = group.next()
         self.logger = logger
         self.handler = handler
+        self.layer = TransactionLayer(configuration: configuration, logger: logger)
         (eventStream, events) = AsyncStream.makeStream(of: Event.self)
     }
 
@@ -239,10 +169,10 @@ public actor SIPEndpoint {
     public func shutdown() async {
         armedTimer?.task.cancel()
         armedTimer = nil
-        timers.removeAll()
-        for (_, c) in clients { c.continuation?.resume(throwing: SIPClientError.invalidRequest("endpoint shut down")) }
-        clients.removeAll()
-        inviteClients.removeAll()
+        _ = layer.removeAll()
+        for (_, c) in waiting { c.resume(throwing: SIPClientError.invalidRequest("endpoint shut down")) }
+        waiting.removeAll()
+        provisionalHandlers.removeAll()
         events.finish()
         await transport?.close()
         transport = nil
@@ -250,151 +180,50 @@ public actor SIPEndpoint {
 
     // MARK: - Events
 
+    static func now() -> UInt64 { NIODeadline.now().uptimeNanoseconds }
+
     func handle(_ event: Event) async {
         switch event {
         case .inbound(let inbound):
-            if inbound.message.isRequest { await receivedRequest(inbound) } else { await receivedResponse(inbound) }
+            let now = Self.now()
+            await perform(inbound.message.isRequest ? layer.receivedRequest(inbound, now: now) : layer.receivedResponse(inbound, now: now))
         case .timersDue:
             armedTimer = nil
-            for id in timers.expired(now: NIODeadline.now().uptimeNanoseconds) { await timerFired(id) }
-            armEarliestTimer()
+            await perform(layer.timersDue(now: Self.now()))
         }
     }
 
-    func timerFired(_ id: TimerID) async {
-        switch id.owner {
-        case .client(let key):
-            guard var entry = clients[key], let t = id.timer else { return }
-            entry.armedTimers.remove(t)
-            let actions: [TransactionAction]
-            switch entry.machine {
-            case .invite(var m): actions = m.timerFired(t); entry.machine = .invite(m)
-            case .nonInvite(var m): actions = m.timerFired(t); entry.machine = .nonInvite(m)
-            }
-            clients[key] = entry
-            await performClient(actions, key: key)
-        case .server(let key):
-            guard var entry = servers[key], let t = id.timer else { return }
-            entry.armedTimers.remove(t)
-            let actions: [TransactionAction]
-            switch entry.machine {
-            case .invite(var m): actions = m.timerFired(t); entry.machine = .invite(m)
-            case .nonInvite(var m): actions = m.timerFired(t); entry.machine = .nonInvite(m)
-            }
-            servers[key] = entry
-            await performServer(actions, key: key)
-        case .accepted(let dk):
-            guard var entry = accepted[dk] else { return }
-            let actions = entry.machine.retransmitTimerFired()
-            accepted[dk] = entry
-            for a in actions {
-                switch a {
-                case .retransmit: await sendResponse(entry.response, to: entry.inbound)
-                case .scheduleRetransmit(let d): schedule(TimerID(owner: .accepted(dk), timer: nil), after: d)
-                case .giveUp:
-                    logger.warning("no ACK for 2xx", metadata: ["call-id": "\(dk.callID)", "cseq": "\(dk.cseq)"])
-                    accepted[dk] = nil
-                    // RFC 3261 §13.3.1.4: the UAS should end the dialog; the TU sends the BYE.
-                    if let onMissingACK { let callID = dk.callID; Task { await onMissingACK(callID) } }
-                default: break
+    /// Does what the transaction layer asked, then keeps its timer armed.
+    func perform(_ actions: [TransactionLayer.Action]) async {
+        for action in actions {
+            switch action {
+            case .sendResponse(let response, let inbound):
+                await sendResponse(response, to: inbound)
+            case .sendRequest(let message, let destination, let key):
+                do { try await sendRaw(message, to: destination) } catch {
+                    // An ACK resent for a retransmitted 2xx has no transaction to tell.
+                    if let key { await perform(layer.clientTransportError(key, error: "\(error)", now: Self.now())) }
                 }
+            case .deliverRequest(let inbound, let key):
+                dispatch(inbound, key: key)
+            case .deliverProvisional(let response, let key):
+                provisionalHandlers[key]?(response)
+            case .deliverFinal(let response, let key):
+                provisionalHandlers[key] = nil
+                waiting.removeValue(forKey: key)?.resume(returning: response)
+            case .failRequest(let error, let key):
+                provisionalHandlers[key] = nil
+                waiting.removeValue(forKey: key)?.resume(throwing: error)
+            case .sendCancel(let cancel, let destination):
+                startCancel(cancel, to: destination)
+            case .missingACK(let callID):
+                if let onMissingACK { Task { await onMissingACK(callID) } }
             }
-        case .ackCache(let dk):
-            sentACKs[dk] = nil
         }
+        armEarliestTimer()
     }
 
     // MARK: - Server side
-
-    func receivedRequest(_ inbound: SIPInbound) async {
-        let request = inbound.message
-        guard let method = request.method else { return }
-        let key = TransactionKey.server(for: request, topVia: inbound.topVia ?? request.topVia)
-        let reliable = inbound.transport == .tcp
-
-        if method == .ack {
-            if servers[key] != nil {
-                // ACK for a non-2xx final response: the INVITE server transaction absorbs it.
-                await feedServer(key) { m in
-                    switch m {
-                    case .invite(var t): let a = t.receivedRequest(request); return (.invite(t), a)
-                    case .nonInvite(var t): let a = t.receivedRequest(request); return (.nonInvite(t), a)
-                    }
-                }
-                return
-            }
-            if let dk = dialogRequestKey(request), var entry = accepted[dk] {
-                let action = entry.machine.receivedACK()
-                accepted[dk] = entry
-                if action == .deliverACK {
-                    cancelTimer(TimerID(owner: .accepted(dk), timer: nil))
-                    accepted[dk] = nil
-                    if configuration.deliversACKsOf2xx { dispatch(inbound, key: key) }
-                }
-                return
-            }
-            if configuration.deliversACKsOf2xx { dispatch(inbound, key: key) }  // ACK the TU may still care about
-            return
-        }
-
-        if servers[key] != nil {
-            // A retransmission (§17.2.1, §17.2.2): the machine resends its last response.
-            await feedServer(key) { m in
-                switch m {
-                case .invite(var t): let a = t.receivedRequest(request); return (.invite(t), a)
-                case .nonInvite(var t): let a = t.receivedRequest(request); return (.nonInvite(t), a)
-                }
-            }
-            return
-        }
-        if method == .invite, let dk = dialogRequestKey(request), let entry = accepted[dk] {
-            // RFC 6026 §7.1: an INVITE retransmitted after our 2xx gets the 2xx again.
-            if entry.machine.receivedInviteRetransmission() == .retransmit { await sendResponse(entry.response, to: entry.inbound) }
-            return
-        }
-
-        // A new server transaction.
-        let machine: ServerMachine
-        var startActions: [TransactionAction]
-        if method == .invite {
-            var t = ServerInviteTransaction(request: request, reliableTransport: reliable, timers: configuration.timers)
-            startActions = t.start()
-            machine = .invite(t)
-        } else {
-            var t = ServerNonInviteTransaction(request: request, reliableTransport: reliable, timers: configuration.timers)
-            startActions = t.start()
-            machine = .nonInvite(t)
-        }
-        servers[key] = ServerEntry(machine: machine, inbound: inbound, request: request)
-        await performServer(startActions.filter { if case .deliverToTU = $0 { return false } else { return true } }, key: key)
-
-        if let rejection = configuration.screening.check(request) {
-            var r = request.makeResponse(rejection.statusCode, reasonPhrase: rejection.reasonPhrase, toTag: Self.newTag())
-            for h in rejection.headers { r.append(SIPHeaderName(h.name), h.value ?? "") }
-            logger.info("rejected request", metadata: ["method": "\(method)", "status": "\(rejection)", "from": "\(inbound.source)"])
-            await respond(r, key: key)
-            return
-        }
-
-        if method == .cancel {
-            await receivedCancel(inbound, key: key)
-            return
-        }
-        dispatch(inbound, key: key)
-    }
-
-    /// CANCEL (RFC 3261 §9.2): 200 to the CANCEL, 487 to the INVITE if it has
-    /// no final response yet, and the TU hears of it.
-    func receivedCancel(_ inbound: SIPInbound, key: TransactionKey) async {
-        let inviteKey = TransactionKey.cancelTarget(for: inbound.message)
-        guard let invite = servers[inviteKey], case .invite(let t) = invite.machine, !t.hasSentFinalResponse else {
-            await respond(inbound.message.makeResponse(481, toTag: Self.newTag()), key: key)
-            return
-        }
-        await respond(inbound.message.makeResponse(200, toTag: Self.newTag()), key: key)
-        await respond(invite.request.makeResponse(487, toTag: Self.newTag()), key: inviteKey)
-        dispatch(inbound, key: key)
-    }
 
     func dispatch(_ inbound: SIPInbound, key: TransactionKey) {
         let request = SIPServerRequest(message: inbound.message, source: inbound.source, transport: inbound.transport, key: key, endpoint: self)
@@ -403,59 +232,7 @@ public actor SIPEndpoint {
     }
 
     func respond(_ response: SIPMessage, key: TransactionKey) async {
-        guard servers[key] != nil else {
-            logger.debug("response for a finished transaction dropped", metadata: ["status": "\(response.statusCode ?? 0)"])
-            return
-        }
-        var response = response
-        if !response.contains(.server), !response.contains(.userAgent) { response.append(.server, configuration.userAgent) }
-        let isInvite2xx: Bool
-        if case .invite = servers[key]?.machine, let code = response.statusCode, (200..<300).contains(code) { isInvite2xx = true } else { isInvite2xx = false }
-        if isInvite2xx, let entry = servers[key], let dk = dialogRequestKey(entry.request) {
-            var machine = AcceptedInvite(t1: configuration.timers.t1, t2: configuration.timers.t2, reliableTransport: entry.inbound.transport == .tcp)
-            let start = machine.start()
-            accepted[dk] = AcceptedEntry(machine: machine, response: response, inbound: entry.inbound)
-            if case .scheduleRetransmit(let d) = start { schedule(TimerID(owner: .accepted(dk), timer: nil), after: d) }
-        }
-        let sendingResponse = response
-        await feedServer(key) { m in
-            switch m {
-            case .invite(var t): let a = t.tuSend(response: sendingResponse); return (.invite(t), a)
-            case .nonInvite(var t): let a = t.tuSend(response: sendingResponse); return (.nonInvite(t), a)
-            }
-        }
-    }
-
-    func feedServer(_ key: TransactionKey, _ body: (ServerMachine) -> (ServerMachine, [TransactionAction])) async {
-        guard var entry = servers[key] else { return }
-        let (m, actions) = body(entry.machine)
-        entry.machine = m
-        servers[key] = entry
-        await performServer(actions, key: key)
-    }
-
-    func performServer(_ actions: [TransactionAction], key: TransactionKey) async {
-        for action in actions {
-            switch action {
-            case .send(let message):
-                if let entry = servers[key] { await sendResponse(message, to: entry.inbound) }
-            case .startTimer(let t, let d):
-                servers[key]?.armedTimers.insert(t)
-                schedule(TimerID(owner: .server(key), timer: t), after: d)
-            case .cancelTimer(let t):
-                servers[key]?.armedTimers.remove(t)
-                cancelTimer(TimerID(owner: .server(key), timer: t))
-            case .deliverToTU:
-                break
-            case .timeout:
-                logger.info("server transaction timed out waiting for ACK", metadata: ["key": "\(key)"])
-            case .transportError:
-                logger.info("transport error in server transaction", metadata: ["key": "\(key)"])
-            case .terminated:
-                let armed = servers.removeValue(forKey: key)?.armedTimers.all ?? []
-                for t in armed { cancelTimer(TimerID(owner: .server(key), timer: t)) }
-            }
-        }
+        await perform(layer.respond(response, key: key, now: Self.now()))
     }
 
     func sendResponse(_ response: SIPMessage, to inbound: SIPInbound) async {
@@ -489,52 +266,35 @@ public actor SIPEndpoint {
     /// Runs a client transaction for a request whose Via is already in place.
     func startClientTransaction(_ request: SIPMessage, method: SIPMethod, to destination: SIPDestination,
                                 onProvisional: (@Sendable (SIPMessage) -> Void)?) async throws -> SIPMessage {
-        let key = TransactionKey.client(branch: request.topVia?.branch ?? "", method: method)
-        let reliable = destination.transport == .tcp
-        let message = request
-        return try await withCheckedThrowingContinuation { continuation in
-            let machine: ClientMachine
-            let actions: [TransactionAction]
-            if method == .invite {
-                var t = ClientInviteTransaction(request: message, reliableTransport: reliable, timers: configuration.timers)
-                actions = t.start(); machine = .invite(t)
-            } else {
-                var t = ClientNonInviteTransaction(request: message, reliableTransport: reliable, timers: configuration.timers)
-                actions = t.start(); machine = .nonInvite(t)
-            }
-            clients[key] = ClientEntry(machine: machine, destination: destination, request: message, continuation: continuation,
-                                       onProvisional: onProvisional)
-            if method == .invite, let dk = dialogRequestKey(message) { inviteClients[dk] = key }
+        try await withCheckedThrowingContinuation { continuation in
+            let (key, actions) = layer.startClient(request, method: method, to: destination, now: Self.now())
+            waiting[key] = continuation
+            if let onProvisional { provisionalHandlers[key] = onProvisional }
             // Over UDP the first send and the timers need no suspension: done
             // here rather than in a task of their own.
-            if destination.transport == .udp, startClientNow(actions, key: key) { return }
-            Task { await self.performClient(actions, key: key) }
+            if performNow(actions) { return }
+            Task { await self.perform(actions) }
         }
     }
 
-    /// A client transaction's start actions (send, start timers) performed
-    /// at once over UDP; false (nothing done) if any needs the async path.
-    func startClientNow(_ actions: [TransactionAction], key: TransactionKey) -> Bool {
+    /// A client transaction's start (sends over UDP, timers) performed at
+    /// once; false (nothing done) if any action needs the async path.
+    func performNow(_ actions: [TransactionLayer.Action]) -> Bool {
+        guard let transport else { return false }
         for a in actions {
-            switch a {
-            case .send, .startTimer, .cancelTimer: continue
-            default: return false
+            guard case .sendRequest(_, let destination, _) = a, destination.transport == .udp else { return false }
+        }
+        for case .sendRequest(let message, let destination, let key) in actions {
+            do { try transport.sendDatagram(message, to: destination.address) } catch {
+                if let key { Task { await self.clientTransportError(key, error: "\(error)") } }
             }
         }
-        guard let transport, let entry = clients[key] else { return false }
-        for a in actions {
-            switch a {
-            case .send(let message):
-                do { try transport.sendDatagram(message, to: entry.destination.address) } catch {
-                    Task { await self.clientTransportError(key, error: error) }
-                    return true
-                }
-            case .startTimer(let t, let d): startTimer(t, after: d, client: key)
-            case .cancelTimer(let t): cancelTimer(t, client: key)
-            default: break
-            }
-        }
+        armEarliestTimer()
         return true
+    }
+
+    func clientTransportError(_ key: TransactionKey, error: String) async {
+        await perform(layer.clientTransportError(key, error: error, now: Self.now()))
     }
 
     /// Cancels the INVITE we sent with this Call-ID and CSeq (RFC 3261 §9.1):
@@ -543,23 +303,12 @@ public actor SIPEndpoint {
     /// provisional response if none has arrived yet; a final response makes
     /// it moot. Returns without waiting for the CANCEL's own 200.
     public func cancelInvite(callID: String, cseq: UInt32) {
-        guard let key = inviteClients[DialogRequestKey(callID: callID, cseq: cseq)], let entry = clients[key] else { return }
-        if entry.heardProvisional {
-            sendCancel(for: entry)
-        } else {
-            clients[key]?.cancelWanted = true
+        for case .sendCancel(let cancel, let destination) in layer.cancelInvite(callID: callID, cseq: cseq) {
+            startCancel(cancel, to: destination)
         }
     }
 
-    func sendCancel(for entry: ClientEntry) {
-        let invite = entry.request
-        var cancel = SIPMessage(request: .cancel, uri: invite.requestURI ?? "")
-        if let v = invite.firstValue(.via) { cancel.append(.via, v) }
-        for h: SIPHeaderName in [.from, .to, .callID] { if let v = invite.firstValue(h) { cancel.append(h, v) } }
-        cancel.append(.cseq, "\(invite.cseq?.number ?? 1) CANCEL")
-        for r in invite.values(.route) { cancel.append(.route, r) }
-        cancel.append(.maxForwards, "70")
-        let destination = entry.destination
+    func startCancel(_ cancel: SIPMessage, to destination: SIPDestination) {
         let logger = self.logger
         Task {
             do { _ = try await self.startClientTransaction(cancel, method: .cancel, to: destination, onProvisional: nil) } catch {
@@ -598,98 +347,9 @@ public actor SIPEndpoint {
         var ack = ack
         ack.prepend(.via, try via(for: destination).description)
         if !ack.contains(.maxForwards) { ack.append(.maxForwards, "70") }
-        if let dk = dialogRequestKey(ack) {
-            sentACKs[dk] = (ack, destination)
-            schedule(TimerID(owner: .ackCache(dk), timer: nil), after: configuration.timers.t1 * 64)
-        }
-        try await sendRaw(ack, to: destination)
-    }
-
-    func receivedResponse(_ inbound: SIPInbound) async {
-        let response = inbound.message
-        guard let key = TransactionKey.client(for: response), var entry = clients[key] else {
-            // A 2xx retransmitted after its transaction ended: ACK it again (§13.2.2.4).
-            if let code = response.statusCode, (200..<300).contains(code), response.cseq?.method == .invite,
-               let dk = dialogRequestKey(response), let (ack, destination) = sentACKs[dk] {
-                try? await sendRaw(ack, to: destination)
-            }
-            return
-        }
-        let actions: [TransactionAction]
-        switch entry.machine {
-        case .invite(var m): actions = m.receivedResponse(response); entry.machine = .invite(m)
-        case .nonInvite(var m): actions = m.receivedResponse(response); entry.machine = .nonInvite(m)
-        }
-        clients[key] = entry
-        await performClient(actions, key: key)
-    }
-
-    /// A client transaction's timer, recorded as running (see `ArmedTimers`).
-    func startTimer(_ t: TransactionTimer, after d: Duration, client key: TransactionKey) {
-        clients[key]?.armedTimers.insert(t)
-        schedule(TimerID(owner: .client(key), timer: t), after: d)
-    }
-
-    func cancelTimer(_ t: TransactionTimer, client key: TransactionKey) {
-        clients[key]?.armedTimers.remove(t)
-        cancelTimer(TimerID(owner: .client(key), timer: t))
-    }
-
-    func performClient(_ actions: [TransactionAction], key: TransactionKey) async {
-        for action in actions {
-            guard let entry = clients[key] else { return }
-            switch action {
-            case .send(let message):
-                do {
-                    try await sendRaw(message, to: entry.destination)
-                } catch {
-                    await clientTransportError(key, error: error)
-                }
-            case .startTimer(let t, let d): startTimer(t, after: d, client: key)
-            case .cancelTimer(let t): cancelTimer(t, client: key)
-            case .deliverToTU(let response):
-                if let code = response.statusCode, code < 200 {
-                    if !entry.heardProvisional {
-                        clients[key]?.heardProvisional = true
-                        if entry.cancelWanted { clients[key]?.cancelWanted = false; sendCancel(for: entry) }
-                    }
-                    // 100 Trying only stops our retransmissions: it is hop-by-hop
-                    // (RFC 3261 §16.7) and tells the TU nothing.
-                    if code != 100 { entry.onProvisional?(response) }
-                } else {
-                    clients[key]?.continuation = nil
-                    entry.continuation?.resume(returning: response)
-                }
-            case .timeout:
-                clients[key]?.continuation = nil
-                entry.continuation?.resume(throwing: SIPClientError.timeout(entry.destination))
-            case .transportError:
-                clients[key]?.continuation = nil
-                entry.continuation?.resume(throwing: SIPClientError.transport(entry.destination, "transport error"))
-            case .terminated:
-                if let c = clients[key]?.continuation {
-                    c.resume(throwing: SIPClientError.timeout(entry.destination))
-                }
-                if case .invite = entry.machine, let dk = dialogRequestKey(entry.request) { inviteClients[dk] = nil }
-                let armed = clients.removeValue(forKey: key)?.armedTimers.all ?? []
-                for t in armed { cancelTimer(TimerID(owner: .client(key), timer: t)) }
-            }
-        }
-    }
-
-    func clientTransportError(_ key: TransactionKey, error: any Error) async {
-        guard var entry = clients[key] else { return }
-        let actions: [TransactionAction]
-        switch entry.machine {
-        case .invite(var m): actions = m.transportError(); entry.machine = .invite(m)
-        case .nonInvite(var m): actions = m.transportError(); entry.machine = .nonInvite(m)
-        }
-        if let c = entry.continuation {
-            entry.continuation = nil
-            c.resume(throwing: SIPClientError.transport(entry.destination, "\(error)"))
-        }
-        clients[key] = entry
-        await performClient(actions, key: key)
+        let actions = layer.sendACK(ack, to: destination, now: Self.now())
+        armEarliestTimer()
+        for case .sendRequest(let message, let to, _) in actions { try await sendRaw(message, to: to) }
     }
 
     func sendRaw(_ message: SIPMessage, to destination: SIPDestination) async throws {
@@ -722,29 +382,13 @@ public actor SIPEndpoint {
         return "\(host):\(local.port ?? 5060)"
     }
 
-    func dialogRequestKey(_ m: SIPMessage) -> DialogRequestKey? {
-        guard let callID = m.callID, let cseq = m.cseq else { return nil }
-        return DialogRequestKey(callID: callID, cseq: cseq.number)
-    }
-
-    func schedule(_ id: TimerID, after duration: Duration) {
-        let (s, a) = duration.components
-        let nanos = max(0, s * 1_000_000_000 + a / 1_000_000_000)
-        timers.schedule(id, at: NIODeadline.now().uptimeNanoseconds + UInt64(nanos))
-        armEarliestTimer()
-    }
-
-    func cancelTimer(_ id: TimerID) {
-        timers.cancel(id)
-    }
-
     /// Keeps one event-loop task armed for the earliest timer. A cancelled
     /// earliest timer leaves the task armed: it goes off, finds nothing due
     /// and arms for the next. Deadlines are rounded up to a 5 ms tick, so a
     /// busy endpoint wakes for its timers at most 200 times a second rather
     /// than once per transaction (SIP timers count in units of T1 = 500 ms).
     func armEarliestTimer() {
-        guard let at = timers.deadlineToArm(armed: armedTimer?.deadline) else { return }
+        guard let at = layer.timerToArm(armed: armedTimer?.deadline) else { return }
         armedTimer?.task.cancel()
         let events = self.events
         let task = timerLoop.scheduleTask(deadline: .uptimeNanoseconds(at)) { _ = events.yield(.timersDue) }
