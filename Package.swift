@@ -211,7 +211,7 @@ let package = Package(
         .testTarget(name: "MessagingTests", dependencies: ["Messaging", .product(name: "Crypto", package: "swift-crypto")], swiftSettings: strictSwift),
         .testTarget(name: "CallControlTests", dependencies: ["CallControl", "Rating", "SIPMessage"], swiftSettings: strictSwift),
         .testTarget(name: "SIPTransactionTests", dependencies: ["SIPTransaction", "SIPMessage"], swiftSettings: strictSwift),
-        .testTarget(name: "SIPAuthTests", dependencies: ["SIPAuth", "TestSupport"], swiftSettings: strictSwift),
+        .testTarget(name: "SIPAuthTests", dependencies: ["SIPAuth", "OutboundRegistration"], swiftSettings: strictSwift),
         .testTarget(name: "SIPResolverTests", dependencies: ["SIPResolver"], swiftSettings: strictSwift),
         .testTarget(
             name: "SIP2SIMTests",
@@ -222,6 +222,7 @@ let package = Package(
         .testTarget(
             name: "SIPStackTests",
             dependencies: ["SIPStack", "SIPMessage", "SIPTransport", "SIPResolver", "SIPAuth", "SIPTransaction", "Store", "Rating", "TestSupport",
+                           "OutboundRegistration",
                            "MobileCoreSimulator", "SIMs", .product(name: "NIOCore", package: "swift-nio"),
                            .product(name: "Logging", package: "swift-log")],
             swiftSettings: strictSwift

@@ -1,5 +1,5 @@
 import SIPAuth
-import TestSupport
+import OutboundRegistration
 import Testing
 
 @Suite struct DigestServerTests {
@@ -30,7 +30,7 @@ import Testing
         #expect(Set(challenges.map(\.nonce)).count == 1)
         #expect(server.makeChallenges(now: 1000)[0].nonce != challenges[0].nonce)  // same millisecond, different nonce
         #expect(server.makeChallenges(now: 1000, stale: true).allSatisfy { $0.stale })
-        var g1 = SplitMix64(state: 7), g2 = SplitMix64(state: 7)
+        var g1 = SplitMix64(seed: 7), g2 = SplitMix64(seed: 7)
         #expect(server.makeChallenges(now: 1000, using: &g1) == server.makeChallenges(now: 1000, using: &g2))
     }
 

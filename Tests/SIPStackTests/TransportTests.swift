@@ -1,9 +1,9 @@
 import Foundation
 import NIOConcurrencyHelpers
+import OutboundRegistration
 import SIPMessage
 import SIPStack
 import SIPTransport
-import TestSupport
 import Testing
 
 /// A plain BSD socket, as a misbehaving or simple peer would use.
@@ -162,7 +162,7 @@ struct TransportTests {
         // retransmissions can reach a reused ephemeral port.
         #expect(s.connect(port: port))
         // Seeded, so a failure can be replayed with the same datagrams.
-        var g = SplitMix64(state: 4475)
+        var g = SplitMix64(seed: 4475)
         for _ in 0..<200 { s.sendTo(port: port, (0..<Int.random(in: 1...1400, using: &g)).map { _ in UInt8.random(in: 0...255, using: &g) }) }
         s.sendTo(port: port, Array("SIP/2.0 200 OK\r\nVia: broken\r\n\r\n".utf8))
         s.sendTo(port: port, Array("NOTSIP\r\n\r\n".utf8))
