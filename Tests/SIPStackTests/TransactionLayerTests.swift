@@ -30,6 +30,17 @@ import Testing
 
     func inbound(_ text: String) throws -> SIPInbound { try inbound(try SIPMessage(parsing: text)) }
 
+    /// A request of ours, Via in place, as `SIPEndpoint.send` hands it to the layer.
+    func outgoing(_ method: SIPMethod, branch: String, callID: String, cseq: UInt32 = 1, toTag: String? = nil) -> SIPMessage {
+        var m = SIPMessage(request: method, uri: "sip:bob@192.0.2.20")
+        m.append(.via, "SIP/2.0/UDP 192.0.2.1:5060;branch=\(branch);rport")
+        m.append(.from, "<sip:a@192.0.2.1>;tag=x")
+        m.append(.to, "<sip:bob@192.0.2.20>" + (toTag.map { ";tag=\($0)" } ?? ""))
+        m.append(.callID, callID)
+        m.append(.cseq, "\(cseq) \(method)")
+        return m
+    }
+
     var gateway: SIPDestination {
         get throws { SIPDestination(address: try SocketAddress(ipAddress: "192.0.2.20", port: 5060), transport: .udp) }
     }
@@ -96,9 +107,7 @@ import Testing
 
     @Test func inviteWeSendIsRetransmittedAndItsResponsesDeliveredOnce() throws {
         var layer = makeLayer()
-        var invite = SIPMessage(request: .invite, uri: "sip:bob@192.0.2.20")
-        for (n, v) in [(SIPHeaderName.via, "SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bKc1;rport"), (.from, "<sip:a@192.0.2.1>;tag=x"),
-                       (.to, "<sip:bob@192.0.2.20>"), (.callID, "out-1@192.0.2.1"), (.cseq, "1 INVITE")] { invite.append(n, v) }
+        let invite = outgoing(.invite, branch: "z9hG4bKc1", callID: "out-1@192.0.2.1")
         let (key, started) = layer.startClient(invite, method: .invite, to: try gateway, now: Self.start)
         #expect(started.compactMap(\.sentRequest).map(\.method) == [.invite])
         // Timer A: again after T1 with no response.
@@ -118,9 +127,7 @@ import Testing
 
     @Test func aRequestWithNoAnswerFailsOnceWhenItsTransactionTimesOut() throws {
         var layer = makeLayer()
-        var options = SIPMessage(request: .options, uri: "sip:bob@192.0.2.20")
-        for (n, v) in [(SIPHeaderName.via, "SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bKc2;rport"), (.from, "<sip:a@192.0.2.1>;tag=x"),
-                       (.to, "<sip:bob@192.0.2.20>"), (.callID, "out-2@192.0.2.1"), (.cseq, "1 OPTIONS")] { options.append(n, v) }
+        let options = outgoing(.options, branch: "z9hG4bKc2", callID: "out-2@192.0.2.1")
         let (key, _) = layer.startClient(options, method: .options, to: try gateway, now: Self.start)
         let actions = runTimers(&layer, from: Self.start, to: Self.start + Self.t1 * 70)
         #expect(actions.compactMap(\.sentRequest).count >= 5)  // Timer E: T1, 2·T1, 4·T1, T2…
@@ -133,9 +140,7 @@ import Testing
 
     @Test func aTransportErrorFailsTheRequestOnce() throws {
         var layer = makeLayer()
-        var options = SIPMessage(request: .options, uri: "sip:bob@192.0.2.20")
-        for (n, v) in [(SIPHeaderName.via, "SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bKc3;rport"), (.from, "<sip:a@192.0.2.1>;tag=x"),
-                       (.to, "<sip:bob@192.0.2.20>"), (.callID, "out-3@192.0.2.1"), (.cseq, "1 OPTIONS")] { options.append(n, v) }
+        let options = outgoing(.options, branch: "z9hG4bKc3", callID: "out-3@192.0.2.1")
         let (key, _) = layer.startClient(options, method: .options, to: try gateway, now: Self.start)
         let failed = layer.clientTransportError(key, error: "network unreachable", now: Self.start + 10)
         let later = runTimers(&layer, from: Self.start, to: Self.start + Self.t1 * 70)
@@ -146,9 +151,7 @@ import Testing
 
     @Test func cancelWaitsForAProvisionalResponse() throws {
         var layer = makeLayer()
-        var invite = SIPMessage(request: .invite, uri: "sip:bob@192.0.2.20")
-        for (n, v) in [(SIPHeaderName.via, "SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bKc4;rport"), (.from, "<sip:a@192.0.2.1>;tag=x"),
-                       (.to, "<sip:bob@192.0.2.20>"), (.callID, "out-4@192.0.2.1"), (.cseq, "7 INVITE")] { invite.append(n, v) }
+        let invite = outgoing(.invite, branch: "z9hG4bKc4", callID: "out-4@192.0.2.1", cseq: 7)
         _ = layer.startClient(invite, method: .invite, to: try gateway, now: Self.start)
         // Before any provisional response a CANCEL may not be sent (RFC 3261 §9.1).
         #expect(layer.cancelInvite(callID: "out-4@192.0.2.1", cseq: 7).isEmpty)
@@ -163,9 +166,7 @@ import Testing
 
     @Test func ourACKIsResentForA2xxRetransmittedAfterItsTransaction() throws {
         var layer = makeLayer()
-        var ack = SIPMessage(request: .ack, uri: "sip:bob@192.0.2.20")
-        for (n, v) in [(SIPHeaderName.via, "SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bKa5;rport"), (.from, "<sip:a@192.0.2.1>;tag=x"),
-                       (.to, "<sip:bob@192.0.2.20>;tag=g5"), (.callID, "out-5@192.0.2.1"), (.cseq, "1 ACK")] { ack.append(n, v) }
+        let ack = outgoing(.ack, branch: "z9hG4bKa5", callID: "out-5@192.0.2.1", toTag: "g5")
         #expect(layer.sendACK(ack, to: try gateway, now: Self.start).compactMap(\.sentRequest).map(\.method) == [.ack])
         var ok = SIPMessage(response: 200)
         for (n, v) in [(SIPHeaderName.via, "SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bKgone;rport"), (.from, "<sip:a@192.0.2.1>;tag=x"),
