@@ -10,7 +10,8 @@ import PackageDescription
 //   SIPResolver     RFC 3263 target selection (SRV, A/AAAA) over CResolv.
 //   SIPTransport    SwiftNIO UDP/TCP listeners and connections, framing.
 //   SIPStack        transport + transactions + resolver: an endpoint that
-//                   sends requests and answers them.
+//                   sends requests and answers them (its transactions one value,
+//                   TransactionLayer, tested without sockets; the actor its shell).
 //   OutboundRegistration  REGISTER client per address of record as a pure state machine (refresh, digest, back-off, de-register one Contact).
 //   SIP2SIM         SIP2SIM services: the registration agent keeping every SIM registered with its customer's server.
 //   SIMs            SIP2SIM SIM identity and secrets: ICCID (Luhn-checked), password encryption at rest.
@@ -24,6 +25,7 @@ import PackageDescription
 //   MobileCoreSimulator  a mobile core with handsets (ICCIDs) for tests and demos: calls, texts, G.711 RTP, HTTP control API.
 //   WebAPI          the JSON REST API under /api/v1 (Hummingbird 2), bearer API keys, OpenAPI document.
 //   SwitchboardCLI  the `switchboard` binary.
+//   CallPathBenchmark  bench/CallPath: a call's own work without sockets or threads (bench/call-path.sh).
 let strictSwift: [SwiftSetting] = [
     .swiftLanguageMode(.v6),
 ]
