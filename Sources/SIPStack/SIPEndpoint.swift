@@ -169,7 +169,7 @@ public actor SIPEndpoint {
     public func shutdown() async {
         armedTimer?.task.cancel()
         armedTimer = nil
-        _ = layer.removeAll()
+        layer.removeAll()
         for (_, c) in waiting { c.resume(throwing: SIPClientError.invalidRequest("endpoint shut down")) }
         waiting.removeAll()
         provisionalHandlers.removeAll()

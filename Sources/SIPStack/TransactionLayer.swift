@@ -124,13 +124,11 @@ struct TransactionLayer {
         self.configuration = configuration; self.logger = logger
     }
 
-    /// Ends every transaction (the endpoint is shutting down); returns the
-    /// client transactions whose TU still waits, to be told.
-    mutating func removeAll() -> [TransactionKey] {
-        let waiting = clients.filter { $0.value.awaitingFinal }.map(\.key)
+    /// Ends every transaction (the endpoint is shutting down; its owner tells
+    /// the callers still waiting).
+    mutating func removeAll() {
         servers.removeAll(); clients.removeAll(); accepted.removeAll(); inviteClients.removeAll(); sentACKs.removeAll()
         timers.removeAll()
-        return waiting
     }
 
     /// The deadline to arm the owner's one timer task for, if it is not
