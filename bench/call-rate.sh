@@ -10,6 +10,9 @@
 #
 #   bash bench/call-rate.sh [DURATION=25] [START_RATE=250]
 #
+# With BENCH_CALL_PATH=1, also the ladder against bench/CallPath's one-thread
+# run-to-completion measurement (see below).
+#
 # With BENCH_POSTGRES_URL set (an empty PostgreSQL database, e.g.
 # postgres://switchboard@127.0.0.1:5432/bench?sslmode=disable), the switch's
 # ladder is also run with that as its store (a cluster node's set-up: limits,
@@ -75,7 +78,10 @@ trial() {
     sipp -i 127.0.0.1 -p $UAS_PORT -sf "$KAM_DIR/uas_rr.xml" -nostdin -buff_size 4194304 >/dev/null 2>&1 &
     local uas=$!
     sleep 0.3
-    (cd "$WORK" && timeout $(( DURATION + 40 )) sipp "127.0.0.1:$port" -sf "$KAM_DIR/uac_rr.xml" -s 447700900123 -i 127.0.0.1 -p $UAC_PORT \
+    # KILL, not TERM: started from a process that blocks SIGTERM (some CI
+    # runners and tool shells do), SIPp ignores TERM and a hung trial would
+    # stall the ladder for good.
+    (cd "$WORK" && timeout -s KILL $(( DURATION + 40 )) sipp "127.0.0.1:$port" -sf "$KAM_DIR/uac_rr.xml" -s 447700900123 -i 127.0.0.1 -p $UAC_PORT \
         -r "$rate" -m "$calls" -d 0 -l $(( rate * 4 )) -nostdin -buff_size 4194304 -default_behaviors all,-abortunexp \
         -timeout $(( DURATION + 30 ))s -trace_stat -stf "$WORK/stat.csv" > "$WORK/uac.out" 2>&1) || true
     kill -9 $uas 2>/dev/null || true; wait $uas 2>/dev/null || true
@@ -91,7 +97,7 @@ ladder() {
     BEST=0
     while (( n < 7 )); do
         n=$((n + 1))
-        case "$name" in switchboard*) start_switch ;; esac
+        case "$name" in switchboard*) start_switch ;; call-path*) start_call_path ;; esac
         read -r ok failed < <(trial "$port" "$rate")
         local total=$(( ok + failed )) expected=$(( rate * DURATION ))
         # Sustained: every call placed and completed, < 0.1 % failed.
@@ -154,6 +160,28 @@ if [ -n "${BENCH_POSTGRES_URL:-}" ]; then
     kill -9 $SW 2>/dev/null || true; wait $SW 2>/dev/null || true
 fi
 
+# With BENCH_CALL_PATH set: the same ladder against bench/CallPath's `serve`,
+# the switch's call path run to completion on one thread with its store
+# written behind (docs/run-to-completion.md). A measurement of that design,
+# not a switch: no timers or retransmissions (a retransmitted INVITE is not
+# answered again, so overload shows as failed calls sooner than in a switch).
+CP_BEST=""
+CP=""
+start_call_path() {
+    if [ -n "$CP" ]; then kill -9 "$CP" 2>/dev/null || true; wait "$CP" 2>/dev/null || true; fi
+    "$CP_BIN" serve $SW_PORT $UAS_PORT $(( DURATION + 45 )) >> "$WORK/call-path.log" 2>&1 &
+    CP=$!; pids+=("$CP")
+    sleep 0.5
+}
+if [ -n "${BENCH_CALL_PATH:-}" ]; then
+    echo "== the call path run to completion on one thread, store behind (bench/CallPath serve; a measurement, not a switch)"
+    swift build -c release --product CallPathBenchmark >/dev/null
+    CP_BIN=$(swift build -c release --show-bin-path)/CallPathBenchmark
+    ladder call-path $SW_PORT
+    CP_BEST=$BEST
+    kill -9 "$CP" 2>/dev/null || true; wait "$CP" 2>/dev/null || true
+fi
+
 command -v kamailio >/dev/null || [ -x /usr/sbin/kamailio ] || { echo "kamailio is not installed (apt-get install kamailio)"; exit 1; }
 KAM=$(command -v kamailio || echo /usr/sbin/kamailio)
 kamailio_ticks() { local t=0 p; for p in $(pgrep -f "kamailio -f $WORK"); do t=$(( t + $(cpu_ticks "$p") )); done; echo $t; }
@@ -204,4 +232,10 @@ print('   switchboard memory per live call: %.1f KiB (RSS %d → %d KiB with ~2,
 if [ -n "$PG_BEST" ]; then
     printf "   switchboard on PostgreSQL sustained: %d calls/s\n" "$PG_BEST"
     python3 -c "print('   switchboard on PostgreSQL, CPU per call: %.0f µs (%d calls at %d calls/s, the switch only)' % ($PG_TICKS / $HZ / max(1, $PG_CALLS) * 1e6, $PG_CALLS, $PG_HALF))"
+fi
+if [ -n "$CP_BEST" ]; then
+    printf "   call path run to completion on one thread, store behind (bench/CallPath serve): %d calls/s\n" "$CP_BEST"
+    if (( KAM_BEST > 0 && KAM_DLG_BEST > 0 )); then
+        python3 -c "print('   ratio call path/kamailio: %.2f (tm+rr), %.2f (with dialog tracking)' % ($CP_BEST / $KAM_BEST, $CP_BEST / $KAM_DLG_BEST))"
+    fi
 fi
