@@ -53,6 +53,25 @@ struct TransactionLayer {
     enum ServerMachine {
         case invite(ServerInviteTransaction)
         case nonInvite(ServerNonInviteTransaction)
+
+        mutating func receivedRequest(_ request: SIPMessage) -> [TransactionAction] {
+            switch self {
+            case .invite(var t): let a = t.receivedRequest(request); self = .invite(t); return a
+            case .nonInvite(var t): let a = t.receivedRequest(request); self = .nonInvite(t); return a
+            }
+        }
+        mutating func tuSend(response: SIPMessage) -> [TransactionAction] {
+            switch self {
+            case .invite(var t): let a = t.tuSend(response: response); self = .invite(t); return a
+            case .nonInvite(var t): let a = t.tuSend(response: response); self = .nonInvite(t); return a
+            }
+        }
+        mutating func timerFired(_ timer: TransactionTimer) -> [TransactionAction] {
+            switch self {
+            case .invite(var t): let a = t.timerFired(timer); self = .invite(t); return a
+            case .nonInvite(var t): let a = t.timerFired(timer); self = .nonInvite(t); return a
+            }
+        }
     }
 
     struct ServerEntry {
@@ -65,6 +84,25 @@ struct TransactionLayer {
     enum ClientMachine {
         case invite(ClientInviteTransaction)
         case nonInvite(ClientNonInviteTransaction)
+
+        mutating func receivedResponse(_ response: SIPMessage) -> [TransactionAction] {
+            switch self {
+            case .invite(var t): let a = t.receivedResponse(response); self = .invite(t); return a
+            case .nonInvite(var t): let a = t.receivedResponse(response); self = .nonInvite(t); return a
+            }
+        }
+        mutating func timerFired(_ timer: TransactionTimer) -> [TransactionAction] {
+            switch self {
+            case .invite(var t): let a = t.timerFired(timer); self = .invite(t); return a
+            case .nonInvite(var t): let a = t.timerFired(timer); self = .nonInvite(t); return a
+            }
+        }
+        mutating func transportError() -> [TransactionAction] {
+            switch self {
+            case .invite(var t): let a = t.transportError(); self = .invite(t); return a
+            case .nonInvite(var t): let a = t.transportError(); self = .nonInvite(t); return a
+            }
+        }
     }
 
     struct ClientEntry {
@@ -144,25 +182,13 @@ struct TransactionLayer {
     mutating func timerFired(_ id: TimerID, now: UInt64) -> [Action] {
         switch id.owner {
         case .client(let key):
-            guard var entry = clients[key], let t = id.timer else { return [] }
-            entry.armedTimers.remove(t)
-            let actions: [TransactionAction]
-            switch entry.machine {
-            case .invite(var m): actions = m.timerFired(t); entry.machine = .invite(m)
-            case .nonInvite(var m): actions = m.timerFired(t); entry.machine = .nonInvite(m)
-            }
-            clients[key] = entry
-            return performClient(actions, key: key, now: now)
+            guard clients[key] != nil, let t = id.timer else { return [] }
+            clients[key]?.armedTimers.remove(t)
+            return performClient(clients[key]?.machine.timerFired(t) ?? [], key: key, now: now)
         case .server(let key):
-            guard var entry = servers[key], let t = id.timer else { return [] }
-            entry.armedTimers.remove(t)
-            let actions: [TransactionAction]
-            switch entry.machine {
-            case .invite(var m): actions = m.timerFired(t); entry.machine = .invite(m)
-            case .nonInvite(var m): actions = m.timerFired(t); entry.machine = .nonInvite(m)
-            }
-            servers[key] = entry
-            return performServer(actions, key: key, now: now)
+            guard servers[key] != nil, let t = id.timer else { return [] }
+            servers[key]?.armedTimers.remove(t)
+            return performServer(servers[key]?.machine.timerFired(t) ?? [], key: key, now: now)
         case .accepted(let dk):
             guard var entry = accepted[dk] else { return [] }
             let actions = entry.machine.retransmitTimerFired()
@@ -197,12 +223,7 @@ struct TransactionLayer {
         if method == .ack {
             if servers[key] != nil {
                 // ACK for a non-2xx final response: the INVITE server transaction absorbs it.
-                return feedServer(key, now: now) { m in
-                    switch m {
-                    case .invite(var t): let a = t.receivedRequest(request); return (.invite(t), a)
-                    case .nonInvite(var t): let a = t.receivedRequest(request); return (.nonInvite(t), a)
-                    }
-                }
+                return performServer(servers[key]?.machine.receivedRequest(request) ?? [], key: key, now: now)
             }
             if let dk = DialogRequestKey(request), var entry = accepted[dk] {
                 let action = entry.machine.receivedACK()
@@ -220,12 +241,7 @@ struct TransactionLayer {
 
         if servers[key] != nil {
             // A retransmission (§17.2.1, §17.2.2): the machine resends its last response.
-            return feedServer(key, now: now) { m in
-                switch m {
-                case .invite(var t): let a = t.receivedRequest(request); return (.invite(t), a)
-                case .nonInvite(var t): let a = t.receivedRequest(request); return (.nonInvite(t), a)
-                }
-            }
+            return performServer(servers[key]?.machine.receivedRequest(request) ?? [], key: key, now: now)
         }
         if method == .invite, let dk = DialogRequestKey(request), let entry = accepted[dk] {
             // RFC 6026 §7.1: an INVITE retransmitted after our 2xx gets the 2xx again.
@@ -285,21 +301,7 @@ struct TransactionLayer {
             accepted[dk] = AcceptedEntry(machine: machine, response: response, inbound: entry.inbound)
             if case .scheduleRetransmit(let d) = start { schedule(TimerID(owner: .accepted(dk), timer: nil), after: d, now: now) }
         }
-        let sending = response
-        return feedServer(key, now: now) { m in
-            switch m {
-            case .invite(var t): let a = t.tuSend(response: sending); return (.invite(t), a)
-            case .nonInvite(var t): let a = t.tuSend(response: sending); return (.nonInvite(t), a)
-            }
-        }
-    }
-
-    mutating func feedServer(_ key: TransactionKey, now: UInt64, _ body: (ServerMachine) -> (ServerMachine, [TransactionAction])) -> [Action] {
-        guard var entry = servers[key] else { return [] }
-        let (m, actions) = body(entry.machine)
-        entry.machine = m
-        servers[key] = entry
-        return performServer(actions, key: key, now: now)
+        return performServer(servers[key]?.machine.tuSend(response: response) ?? [], key: key, now: now)
     }
 
     mutating func performServer(_ actions: [TransactionAction], key: TransactionKey, now: UInt64) -> [Action] {
@@ -385,7 +387,7 @@ struct TransactionLayer {
 
     mutating func receivedResponse(_ inbound: SIPInbound, now: UInt64) -> [Action] {
         let response = inbound.message
-        guard let key = TransactionKey.client(for: response), var entry = clients[key] else {
+        guard let key = TransactionKey.client(for: response), clients[key] != nil else {
             // A 2xx retransmitted after its transaction ended: ACK it again (§13.2.2.4).
             if let code = response.statusCode, (200..<300).contains(code), response.cseq?.method == .invite,
                let dk = DialogRequestKey(response), let (ack, destination) = sentACKs[dk] {
@@ -393,30 +395,18 @@ struct TransactionLayer {
             }
             return []
         }
-        let actions: [TransactionAction]
-        switch entry.machine {
-        case .invite(var m): actions = m.receivedResponse(response); entry.machine = .invite(m)
-        case .nonInvite(var m): actions = m.receivedResponse(response); entry.machine = .nonInvite(m)
-        }
-        clients[key] = entry
-        return performClient(actions, key: key, now: now)
+        return performClient(clients[key]?.machine.receivedResponse(response) ?? [], key: key, now: now)
     }
 
     /// Sending a request of client transaction `key` failed.
     mutating func clientTransportError(_ key: TransactionKey, error: String, now: UInt64) -> [Action] {
-        guard var entry = clients[key] else { return [] }
+        guard let entry = clients[key] else { return [] }
         var out: [Action] = []
         if entry.awaitingFinal {
-            entry.awaitingFinal = false
+            clients[key]?.awaitingFinal = false
             out.append(.failRequest(.transport(entry.destination, error), client: key))
         }
-        let actions: [TransactionAction]
-        switch entry.machine {
-        case .invite(var m): actions = m.transportError(); entry.machine = .invite(m)
-        case .nonInvite(var m): actions = m.transportError(); entry.machine = .nonInvite(m)
-        }
-        clients[key] = entry
-        return out + performClient(actions, key: key, now: now)
+        return out + performClient(clients[key]?.machine.transportError() ?? [], key: key, now: now)
     }
 
     mutating func performClient(_ actions: [TransactionAction], key: TransactionKey, now: UInt64) -> [Action] {
