@@ -227,13 +227,13 @@ public final class Store: Sendable {
 
     public static func open(_ location: StoreLocation, logger: Logger = Logger(label: "switchboard.store"),
                             group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton) async throws -> Store {
-        try await open(location, logger: logger, group: group, migratingTo: nil)
+        try await open(location, logger: logger, group: group, migratingTo: .max)
     }
 
-    /// `open`, with the schema migrated no further than `target` when one is
-    /// given: the upgrade tests make a database as an earlier version left it.
+    /// `open`, with the schema migrated no further than `target`: the upgrade
+    /// tests make a database as an earlier version left it.
     static func open(_ location: StoreLocation, logger: Logger = Logger(label: "switchboard.store"),
-                     group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton, migratingTo target: Int?) async throws -> Store {
+                     group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton, migratingTo target: Int) async throws -> Store {
         let store: Store
         switch location {
         case .sqlite(let path):
@@ -268,7 +268,7 @@ public final class Store: Sendable {
             }
         }
         do {
-            try await store.migrate(upTo: target ?? Int.max)
+            try await store.migrate(upTo: target)
         } catch {
             try? await store.close()
             throw StoreError.cannotOpen(location.description, String(describing: error))

@@ -557,14 +557,8 @@ public actor TrunkCallService {
         for timer in CallTimer.allCases { callTimers.cancel(CallTimerID(callID: callID, timer: timer)) }
         aCallIDOfB[entry.machine.bLegCallID] = nil
         release(entry.admission, account: entry.attempt.account.id)
-        let a = entry.attempt
-        let duration = record.durationSeconds
-        let billed = duration > 0 ? (a.rate?.increments.billedSeconds(forDuration: duration) ?? 0) : 0
-        let cost = duration > 0 ? (a.rate?.cost(forDuration: duration) ?? 0) : 0
-        let cdr = CDR(callID: callID, accountID: a.account.id, trunkID: entry.simICCID == nil ? a.trunk.id : nil, tag: a.controls.tag, from: a.cli, to: a.destination,
-                      callType: a.callType, startAt: record.setupAt, answerAt: record.answeredAt, endAt: record.endedAt,
-                      durationSeconds: duration, billedSeconds: billed, cost: cost, finalStatus: record.finalStatus, reason: record.reason)
-        directory.debit(account: a.account.id, cost)
+        let cdr = entry.attempt.cdr(callID: callID, record: record, onTrunk: entry.simICCID == nil)
+        directory.debit(account: cdr.accountID, cdr.cost)
         do {
             try await store.recordCall(cdr)
         } catch {
@@ -576,13 +570,13 @@ public actor TrunkCallService {
     // MARK: Helpers
 
     /// The caller's number: P-Asserted-Identity's user, else From's.
-    static func callerNumber(_ invite: SIPMessage) -> String {
+    public static func callerNumber(_ invite: SIPMessage) -> String {
         if let pai = invite.splitValues(.pAssertedIdentity).first, let user = (try? SIPNameAddress(pai))?.uri.user { return user }
         return invite.from?.uri.user ?? ""
     }
 
     /// A dialled or calling number without visual separators (RFC 3966 allows "-", ".", "(", ")").
-    static func number(_ user: String) -> String {
+    public static func number(_ user: String) -> String {
         let user = user.split(separator: ";", maxSplits: 1).first.map(String.init) ?? user
         return String(user.filter { !"-.() ".contains($0) })
     }
@@ -594,5 +588,17 @@ public actor TrunkCallService {
         if let a = try? SocketAddress(ipAddress: host, port: port) { return SIPDestination(address: a, transport: .udp) }
         if let a = try? SocketAddress.makeAddressResolvingHost(host, port: port) { return SIPDestination(address: a, transport: .udp) }
         return nil
+    }
+}
+
+extension CallAttempt {
+    /// The call's CDR: its duration billed and costed at the attempt's rate
+    /// (nothing for a call never answered). A SIP2SIM call's (`onTrunk` false) has no trunk.
+    public func cdr(callID: String, record: CallRecord, onTrunk: Bool = true) -> CDR {
+        let duration = record.durationSeconds
+        return CDR(callID: callID, accountID: account.id, trunkID: onTrunk ? trunk.id : nil, tag: controls.tag, from: cli, to: destination,
+                   callType: callType, startAt: record.setupAt, answerAt: record.answeredAt, endAt: record.endedAt,
+                   durationSeconds: duration, billedSeconds: duration > 0 ? (rate?.increments.billedSeconds(forDuration: duration) ?? 0) : 0,
+                   cost: duration > 0 ? (rate?.cost(forDuration: duration) ?? 0) : 0, finalStatus: record.finalStatus, reason: record.reason)
     }
 }

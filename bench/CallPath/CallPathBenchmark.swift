@@ -127,8 +127,8 @@ struct Switch {
         for case .send(let m) in t.start() { out.append(send(m)) }
         guard let callID = invite.callID, calls[callID] == nil, let trunk = trunksBySource[source] else { throw BenchFailure.unexpected("no trunk") }
         let controls = try CallControlHeaders(from: invite)
-        let destination = String((invite.parsedRequestURI?.user ?? "").filter { !"-.() ".contains($0) })
-        let cli = String((invite.from?.uri.user ?? "").filter { !"-.() ".contains($0) })
+        let destination = TrunkCallService.number(invite.parsedRequestURI?.user ?? "")
+        let cli = TrunkCallService.number(TrunkCallService.callerNumber(invite))
         var attempt = CallAttempt(account: account, accountLimits: accountLimits, trunk: trunk, controls: controls, cli: cli,
                                   destination: destination, callType: nil, rate: deck.rate(for: destination))
         attempt.committed = holds.held(account.id)
@@ -181,11 +181,7 @@ struct Switch {
                 aCallIDOfB[call.machine.bLegCallID] = nil
                 limits.release(call.admission.channels)
                 holds.release(call.admission.held, account: call.attempt.account.id)
-                let a = call.attempt, duration = record.durationSeconds
-                cdrs.append(CDR(callID: callID, accountID: a.account.id, trunkID: a.trunk.id, tag: a.controls.tag, from: a.cli, to: a.destination,
-                                callType: a.callType, startAt: record.setupAt, answerAt: record.answeredAt, endAt: record.endedAt,
-                                durationSeconds: duration, billedSeconds: duration > 0 ? (a.rate?.increments.billedSeconds(forDuration: duration) ?? 0) : 0,
-                                cost: duration > 0 ? (a.rate?.cost(forDuration: duration) ?? 0) : 0, finalStatus: record.finalStatus, reason: record.reason))
+                cdrs.append(call.attempt.cdr(callID: callID, record: record))
             }
         }
         return out
