@@ -118,7 +118,7 @@ let package = Package(
             name: "TrunkService",
             dependencies: [
                 "CallControl", "CallCore", "NodeConfiguration", "Rating", "SIMs", "SIPAuth", "SIPMessage", "SIPResolver", "SIPStack",
-                "SIPTransaction", "Store",
+                "SIPTransaction", "SIPTransport", "Store",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -188,7 +188,7 @@ let package = Package(
         .testTarget(name: "SIMsTests", dependencies: ["SIMs", .product(name: "Crypto", package: "swift-crypto")], swiftSettings: strictSwift),
         .testTarget(name: "NodeConfigurationTests", dependencies: ["NodeConfiguration", "SIMs"], swiftSettings: strictSwift),
         .testTarget(name: "StoreTests", dependencies: ["Store", "Rating", "Provisioning", "SIPAuth", "SIMs", "TestSupport"], swiftSettings: strictSwift),
-        .testTarget(name: "TrunkServiceTests", dependencies: ["TrunkService", "Store", "CallControl", "Rating"], swiftSettings: strictSwift),
+        .testTarget(name: "TrunkServiceTests", dependencies: ["TrunkService", "Store", "CallControl", "CallCore", "Rating", "NodeConfiguration", "SIPMessage", "SIPStack", "SIPTransport", .product(name: "NIOCore", package: "swift-nio"), .product(name: "Logging", package: "swift-log")], swiftSettings: strictSwift),
         .testTarget(
             name: "WebAPITests",
             dependencies: [

@@ -67,7 +67,9 @@ for _ in $(seq 1 40); do
             | json "[r['state'] for r in d.get('registrations', [])]" 2>/dev/null || true)
     [[ "$state" == *registered* ]] && break
 done
-curl -s -H "Authorization: Bearer $key" "http://127.0.0.1:18080/api/v1/sims/$iccid/registration"; echo
+curl -s -H "Authorization: Bearer $key" "http://127.0.0.1:18080/api/v1/sims/$iccid/registration" \
+    || { echo "demo: switchboard's API does not answer; its log ends:"; tail -30 "$work/switchboard.log"; exit 1; }
+echo
 
 step "call 1: the customer's PBX calls the SIM's user 7001 at Kamailio; the handset answers, hears the call for 1.5 s"
 sipp -sf "$root/Tests/Fixtures/sipp/customer_calls_sim.xml" -s 7001 127.0.0.1:25060 -i 127.0.0.1 -p 25100 -m 1 -nostdin \

@@ -72,7 +72,7 @@ extension TrunkCallService {
         guard simSource != nil else { return nil }
         if let ip = request.source.ipAddress, mobileCoreSources.contains(ip) { return .fromHandset }
         // S12: the network calls the customer's number; the carrier gateways are trusted by address, as for texts.
-        if let ip = request.source.ipAddress, gatewayAddresses.values.contains(where: { $0.address.ipAddress == ip }),
+        if let ip = request.source.ipAddress, core.gatewayAddresses.values.contains(where: { $0.address.ipAddress == ip }),
            let user = request.message.parsedRequestURI?.decodedUser,
            let sim = simsByLinkedNumber[user.hasPrefix("+") ? String(user.dropFirst()) : user] {
             return .toLinkedNumber(sim)
@@ -115,7 +115,7 @@ extension TrunkCallService {
                                 sim: sim, from: iccid, to: code, now: now)
         case .emergency(let number):
             // S5: to the emergency gateway whatever the balance, never to the customer.
-            guard let gateway = node.emergencyGateway, let destination = gatewayAddresses["emergency"] else {
+            guard let gateway = node.emergencyGateway, let destination = core.gatewayAddresses["emergency"] else {
                 logger.critical("emergency call with no emergency gateway configured", metadata: ["iccid": "\(iccid)", "number": "\(number)"])
                 await refuseSIMCall(request, 503, "Service Unavailable (no emergency gateway)", sim: sim, from: iccid, to: number, now: now)
                 return
@@ -125,7 +125,7 @@ extension TrunkCallService {
             await startSIMCall(request, sim: sim, from: iccid, to: number, callType: "emergency", rate: Self.freeRate, admit: false,
                                targets: [(GatewayTarget(name: "emergency", hostPort: gateway), destination)], identity: identity, now: now)
         case .customer(let digits):
-            let rate = Self.simRate(sim) ?? directory.rate(account: sim.accountID, number: digits)
+            let rate = Self.simRate(sim) ?? core.directory.rate(account: sim.accountID, number: digits)
             let destinations: [SIPDestination]
             do { destinations = try await customerDestinations(sim.hostname) } catch {
                 logger.notice("customer's SIP server cannot be located", metadata: ["iccid": "\(iccid)", "host": "\(sim.hostname)", "error": "\(error)"])
@@ -174,15 +174,15 @@ extension TrunkCallService {
     func startSIMCall(_ request: SIPServerRequest, sim: SIMCallProfile, from: String, to: String, callType: String?, rate: Rate?,
                       admit: Bool, targets: [(GatewayTarget, SIPDestination)], identity: BLegIdentity, now: Double) async {
         let invite = request.message
-        guard let callID = invite.callID, calls[callID] == nil, let endpoint else { return }
-        guard var account = directory.accounts[sim.accountID] else {
+        guard let callID = invite.callID, !core.hasCall(callID), let endpoint else { return }
+        guard var account = core.directory.accounts[sim.accountID] else {
             logger.error("SIM belongs to no account", metadata: ["iccid": "\(sim.iccid)", "account": "\(sim.accountID)"])
             await request.respond(500, reasonPhrase: "Server Internal Error (SIM has no account)")
             return
         }
         // The caller of a SIM call is an ICCID or the customer's own CLI: T7 does not apply.
         account.cliPolicy = .warn
-        let attempt = CallAttempt(account: account, accountLimits: directory.accountLimits[account.id] ?? CallLimits(),
+        let attempt = CallAttempt(account: account, accountLimits: core.directory.accountLimits[account.id] ?? CallLimits(),
                                   trunk: Trunk(accountID: account.id, name: "SIM\(sim.iccid)"), controls: CallControlHeaders(),
                                   cli: from, destination: to, callType: callType, rate: rate)
         var admission = Admission(warning: nil, maxDuration: nil, maxCostSeconds: nil, balanceSeconds: nil, channels: [])
@@ -190,11 +190,11 @@ extension TrunkCallService {
         let free = rate.map { $0.perMinute == 0 && $0.connectionCharge == 0 } ?? false
         var counted: [LimitCheck] = []
         if admit, !free {
-            let (decision, checks) = self.admit(attempt, now: now)
+            let (decision, checks) = core.admit(attempt, now: now)
             counted = checks
             switch decision {
             case .reject(let why):
-                await reject(request, why, account: account.id, trunk: nil, controls: attempt.controls, now: now, attempt: attempt)
+                await perform(core.reject(request, why, account: account.id, trunk: nil, controls: attempt.controls, now: now, attempt: attempt))
                 return
             case .admit(let a):
                 admission = a
@@ -207,10 +207,10 @@ extension TrunkCallService {
             invite: invite, gateways: targets.map(\.0), bCallID: SIPEndpoint.newCallID(host: node.nodeName), bFromTag: SIPEndpoint.newTag(),
             aToTag: SIPEndpoint.newTag(), localContact: localContact, maxDuration: nil, costCapSeconds: nil,
             balanceCapSeconds: admission.balanceSeconds, identity: identity)
-        let entry = LiveCallEntry(machine: machine, attempt: attempt, admission: admission, invite: request, caller: caller,
-                                  gateways: targets.map(\.1), simICCID: sim.iccid, spendsBalance: admit && !free)
-        await launch(entry, live: LiveCall(callID: callID, accountID: account.id, from: from, to: to, startAt: now),
-                     countedInStore: counted, now: now)
+        let call = Core.Call(machine: machine, attempt: attempt, admission: admission, request: request, caller: caller,
+                             gateways: targets.map(\.1), simICCID: sim.iccid, spendsBalance: admit && !free)
+        await perform(core.launch(call, live: LiveCall(callID: callID, accountID: account.id, from: from, to: to, startAt: now),
+                                  countedInStore: counted))
     }
 
     /// A refused SIP2SIM call: the code, a reason phrase and a `Reason` header

@@ -11,8 +11,34 @@ final class ResolverDNSTests {
     let locator: SIPServerLocator
 
     init() async throws {
-        port = freeTCPPort()  // dnsmasq listens on TCP too: a UDP-free ephemeral port may be a client connection's
-        dns = try ExternalProcess("dnsmasq", [
+        // A free port can be taken by another parallel test between the check
+        // and dnsmasq's bind (it binds UDP and TCP): then it exits with
+        // "Address already in use", and it is started again on another port.
+        var failures: [String] = []
+        for _ in 0..<5 {
+            let port = freeTCPPort()
+            let dns = try Self.startDNSMasq(port: port)
+            let locator = SIPServerLocator(configuration: DNSResolverConfiguration(nameserver: ("127.0.0.1", port), timeoutSeconds: 1, attempts: 1))
+            // Wait until dnsmasq answers (up to ~15 s: a parallel test run on two cores can be slow to start it).
+            for _ in 0..<150 where dns.isRunning {
+                if (try? locator.dns.addresses("sip1.example.test")) != nil {
+                    self.dns = dns; self.port = port; self.locator = locator
+                    return
+                }
+                try await Task.sleep(for: .milliseconds(100))
+            }
+            dns.kill()
+            let (_, output, _) = await dns.wait(timeout: .seconds(1))
+            failures.append("port \(port): \(output.isEmpty ? "no answer in 15 s" : output)")
+        }
+        Issue.record("dnsmasq did not start answering: \(failures.joined(separator: "; "))")
+        throw DNSMasqDidNotStart()
+    }
+
+    struct DNSMasqDidNotStart: Error {}
+
+    static func startDNSMasq(port: Int) throws -> ExternalProcess {
+        try ExternalProcess("dnsmasq", [
             "--keep-in-foreground", "--no-resolv", "--no-hosts", "--bind-interfaces", "--listen-address=127.0.0.1",
             "--port=\(port)", "--user=root", "--pid-file=", "--local=/example.test/",
             "--srv-host=_sip._udp.example.test,sip1.example.test,5070,10,60",
@@ -26,14 +52,6 @@ final class ResolverDNSTests {
             "--host-record=v6.example.test,::1",
             "--srv-host=_sip._udp.nosip.example.test", "--host-record=nosip.example.test,127.0.0.8",
         ])
-        locator = SIPServerLocator(configuration: DNSResolverConfiguration(nameserver: ("127.0.0.1", port), timeoutSeconds: 1, attempts: 1))
-        // Wait until dnsmasq answers (up to ~15 s: a parallel test run on two cores can be slow to start it).
-        for _ in 0..<150 {
-            if (try? locator.dns.addresses("sip1.example.test")) != nil { return }
-            try await Task.sleep(for: .milliseconds(100))
-        }
-        let (_, output, _) = await dns.wait(timeout: .seconds(1))
-        Issue.record("dnsmasq did not start answering on port \(port): \(output)")
     }
 
     deinit { dns.kill() }
