@@ -81,6 +81,7 @@ let package = Package(
             name: "SIPStack",
             dependencies: [
                 "SIPMessage", "SIPTransaction", "SIPTransport", "SIPResolver", "SIPAuth",
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -119,6 +120,7 @@ let package = Package(
             dependencies: [
                 "CallControl", "CallCore", "NodeConfiguration", "Rating", "SIMs", "SIPAuth", "SIPMessage", "SIPResolver", "SIPStack",
                 "SIPTransaction", "SIPTransport", "Store",
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),

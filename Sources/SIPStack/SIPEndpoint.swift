@@ -1,4 +1,5 @@
 import Logging
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 import SIPMessage
@@ -61,6 +62,13 @@ public enum SIPClientError: Error, Sendable, CustomStringConvertible {
 }
 
 /// A request received by the endpoint, to be answered by the handler.
+/// Something in front of an endpoint that takes some inbound messages
+/// itself (a trunk call core on the event loop that reads them).
+public protocol SIPFront: AnyObject, Sendable {
+    /// Called on the event loop that read the message; true: taken, the endpoint never sees it.
+    func take(_ inbound: SIPInbound) -> Bool
+}
+
 public struct SIPServerRequest: Sendable {
     public let message: SIPMessage
     public let source: SocketAddress
@@ -95,6 +103,10 @@ public struct SIPServerRequest: Sendable {
 public actor SIPEndpoint {
     public typealias RequestHandler = @Sendable (SIPServerRequest) async -> Void
 
+    /// What may take inbound messages before this endpoint sees them: called
+    /// on the event loop that read each one; true means taken.
+    nonisolated let front = NIOLockedValueBox<(any SIPFront)?>(nil)
+
     enum Event: Sendable {
         case inbound(SIPInbound)
         /// The armed event-loop task went off: fire what is due.
@@ -127,10 +139,14 @@ public actor SIPEndpoint {
     ) async throws -> SIPEndpoint {
         let endpoint = SIPEndpoint(configuration: configuration, group: group, logger: logger, handler: handler)
         let events = endpoint.events
+        let front = endpoint.front
         let transport = try await SIPTransport.start(
             configuration: SIPTransportConfiguration(listen: configuration.listen, limits: configuration.limits),
             group: group, logger: logger
-        ) { inbound in events.yield(.inbound(inbound)) }
+        ) { inbound in
+            if let taker = front.withLockedValue({ $0 }), taker.take(inbound) { return }
+            events.yield(.inbound(inbound))
+        }
         await endpoint.run(transport: transport)
         return endpoint
     }
@@ -157,6 +173,13 @@ public actor SIPEndpoint {
     }
 
     public func setHandler(_ handler: @escaping RequestHandler) { self.handler = handler }
+
+    /// Puts `taker` in front of this endpoint (nil: none): it sees each
+    /// inbound message first, on the event loop that read it.
+    public nonisolated func setFront(_ taker: (any SIPFront)?) { front.withLockedValue { $0 = taker } }
+
+    /// The transport, for a front that answers on it.
+    public var sipTransport: SIPTransport? { transport }
 
     /// Called with the Call-ID when a 2xx we sent to an INVITE was never ACKed (64·T1).
     public func setMissingACKHandler(_ handler: @escaping @Sendable (String) async -> Void) { onMissingACK = handler }
@@ -365,10 +388,15 @@ public actor SIPEndpoint {
 
     /// Our Via for a request to `destination`: the listener's address, a new branch, rport.
     func via(for destination: SIPDestination) throws -> SIPVia {
+        try Self.via(for: destination, transport: transport, advertisedHost: configuration.advertisedHost)
+    }
+
+    /// Our Via for a request to `destination` sent through `transport`.
+    public static func via(for destination: SIPDestination, transport: SIPTransport?, advertisedHost: String?) throws -> SIPVia {
         guard let local = transport?.localAddress(destination.transport, for: destination.address) else {
             throw SIPClientError.transport(destination, "no \(destination.transport) listener")
         }
-        var host = configuration.advertisedHost ?? local.ipAddress ?? "127.0.0.1"
+        var host = advertisedHost ?? local.ipAddress ?? "127.0.0.1"
         if host.contains(":"), !host.hasPrefix("[") { host = "[\(host)]" }
         return SIPVia(transport: destination.transport.rawValue, host: host, port: local.port.map { UInt16($0) },
                       branch: TransactionKey.newBranch(), rport: true)

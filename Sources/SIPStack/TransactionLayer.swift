@@ -12,8 +12,8 @@ import SIPTransport
 /// keeps one timer task armed. Tests drive it event by event without
 /// sockets; an owner on an event loop can hold it as it is
 /// (docs/run-to-completion.md). Times are uptime nanoseconds.
-struct TransactionLayer {
-    enum Action {
+public struct TransactionLayer {
+    public enum Action: Sendable {
         /// A response, sent where RFC 3261 §18.2.2 says for this request.
         case sendResponse(SIPMessage, to: SIPInbound)
         /// A request of our client transaction `client`, or (nil) an ACK for a 2xx, sent outside any transaction.
@@ -158,22 +158,22 @@ struct TransactionLayer {
     /// Every transaction timer, in one queue (see `TimerQueue` for why not one task per timer).
     var timers = TimerQueue<TimerID>()
 
-    init(configuration: SIPEndpointConfiguration, logger: Logger) {
+    public init(configuration: SIPEndpointConfiguration, logger: Logger) {
         self.configuration = configuration; self.logger = logger
     }
 
     /// Ends every transaction (the endpoint is shutting down; its owner tells
     /// the callers still waiting).
-    mutating func removeAll() {
+    public mutating func removeAll() {
         servers.removeAll(); clients.removeAll(); accepted.removeAll(); inviteClients.removeAll(); sentACKs.removeAll()
         timers.removeAll()
     }
 
     /// The deadline to arm the owner's one timer task for, if it is not
     /// armed for it already (see `TimerQueue.deadlineToArm`).
-    mutating func timerToArm(armed: UInt64?) -> UInt64? { timers.deadlineToArm(armed: armed) }
+    public mutating func timerToArm(armed: UInt64?) -> UInt64? { timers.deadlineToArm(armed: armed) }
 
-    mutating func timersDue(now: UInt64) -> [Action] {
+    public mutating func timersDue(now: UInt64) -> [Action] {
         var out: [Action] = []
         for id in timers.expired(now: now) { out += timerFired(id, now: now) }
         return out
@@ -214,7 +214,26 @@ struct TransactionLayer {
 
     // MARK: - Server side
 
-    mutating func receivedRequest(_ inbound: SIPInbound, now: UInt64) -> [Action] {
+    /// Whether a message belongs to a transaction (or an answered INVITE, or
+    /// an ACK we sent) of this layer: a retransmission, an ACK, a CANCEL of
+    /// one of its INVITEs, a response to one of its requests. An owner that
+    /// shares a port with another layer routes by this.
+    public func owns(_ inbound: SIPInbound) -> Bool {
+        let m = inbound.message
+        if !m.isRequest {
+            if let key = TransactionKey.client(for: m), clients[key] != nil { return true }
+            return DialogRequestKey(m).map { sentACKs[$0] != nil } ?? false
+        }
+        guard let method = m.method else { return false }
+        if servers[TransactionKey.server(for: m, topVia: inbound.topVia ?? m.topVia)] != nil { return true }
+        switch method {
+        case .ack, .invite: return DialogRequestKey(m).map { accepted[$0] != nil } ?? false
+        case .cancel: return servers[TransactionKey.cancelTarget(for: m)] != nil
+        default: return false
+        }
+    }
+
+    public mutating func receivedRequest(_ inbound: SIPInbound, now: UInt64) -> [Action] {
         let request = inbound.message
         guard let method = request.method else { return [] }
         let key = TransactionKey.server(for: request, topVia: inbound.topVia ?? request.topVia)
@@ -287,7 +306,7 @@ struct TransactionLayer {
     }
 
     /// The TU's response to the request of server transaction `key`.
-    mutating func respond(_ response: SIPMessage, key: TransactionKey, now: UInt64) -> [Action] {
+    public mutating func respond(_ response: SIPMessage, key: TransactionKey, now: UInt64) -> [Action] {
         guard let entry = servers[key] else {
             logger.debug("response for a finished transaction dropped", metadata: ["status": "\(response.statusCode ?? 0)"])
             return []
@@ -334,7 +353,7 @@ struct TransactionLayer {
 
     /// A new client transaction for a request whose Via is in place; its key
     /// names it in the actions that follow.
-    mutating func startClient(_ request: SIPMessage, method: SIPMethod, to destination: SIPDestination,
+    public mutating func startClient(_ request: SIPMessage, method: SIPMethod, to destination: SIPDestination,
                               now: UInt64) -> (key: TransactionKey, actions: [Action]) {
         let key = TransactionKey.client(branch: request.topVia?.branch ?? "", method: method)
         let reliable = destination.transport == .tcp
@@ -355,7 +374,7 @@ struct TransactionLayer {
     /// Cancels the INVITE we sent with this Call-ID and CSeq (RFC 3261 §9.1):
     /// at once if a provisional response has arrived, else when one does; a
     /// final response makes it moot.
-    mutating func cancelInvite(callID: String, cseq: UInt32) -> [Action] {
+    public mutating func cancelInvite(callID: String, cseq: UInt32) -> [Action] {
         guard let key = inviteClients[DialogRequestKey(callID: callID, cseq: cseq)], let entry = clients[key] else { return [] }
         if entry.heardProvisional { return [cancel(for: entry)] }
         clients[key]?.cancelWanted = true
@@ -377,7 +396,7 @@ struct TransactionLayer {
 
     /// The ACK for a 2xx (RFC 3261 §13.2.2.4), its Via in place: sent outside
     /// any transaction and remembered, so that a retransmitted 2xx is ACKed again.
-    mutating func sendACK(_ ack: SIPMessage, to destination: SIPDestination, now: UInt64) -> [Action] {
+    public mutating func sendACK(_ ack: SIPMessage, to destination: SIPDestination, now: UInt64) -> [Action] {
         if let dk = DialogRequestKey(ack) {
             sentACKs[dk] = (ack, destination)
             schedule(TimerID(owner: .ackCache(dk), timer: nil), after: configuration.timers.t1 * 64, now: now)
@@ -385,7 +404,7 @@ struct TransactionLayer {
         return [.sendRequest(ack, to: destination, client: nil)]
     }
 
-    mutating func receivedResponse(_ inbound: SIPInbound, now: UInt64) -> [Action] {
+    public mutating func receivedResponse(_ inbound: SIPInbound, now: UInt64) -> [Action] {
         let response = inbound.message
         guard let key = TransactionKey.client(for: response), clients[key] != nil else {
             // A 2xx retransmitted after its transaction ended: ACK it again (§13.2.2.4).
@@ -399,7 +418,7 @@ struct TransactionLayer {
     }
 
     /// Sending a request of client transaction `key` failed.
-    mutating func clientTransportError(_ key: TransactionKey, error: String, now: UInt64) -> [Action] {
+    public mutating func clientTransportError(_ key: TransactionKey, error: String, now: UInt64) -> [Action] {
         guard let entry = clients[key] else { return [] }
         var out: [Action] = []
         if entry.awaitingFinal {

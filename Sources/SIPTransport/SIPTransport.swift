@@ -166,6 +166,9 @@ public final class SIPTransport: Sendable {
     let shared: SharedState
 
     /// The bound address to advertise in Via/Contact for a destination's family.
+    /// The event loops of the UDP listeners, in listening order.
+    public var udpEventLoops: [any EventLoop] { udpChannels.map(\.eventLoop) }
+
     public func localAddress(_ transport: SIPTransportProtocol, for destination: SocketAddress? = nil) -> SocketAddress? {
         let wantV6 = destination.map { if case .v6 = $0 { return true } else { return false } }
         return boundAddresses.first { b in

@@ -97,7 +97,10 @@ struct Serve: AsyncParsableCommand {
         ) { request in
             if request.message.method == .message { await texts.handle(request) } else { await calls.handle(request) }
         }
-        try await calls.start(endpoint: endpoint)
+        // SWITCHBOARD_TRUNK_CALLS_ON_LOOP=1: UDP trunk calls run on the event loop that reads them
+        // (docs/run-to-completion.md, slice 3). Off by default: on one loop it uses less CPU per call
+        // but saturates that loop's core below the rate the actor service reaches on two.
+        try await calls.start(endpoint: endpoint, callsOnEventLoop: ProcessInfo.processInfo.environment["SWITCHBOARD_TRUNK_CALLS_ON_LOOP"] == "1")
         let membership = Task { [store, logger, name = node.nodeName, silent = node.silentAfterSeconds] in
             await Self.keepClusterMembership(store: store, node: name, silentAfter: silent, logger: logger)
         }

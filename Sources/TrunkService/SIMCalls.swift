@@ -53,6 +53,7 @@ extension TrunkCallService {
             }
         }
         await reloadSIMs()
+        loopCalls?.update(simRouting: simRouting())
     }
 
     func reloadSIMs() async {
@@ -61,9 +62,17 @@ extension TrunkCallService {
             let profiles = try await simSource()
             sims = Dictionary(profiles.map { ($0.iccid, $0) }, uniquingKeysWith: { a, _ in a })
             simsByLinkedNumber = Dictionary(profiles.compactMap { p in p.linkedNumber.map { ($0, p) } }, uniquingKeysWith: { a, b in a.iccid < b.iccid ? a : b })
+            loopCalls?.update(simRouting: simRouting())
         } catch {
             logger.error("could not reload SIMs from the store; keeping the last copy", metadata: ["error": "\(error)"])
         }
+    }
+
+    /// What the event loop's trunk calls need to leave SIP2SIM calls here.
+    func simRouting() -> SIMRouting {
+        SIMRouting(enabled: simSource != nil, mobileCoreSources: mobileCoreSources,
+                   gatewaySources: Set(core.gatewayAddresses.values.compactMap(\.address.ipAddress)),
+                   linkedNumbers: Set(simsByLinkedNumber.keys), iccids: Set(sims.keys))
     }
 
     /// Whether a new INVITE is a SIP2SIM call: from the mobile core (trusted

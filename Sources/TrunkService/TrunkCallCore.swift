@@ -2,6 +2,7 @@ import CallControl
 import CallCore
 import Foundation
 import Logging
+import NIOConcurrencyHelpers
 import NIOCore
 import NodeConfiguration
 import Rating
@@ -34,6 +35,52 @@ public struct CallClock: Sendable, Equatable {
 
     public static func now() -> CallClock {
         CallClock(wall: Date().timeIntervalSince1970, uptimeNanoseconds: NIODeadline.now().uptimeNanoseconds)
+    }
+}
+
+/// This node's in-memory limits (T9, T10 channels and rate windows) and the
+/// balance its live calls hold: one per node, shared by the trunk call
+/// cores (the actor service's and each event loop's), each admission or
+/// release one short critical section.
+public final class CallAccounting: Sendable {
+    struct State {
+        var limits = LimitBook()
+        var holds = BalanceHolds()
+    }
+
+    let state = NIOLockedValueBox(State())
+
+    public init() {}
+
+    /// The policy runs here; the limits are counted in this node's memory or,
+    /// when the store counts them (a cluster's PostgreSQL), by the store as
+    /// the call is launched: those checks are returned. An admitted call
+    /// holds its first billing increment (`BalanceHolds`) from here, so calls
+    /// arriving together see each other's; `release` gives it back with the channels.
+    func admit(_ attempt: CallAttempt, blacklists: Blacklists, storeCountsLimits: Bool, now: Double) -> (AdmissionDecision, [LimitCheck]) {
+        state.withLockedValue { s in
+            var attempt = attempt
+            attempt.committed = s.holds.held(attempt.account.id)
+            let decided: (AdmissionDecision, [LimitCheck])
+            if storeCountsLimits {
+                switch LimitBook.plan(attempt, blacklists: blacklists) {
+                case .reject(let why): decided = (.reject(why), [])
+                case .admit(let plan): decided = (.admit(plan.admission), plan.checks)
+                }
+            } else {
+                decided = (s.limits.admit(attempt, blacklists: blacklists, now: now), [])
+            }
+            if case .admit(let a) = decided.0 { s.holds.hold(a.held, account: attempt.account.id) }
+            return decided
+        }
+    }
+
+    /// What an admitted call took: its channels on this node and its hold on the balance.
+    func release(_ admission: Admission, account: String) {
+        state.withLockedValue { s in
+            s.limits.release(admission.channels)
+            s.holds.release(admission.held, account: account)
+        }
     }
 }
 
@@ -140,8 +187,8 @@ public struct TrunkCallCore<Request: CallRequest>: ~Copyable {
     public var directory = TrunkDirectory()
     /// The upstream gateways' addresses by name, resolved at start.
     public var gatewayAddresses: [String: SIPDestination] = [:]
-    var limits = LimitBook()
-    var holds = BalanceHolds()
+    /// This node's channel and rate counters and balance holds, shared by every core on the node.
+    let accounting: CallAccounting
     var digest: DigestServer
     var calls: [String: Call] = [:]
     var pending: [String: Pending] = [:]
@@ -149,14 +196,17 @@ public struct TrunkCallCore<Request: CallRequest>: ~Copyable {
     var timers = TimerQueue<CallTimerID>()
     var armedTimer: UInt64?
 
-    public init(node: NodeConfiguration, storeCountsLimits: Bool, nonceSecret: [UInt8], logger: Logger) {
-        self.node = node; self.storeCountsLimits = storeCountsLimits; self.logger = logger
+    public init(node: NodeConfiguration, storeCountsLimits: Bool, nonceSecret: [UInt8], accounting: CallAccounting = CallAccounting(),
+                logger: Logger) {
+        self.node = node; self.storeCountsLimits = storeCountsLimits; self.accounting = accounting; self.logger = logger
         digest = DigestServer(realm: node.sipRealm, secret: nonceSecret,
                               algorithms: node.digestAlgorithms.compactMap { DigestAlgorithm(token: $0) })
     }
 
     public var liveCallCount: Int { calls.count }
     public func hasCall(_ callID: String) -> Bool { calls[callID] != nil || pending[callID] != nil }
+    /// Whether a Call-ID is one of this core's calls, either leg.
+    public func knows(_ callID: String) -> Bool { hasCall(callID) || aCallIDOfB[callID] != nil }
 
     /// The answered calls that spend their account's balance, for costing accounts together (T10).
     public func answeredCalls() -> [AnsweredCall] {
@@ -270,19 +320,7 @@ public struct TrunkCallCore<Request: CallRequest>: ~Copyable {
     /// here, so calls arriving together see each other's; `release` gives it
     /// back with the channels.
     mutating func admit(_ attempt: CallAttempt, now: Double) -> (AdmissionDecision, [LimitCheck]) {
-        var attempt = attempt
-        attempt.committed = holds.held(attempt.account.id)
-        let decided: (AdmissionDecision, [LimitCheck])
-        if storeCountsLimits {
-            switch LimitBook.plan(attempt, blacklists: directory.blacklists) {
-            case .reject(let why): decided = (.reject(why), [])
-            case .admit(let plan): decided = (.admit(plan.admission), plan.checks)
-            }
-        } else {
-            decided = (limits.admit(attempt, blacklists: directory.blacklists, now: now), [])
-        }
-        if case .admit(let a) = decided.0 { holds.hold(a.held, account: attempt.account.id) }
-        return decided
+        accounting.admit(attempt, blacklists: directory.blacklists, storeCountsLimits: storeCountsLimits, now: now)
     }
 
     /// Starts an admitted call, trunk or SIP2SIM: it waits for the store to
@@ -318,8 +356,7 @@ public struct TrunkCallCore<Request: CallRequest>: ~Copyable {
 
     /// What an admitted call took: its channels on this node and its hold on the balance.
     mutating func release(_ admission: Admission, account: String) {
-        limits.release(admission.channels)
-        holds.release(admission.held, account: account)
+        accounting.release(admission, account: account)
     }
 
     enum AuthOutcome { case trunk(Trunk), challenge(stale: Bool), refuse(String) }

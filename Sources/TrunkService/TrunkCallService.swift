@@ -28,6 +28,10 @@ public actor TrunkCallService {
     let logger: Logger
     var endpoint: SIPEndpoint?
     var core: Core
+    /// UDP trunk calls, run on the event loop that reads them (nil: all calls here).
+    var loopCalls: TrunkCallLoop?
+    let accounting = CallAccounting()
+    let nonceSecret: [UInt8]
     var localContacts: [String: String] = [:]
     var refreshTask: Task<Void, Never>?
     var spendTask: Task<Void, Never>?
@@ -49,11 +53,14 @@ public actor TrunkCallService {
     public init(store: Store, node: NodeConfiguration, nonceSecret: [UInt8], logger: Logger) {
         self.store = store; self.node = node; self.logger = logger
         dialPlan = HandsetDialPlan(emergencyNumbers: node.emergencyNumbers, networkServiceCodes: node.networkServiceCodes)
-        core = Core(node: node, storeCountsLimits: store.countsLimits, nonceSecret: nonceSecret, logger: logger)
+        self.nonceSecret = nonceSecret
+        core = Core(node: node, storeCountsLimits: store.countsLimits, nonceSecret: nonceSecret, accounting: accounting, logger: logger)
     }
 
-    /// Loads the directory, resolves the gateways and starts the periodic reload.
-    public func start(endpoint: SIPEndpoint, reloadEvery seconds: Double = 5) async throws {
+    /// Loads the directory, resolves the gateways and starts the periodic
+    /// reload. `callsOnEventLoop`: UDP trunk calls are handled on the event
+    /// loop that reads them (`TrunkCallLoop`), the rest here.
+    public func start(endpoint: SIPEndpoint, reloadEvery seconds: Double = 5, callsOnEventLoop: Bool = true) async throws {
         self.endpoint = endpoint
         await endpoint.setMissingACKHandler { [weak self] callID in await self?.missingACK(callID: callID) }
         core.directory = try await TrunkDirectory.load(from: store)
@@ -63,6 +70,13 @@ public actor TrunkCallService {
             if let d = Self.resolve(address) { core.gatewayAddresses[name] = d } else {
                 logger.error("gateway address does not resolve; calls will not be routed to it", metadata: ["gateway": "\(name)", "address": "\(address)"])
             }
+        }
+        if callsOnEventLoop, let transport = await endpoint.sipTransport, let loop = transport.udpEventLoops.first {
+            let onLoop = TrunkCallLoop(loop: loop, transport: transport, configuration: endpoint.configuration, store: store, node: node,
+                                       nonceSecret: nonceSecret, accounting: accounting, logger: logger)
+            onLoop.update(directory: core.directory, gateways: core.gatewayAddresses, simRouting: simRouting(), activate: true)
+            endpoint.setFront(onLoop)
+            loopCalls = onLoop
         }
         refreshTask = Task { [weak self] in
             while !Task.isCancelled {
@@ -85,7 +99,7 @@ public actor TrunkCallService {
     /// every node are costed, against the balance as stored now; each node
     /// clears its own.
     func clearCallsOutOfMoney(now: Double) async {
-        let running = core.answeredCalls()
+        let running = core.answeredCalls() + (await loopCalls?.answeredCalls() ?? [])
         guard !running.isEmpty else { return }
         let exhausted: [String: [String]]
         if store.countsLimits {
@@ -115,15 +129,20 @@ public actor TrunkCallService {
             }, now: now)
         }
         for (account, callIDs) in exhausted.sorted(by: { $0.key < $1.key }) {
-            let mine = callIDs.filter { core.hasCall($0) }
+            let here = callIDs.filter { core.hasCall($0) }
+            let onLoop = await loopCalls?.hasCalls(callIDs) ?? []
+            let mine = here + callIDs.filter { onLoop.contains($0) }
             guard !mine.isEmpty else { continue }
             logger.notice("account's calls together used up its balance and credit: clearing them",
                           metadata: ["account": "\(account)", "calls": "\(callIDs.count)", "on this node": "\(mine.count)"])
-            for callID in mine { await perform(core.timerFired(.balanceCap, callID: callID, at: .now())) }
+            for callID in here { await perform(core.timerFired(.balanceCap, callID: callID, at: .now())) }
+            loopCalls?.clearOutOfMoney(callIDs.filter { onLoop.contains($0) })
         }
     }
 
     public func stop() {
+        endpoint?.setFront(nil)
+        loopCalls?.stop()
         refreshTask?.cancel()
         spendTask?.cancel()
         armedCallTimer?.cancel()
@@ -131,7 +150,10 @@ public actor TrunkCallService {
     }
 
     func reload() async {
-        do { core.directory = try await TrunkDirectory.load(from: store) } catch {
+        do {
+            core.directory = try await TrunkDirectory.load(from: store)
+            loopCalls?.update(directory: core.directory)
+        } catch {
             logger.error("could not reload accounts and trunks from the store; keeping the last copy", metadata: ["error": "\(error)"])
         }
         await reloadSIMs()

@@ -75,11 +75,12 @@ struct SIMCallTests {
             let provision = try ExternalProcess(try switchboardBinary(), ["provision", sims, "--config", config])
             let (status, output, _) = await provision.wait(timeout: .seconds(30))
             #expect(status == 0, "\(output)")
-            serve = try ExternalProcess(try switchboardBinary(), ["serve", "--config", config])
+            // Trunk calls on the event loop: SIM calls must still reach the actor service.
+            serve = try ExternalProcess(try switchboardBinary(), ["serve", "--config", config], environment: ["SWITCHBOARD_TRUNK_CALLS_ON_LOOP": "1"])
         }
 
         func restartServe() throws -> ExternalProcess {
-            try ExternalProcess(try switchboardBinary(), ["serve", "--config", config])
+            try ExternalProcess(try switchboardBinary(), ["serve", "--config", config], environment: ["SWITCHBOARD_TRUNK_CALLS_ON_LOOP": "1"])
         }
 
         /// Waits until the SIM's Contact on the switch is bound at Kamailio.

@@ -43,8 +43,10 @@ struct RunningSwitch {
     let httpPort: Int
     let database: String
 
+    /// `callsOnEventLoop`: UDP trunk calls on the event loop that reads them
+    /// (`SWITCHBOARD_TRUNK_CALLS_ON_LOOP=1`), else all through the actor service.
     static func start(database: String, gateways: [(name: String, port: Int)], node: String? = nil,
-                      silentAfterSeconds: Int? = nil) async throws -> RunningSwitch {
+                      silentAfterSeconds: Int? = nil, callsOnEventLoop: Bool = true) async throws -> RunningSwitch {
         let port = freePort()
         let config = NSTemporaryDirectory() + "switch-\(UUID().uuidString).yaml"
         // SIPp 3.6 answers only the first digest challenge and knows only MD5.
@@ -61,7 +63,8 @@ struct RunningSwitch {
             yaml += "  - { name: \(g.name), address: \"127.0.0.1:\(g.port)\", priority: \(10 * (i + 1)) }\n"
         }
         try yaml.write(toFile: config, atomically: true, encoding: .utf8)
-        let process = try ExternalProcess(try switchboardBinary(), ["serve", "--config", config])
+        let process = try ExternalProcess(try switchboardBinary(), ["serve", "--config", config],
+                                          environment: ["SWITCHBOARD_TRUNK_CALLS_ON_LOOP": callsOnEventLoop ? "1" : "0"])
         #expect(try await waitUntilAnswersOptions(port: port), "switchboard serve did not answer OPTIONS")
         return RunningSwitch(process: process, port: port, httpPort: httpPort, database: database)
     }
@@ -94,14 +97,15 @@ struct TrunkTestbed {
     let gateway: ExternalProcess
     let sw: RunningSwitch
 
-    static func start(_ backend: StoreBackend, gateway arguments: [String] = ["-sn", "uas", "-m", "1"],
+    static func start(_ backend: StoreBackend, gateway arguments: [String] = ["-sn", "uas", "-m", "1"], callsOnEventLoop: Bool = true,
                       seed: (StoreLocation) async throws -> Void = { try await seedTrunkCustomer($0) }) async throws -> TrunkTestbed {
         let (url, location) = try await freshDatabase(backend)
         try await seed(location)
         let (gateway, port) = try startGateway(arguments)
         do {
             return TrunkTestbed(location: location, gateway: gateway,
-                                sw: try await RunningSwitch.start(database: url, gateways: [("carrier", port)]))
+                                sw: try await RunningSwitch.start(database: url, gateways: [("carrier", port)],
+                                                                  callsOnEventLoop: callsOnEventLoop))
         } catch {
             gateway.kill()
             throw error
@@ -406,9 +410,10 @@ func fetchCDRs(_ location: StoreLocation, count: Int, query: CDRQuery = CDRQuery
 
 @Suite("Trunk calls end to end (SIPp PBX → switchboard → SIPp gateway)", .serialized)
 struct TrunkCallTests {
-    @Test(arguments: StoreBackend.allCases)
-    func answeredCallIsBridgedRatedAndRecordedWithItsTag(backend: StoreBackend) async throws {
-        let bed = try await TrunkTestbed.start(backend)
+    /// Also with every call through the actor service (`callsOnEventLoop` false), as without the event-loop path.
+    @Test(arguments: StoreBackend.allCases, [true, false])
+    func answeredCallIsBridgedRatedAndRecordedWithItsTag(backend: StoreBackend, callsOnEventLoop: Bool) async throws {
+        let bed = try await TrunkTestbed.start(backend, callsOnEventLoop: callsOnEventLoop)
         defer { bed.stop() }
         let location = bed.location
         let gateway = bed.gateway
@@ -442,11 +447,11 @@ struct TrunkCallTests {
         try await store.close()
     }
 
-    @Test(arguments: StoreBackend.allCases)
-    func refusalsCarryTheSpecifiedReasonTexts(backend: StoreBackend) async throws {
+    @Test(arguments: StoreBackend.allCases, [true, false])
+    func refusalsCarryTheSpecifiedReasonTexts(backend: StoreBackend, callsOnEventLoop: Bool) async throws {
         let (url, location) = try await freshDatabase(backend)
         try await seedTrunkCustomer(location, accountLimits: CallLimits(channels: 5), blacklist: ["4487"])
-        let sw = try await RunningSwitch.start(database: url, gateways: [("carrier", freePort())])
+        let sw = try await RunningSwitch.start(database: url, gateways: [("carrier", freePort())], callsOnEventLoop: callsOnEventLoop)
         defer { sw.stop() }
         let cases: [(number: String, from: String, headers: [String], code: Int, reason: String)] = [
             ("447700900123", "441632960000", ["X-simwood-trunk: 555000-L001"], 403, "Invalid Trunk"),

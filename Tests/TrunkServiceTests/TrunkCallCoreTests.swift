@@ -126,7 +126,8 @@ func answeredCall(_ core: inout Core, callID: String = "a-1@pbx", maxdur: Int? =
         #expect(admitting.count == 1)
         let live = try #require(admitting.first?.live)
         #expect(live.accountID == "920700" && live.trunkID == "920700-L001" && live.to == "447700900123" && live.from == "441632960000")
-        #expect(core.hasCall("a-1@pbx"))
+        let admitting1 = core.hasCall("a-1@pbx")
+        #expect(admitting1)
 
         let started = core.admitted(callID: "a-1@pbx", refusedAt: nil, at: clock(0))
         let (b, gateway) = try #require(started.compactMap(\.bInvite).first)
@@ -148,9 +149,11 @@ func answeredCall(_ core: inout Core, callID: String = "a-1@pbx", maxdur: Int? =
         let (cdr, refused) = try #require(bye.compactMap(\.cdr).first)
         #expect(!refused && cdr.durationSeconds == 65 && cdr.billedSeconds == 65 && cdr.cost == m("0.65") && cdr.finalStatus == 200)
         #expect(cdr.trunkID == "920700-L001" && cdr.callID == "a-1@pbx")
-        #expect(!core.hasCall("a-1@pbx") && core.liveCallCount == 0)
+        let (stillLive, liveCount) = (core.hasCall("a-1@pbx"), core.liveCallCount)
+        #expect(!stillLive && liveCount == 0)
         // The cached balance is debited until the next reload.
-        #expect(core.directory.accounts["920700"]?.balance == m("9.35"))
+        let balance = core.directory.accounts["920700"]?.balance
+        #expect(balance == m("9.35"))
     }
 
     @Test func aChannelIsHeldFromAdmissionAndGivenBackWhenTheCallEndsOrTheStoreFails() throws {
@@ -163,7 +166,8 @@ func answeredCall(_ core: inout Core, callID: String = "a-1@pbx", maxdur: Int? =
 
         // The first call ends (the gateway hangs up): its channel is free again.
         var byeFromGateway = SIPMessage(request: .bye, uri: "sip:switch@203.0.113.1:5060")
-        let bCallID = try #require(core.calls["a-1@pbx"]?.machine.bLegCallID)
+        let bLeg = core.calls["a-1@pbx"]?.machine.bLegCallID
+        let bCallID = try #require(bLeg)
         byeFromGateway.append(.callID, bCallID)
         byeFromGateway.append(.cseq, "1 BYE")
         let ended = core.received(TestRequest(message: byeFromGateway, source: try SocketAddress(ipAddress: "198.51.100.1", port: 5060)),
@@ -172,9 +176,12 @@ func answeredCall(_ core: inout Core, callID: String = "a-1@pbx", maxdur: Int? =
         #expect(ended.compactMap(\.cdr).first?.0.durationSeconds == 15)
 
         // A call the store could not record is refused and holds nothing.
-        #expect(core.received(try invite(callID: "a-3@pbx"), contact: "", at: clock(21)).first?.live != nil)
-        #expect(core.admissionFailed(callID: "a-3@pbx", at: clock(21)).codes == [500])
-        #expect(core.received(try invite(callID: "a-4@pbx"), contact: "", at: clock(22)).first?.live != nil)
+        let third = core.received(try invite(callID: "a-3@pbx"), contact: "", at: clock(21))
+        #expect(third.first?.live != nil)
+        let failed = core.admissionFailed(callID: "a-3@pbx", at: clock(21))
+        #expect(failed.codes == [500])
+        let fourth = core.received(try invite(callID: "a-4@pbx"), contact: "", at: clock(22))
+        #expect(fourth.first?.live != nil)
     }
 
     @Test func theStoreCountsAClustersLimitsAndItsRefusalIsTheCallersReason() throws {
@@ -187,7 +194,8 @@ func answeredCall(_ core: inout Core, callID: String = "a-1@pbx", maxdur: Int? =
         #expect(refused.codes == [503])
         #expect(refused.responses.first?.firstValue(CallControlHeaders.reasonHeader) == "Channel Limit Exceeded")
         #expect(refused.compactMap(\.cdr).first.map { $0.1 && $0.0.finalStatus == 503 } == true)
-        #expect(refused.compactMap(\.bInvite).isEmpty && !core.hasCall("a-1@pbx"))
+        let live = core.hasCall("a-1@pbx")
+        #expect(refused.compactMap(\.bInvite).isEmpty && !live)
     }
 
     @Test func aStrangerIsChallengedAndWrongCredentialsAreRefused() throws {
@@ -199,26 +207,30 @@ func answeredCall(_ core: inout Core, callID: String = "a-1@pbx", maxdur: Int? =
             Proxy-Authorization: Digest username="nobody", realm="switchboard", nonce="x", uri="sip:447700900123@switch.example", response="00"\r\n
             """), contact: "", at: clock(1))
         #expect(wrong.codes == [403])
-        #expect(!core.hasCall("a-1@pbx"))
+        let ended = core.hasCall("a-1@pbx")
+        #expect(!ended)
     }
 
     @Test func aFailedGatewayFailsOverToTheNext() throws {
         var core = try makeCore()
         _ = core.received(try invite(), contact: "", at: clock(0))
-        let first = try #require(core.admitted(callID: "a-1@pbx", refusedAt: nil, at: clock(0)).compactMap(\.bInvite).first)
+        let started = core.admitted(callID: "a-1@pbx", refusedAt: nil, at: clock(0))
+        let first = try #require(started.compactMap(\.bInvite).first)
         let failedOver = core.bResponse(answer(503, to: first.0), callID: "a-1@pbx", at: clock(1))
         let second = try #require(failedOver.compactMap(\.bInvite).first)
         #expect(second.1.address.ipAddress == "198.51.100.2" && failedOver.codes.isEmpty)
         // The second cannot be reached either: the caller gets the failure and the call is recorded.
         let failed = core.bUnreachable(callID: "a-1@pbx", at: clock(2))
         #expect(failed.codes.first.map { $0 >= 500 } == true)
-        #expect(failed.compactMap(\.cdr).first?.0.durationSeconds == 0 && !core.hasCall("a-1@pbx"))
+        let live = core.hasCall("a-1@pbx")
+        #expect(failed.compactMap(\.cdr).first?.0.durationSeconds == 0 && !live)
     }
 
     @Test func cancelFromTheCallerCancelsTheBLegAndEndsTheCallWith487() throws {
         var core = try makeCore()
         _ = core.received(try invite(), contact: "", at: clock(0))
-        let b = try #require(core.admitted(callID: "a-1@pbx", refusedAt: nil, at: clock(0)).compactMap(\.bInvite).first).0
+        let started = core.admitted(callID: "a-1@pbx", refusedAt: nil, at: clock(0))
+        let b = try #require(started.compactMap(\.bInvite).first).0
         _ = core.bResponse(answer(180, to: b), callID: "a-1@pbx", at: clock(1))
         let inviteText = String(decoding: try invite().message.serialized(), as: UTF8.self)
         let cancel = try SIPMessage(parsing: inviteText.replacingOccurrences(of: "INVITE sip:", with: "CANCEL sip:")
@@ -228,21 +240,25 @@ func answeredCall(_ core: inout Core, callID: String = "a-1@pbx", maxdur: Int? =
         #expect(cancelled.0 == b.callID && cancelled.1 == b.cseq?.number)
         // The endpoint has answered the CANCEL 200 and the INVITE 487; the call is over and recorded.
         #expect(cancelling.compactMap(\.cdr).first.map { !$0.1 && $0.0.finalStatus == 487 } == true)
-        #expect(!core.hasCall("a-1@pbx"))
+        let ended = core.hasCall("a-1@pbx")
+        #expect(!ended)
         // The gateway's 487 to the cancelled INVITE changes nothing.
-        #expect(core.bResponse(answer(487, to: b), callID: "a-1@pbx", at: clock(2.1)).isEmpty)
+        let late = core.bResponse(answer(487, to: b), callID: "a-1@pbx", at: clock(2.1))
+        #expect(late.isEmpty)
     }
 
     @Test func maxdurClearsBothLegsWhenItsTimerIsDue() throws {
         var core = try makeCore()
         let admitted = core.received(try invite(maxdur: 30), contact: "", at: clock(0))
         #expect(admitted.first?.live != nil)
-        let b = try #require(core.admitted(callID: "a-1@pbx", refusedAt: nil, at: clock(0)).compactMap(\.bInvite).first).0
+        let started = core.admitted(callID: "a-1@pbx", refusedAt: nil, at: clock(0))
+        let b = try #require(started.compactMap(\.bInvite).first).0
         let answered = core.bResponse(answer(200, to: b), callID: "a-1@pbx", at: clock(5))
         // Armed for 30 s after the answer, rounded up to the 5 ms tick.
         let deadline = try #require(answered.compactMap(\.armed).first)
         #expect(deadline >= clock(35).uptimeNanoseconds && deadline < clock(35.005).uptimeNanoseconds + 1)
-        #expect(core.timersDue(at: clock(34.9)).compactMap(\.sent).isEmpty)
+        let early = core.timersDue(at: clock(34.9))
+        #expect(early.compactMap(\.sent).isEmpty)
         let due = core.timersDue(at: clock(35.005))
         let byes = due.compactMap(\.sent).filter { $0.0.method == .bye }
         #expect(byes.count == 2)
@@ -251,7 +267,8 @@ func answeredCall(_ core: inout Core, callID: String = "a-1@pbx", maxdur: Int? =
         #expect(byes.first { $0.1.address.ipAddress == "198.51.100.1" }?.0.firstValue(.reason)?.contains("Maximum Duration Reached") == true)
         let (cdr, _) = try #require(due.compactMap(\.cdr).first)
         #expect(cdr.durationSeconds == 30 && cdr.reason == "Maximum Duration Reached")
-        #expect(!core.hasCall("a-1@pbx"))
+        let ended = core.hasCall("a-1@pbx")
+        #expect(!ended)
     }
 
     @Test func aReINVITEIsRelayedAndItsAnswerACKedAndRelayedBack() throws {
@@ -267,7 +284,8 @@ func answeredCall(_ core: inout Core, callID: String = "a-1@pbx", maxdur: Int? =
         // No answer from the gateway: the caller gets 408.
         #expect(relay.answered(nil).codes == [408])
         // A request in no dialog of ours: 481.
-        #expect(core.received(try fromCaller("INFO", callID: "stranger@x", toTag: "t"), contact: "", at: clock(11)).codes == [481])
+        let stranger = core.received(try fromCaller("INFO", callID: "stranger@x", toTag: "t"), contact: "", at: clock(11))
+        #expect(stranger.codes == [481])
     }
 
     @Test func aCallerWhoNeverACKsIsCleared() throws {
@@ -275,7 +293,31 @@ func answeredCall(_ core: inout Core, callID: String = "a-1@pbx", maxdur: Int? =
         _ = try answeredCall(&core)
         let cleared = core.missingACK(callID: "a-1@pbx", at: clock(37))
         #expect(cleared.compactMap(\.sent).contains { $0.0.method == .bye })
-        #expect(cleared.compactMap(\.cdr).count == 1 && !core.hasCall("a-1@pbx"))
-        #expect(core.missingACK(callID: "a-1@pbx", at: clock(38)).isEmpty)
+        let live = core.hasCall("a-1@pbx")
+        #expect(cleared.compactMap(\.cdr).count == 1 && !live)
+        let again = core.missingACK(callID: "a-1@pbx", at: clock(38))
+        #expect(again.isEmpty)
+    }
+}
+
+@Suite struct SIMRoutingTests {
+    func request(_ uri: String) throws -> SIPMessage {
+        var m = SIPMessage(request: .invite, uri: uri)
+        m.append(.callID, "c@x")
+        return m
+    }
+
+    /// The event loop leaves these INVITEs to the actor service (SIP2SIM), as `TrunkCallService.simDirection` would take them.
+    @Test func sim2SIMCallsAreRecognisedAndTrunkCallsAreNot() throws {
+        let routing = SIMRouting(enabled: true, mobileCoreSources: ["192.0.2.50"], gatewaySources: ["198.51.100.1"],
+                                 linkedNumbers: ["447700900999"], iccids: ["8944101234567890128"])
+        #expect(routing.isSIMCall(try request("sip:447700900123@switch"), source: "192.0.2.50"))  // from the mobile core
+        #expect(routing.isSIMCall(try request("sip:8944101234567890128@switch"), source: "192.0.2.10"))  // to a SIM
+        #expect(routing.isSIMCall(try request("sip:+447700900999@switch"), source: "198.51.100.1"))  // a linked number, from a carrier
+        #expect(!routing.isSIMCall(try request("sip:447700900999@switch"), source: "192.0.2.10"))  // the same number from a PBX: a trunk call
+        #expect(!routing.isSIMCall(try request("sip:447700900123@switch"), source: "192.0.2.10"))
+        var off = routing
+        off.enabled = false
+        #expect(!off.isSIMCall(try request("sip:8944101234567890128@switch"), source: "192.0.2.50"))
     }
 }

@@ -1,0 +1,362 @@
+import CallCore
+import Foundation
+import Logging
+import Rating
+import NIOCore
+import NodeConfiguration
+import SIPMessage
+import SIPStack
+import SIPTransaction
+import SIPTransport
+import Store
+
+/// What the event loop needs to know to leave SIP2SIM calls to the actor
+/// service: the same tests as `TrunkCallService.simDirection`, on sets.
+struct SIMRouting: Sendable {
+    var enabled = false
+    var mobileCoreSources: Set<String> = []
+    var gatewaySources: Set<String> = []
+    var linkedNumbers: Set<String> = []
+    var iccids: Set<String> = []
+
+    func isSIMCall(_ invite: SIPMessage, source: String?) -> Bool {
+        guard enabled else { return false }
+        if let source, mobileCoreSources.contains(source) { return true }
+        if let source, gatewaySources.contains(source), let user = invite.parsedRequestURI?.decodedUser,
+           linkedNumbers.contains(user.hasPrefix("+") ? String(user.dropFirst()) : user) {
+            return true
+        }
+        if let user = invite.parsedRequestURI?.user, user.count >= 19, iccids.contains(user) { return true }
+        return false
+    }
+}
+
+/// Trunk calls over UDP run to completion on the event loop that reads them
+/// (docs/run-to-completion.md, slice 3): a datagram is parsed, fed to this
+/// loop's transaction layer and call core, and the answers are sent, without
+/// leaving the loop. Only the store is waited for, off the loop (the live
+/// call row before the B leg, the CDR after the call); its answers come back
+/// to the loop as events. It sits in front of the actor endpoint
+/// (`SIPFront`) and takes new trunk INVITEs and everything belonging to its
+/// own transactions and calls; the rest — SIP2SIM calls, texts,
+/// registrations, OPTIONS, TCP — goes on to the endpoint as before.
+///
+/// Its state is confined to `loop`: every method but `take` runs there, and
+/// `take` is called there (`SIPFront`), so no lock guards it.
+public final class TrunkCallLoop: SIPFront, @unchecked Sendable {
+    struct LoopRequest: CallRequest {
+        var inbound: SIPInbound
+        var key: TransactionKey
+        var message: SIPMessage { inbound.message }
+        var source: SocketAddress { inbound.source }
+        var transport: SIPTransportProtocol { inbound.transport }
+    }
+
+    typealias Core = TrunkCallCore<LoopRequest>
+
+    let loop: any EventLoop
+    let transport: SIPTransport
+    let configuration: SIPEndpointConfiguration
+    let store: Store
+    let nodeName: String
+    let logger: Logger
+    var layer: TransactionLayer
+    var core: Core
+    var active = false
+    var simRouting = SIMRouting()
+    /// The B legs' INVITEs and the relayed requests, by client transaction.
+    var bInvites: [TransactionKey: String] = [:]
+    var relays: [TransactionKey: Core.Relay] = [:]
+    var layerTimer: (deadline: UInt64, task: Scheduled<Void>)?
+    var callTimer: Scheduled<Void>?
+    var contacts: [Bool: String] = [:]
+    var sentBy: [Bool: (host: String, port: UInt16?)] = [:]
+    var storeDue = StoreWork()
+    var storeHandOverScheduled = false
+
+    init(loop: any EventLoop, transport: SIPTransport, configuration: SIPEndpointConfiguration, store: Store, node: NodeConfiguration,
+         nonceSecret: [UInt8], accounting: CallAccounting, logger: Logger) {
+        self.loop = loop; self.transport = transport; self.configuration = configuration; self.store = store
+        self.nodeName = node.nodeName; self.logger = logger
+        layer = TransactionLayer(configuration: configuration, logger: logger)
+        core = Core(node: node, storeCountsLimits: store.countsLimits, nonceSecret: nonceSecret, accounting: accounting, logger: logger)
+    }
+
+    // MARK: From the actor service (each runs on the loop)
+
+    func update(directory: TrunkDirectory? = nil, gateways: [String: SIPDestination]? = nil, simRouting: SIMRouting? = nil,
+                activate: Bool = false) {
+        loop.execute {
+            if let directory { self.core.directory = directory }
+            if let gateways { self.core.gatewayAddresses = gateways }
+            if let simRouting { self.simRouting = simRouting }
+            if activate { self.active = true }
+        }
+    }
+
+    func answeredCalls() async -> [AnsweredCall] {
+        (try? await loop.submit { self.core.answeredCalls() }.get()) ?? []
+    }
+
+    func hasCalls(_ callIDs: [String]) async -> Set<String> {
+        (try? await loop.submit { Set(callIDs.filter { self.core.hasCall($0) }) }.get()) ?? []
+    }
+
+    /// T10 across calls: these calls' account has used up its money.
+    func clearOutOfMoney(_ callIDs: [String]) {
+        loop.execute {
+            for callID in callIDs { self.perform(self.core.timerFired(.balanceCap, callID: callID, at: .now())) }
+        }
+    }
+
+    func stop() {
+        loop.execute {
+            self.active = false
+            self.layerTimer?.task.cancel()
+            self.layerTimer = nil
+            self.callTimer?.cancel()
+            self.callTimer = nil
+        }
+    }
+
+    // MARK: Inbound
+
+    public func take(_ inbound: SIPInbound) -> Bool {
+        guard inbound.transport == .udp, loop.inEventLoop, active else { return false }
+        let m = inbound.message
+        let now = NIODeadline.now().uptimeNanoseconds
+        if !m.isRequest {
+            guard layer.owns(inbound) else { return false }
+            perform(layer.receivedResponse(inbound, now: now))
+            return true
+        }
+        guard layer.owns(inbound) || isOurs(m, source: inbound.source.ipAddress) else { return false }
+        perform(layer.receivedRequest(inbound, now: now))
+        return true
+    }
+
+    /// A new trunk INVITE, or a request in one of this loop's calls.
+    func isOurs(_ m: SIPMessage, source: String?) -> Bool {
+        if m.method == .invite, m.toTag == nil { return !simRouting.isSIMCall(m, source: source) }
+        guard let callID = m.callID, m.method != .options, m.method != .message, m.method != .register else { return false }
+        return core.knows(callID)
+    }
+
+    // MARK: Performing the layer's and the core's actions
+
+    func perform(_ actions: [TransactionLayer.Action]) {
+        let now = NIODeadline.now().uptimeNanoseconds
+        for action in actions {
+            switch action {
+            case .sendResponse(let response, let inbound):
+                do { _ = try transport.sendResponseDatagram(response, to: inbound) } catch {
+                    logger.warning("could not send response", metadata: ["to": "\(inbound.source)", "error": "\(error)"])
+                }
+            case .sendRequest(let message, let destination, let key):
+                do { try transport.sendDatagram(message, to: destination.address) } catch {
+                    if let key { perform(layer.clientTransportError(key, error: "\(error)", now: now)) }
+                }
+            case .deliverRequest(let inbound, let key):
+                let contact = inbound.message.method == .invite ? contactHostPort(for: inbound.source) : ""
+                perform(core.received(LoopRequest(inbound: inbound, key: key), contact: contact, at: .now()))
+            case .deliverProvisional(let response, let key):
+                if let callID = bInvites[key] { perform(core.bResponse(response, callID: callID, at: .now())) }
+            case .deliverFinal(let response, let key):
+                if let callID = bInvites.removeValue(forKey: key) {
+                    perform(core.bResponse(response, callID: callID, at: .now()))
+                } else if let relay = relays.removeValue(forKey: key) {
+                    perform(relay.answered(response))
+                }
+            case .failRequest(let error, let key):
+                if let callID = bInvites.removeValue(forKey: key) {
+                    if case .timeout = error { perform(core.bTimeout(callID: callID, at: .now())) } else {
+                        perform(core.bUnreachable(callID: callID, at: .now()))
+                    }
+                } else if let relay = relays.removeValue(forKey: key) {
+                    perform(relay.answered(nil))
+                }
+            case .sendCancel(let cancel, let destination):
+                _ = startClient(cancel, method: .cancel, to: destination, addVia: false)
+            case .missingACK(let callID):
+                perform(core.missingACK(callID: callID, at: .now()))
+            }
+        }
+        armLayerTimer()
+    }
+
+    func perform(_ actions: [Core.Action]) {
+        for action in actions {
+            switch action {
+            case .respond(let request, let response):
+                perform(layer.respond(response, key: request.key, now: NIODeadline.now().uptimeNanoseconds))
+            case .admit(let live, let limits):
+                storeDue.admissions.append((live, limits))
+                scheduleStoreHandOver()
+            case .sendInvite(let request, let destination, let callID):
+                if let key = startClient(request, method: .invite, to: destination) { bInvites[key] = callID } else {
+                    perform(core.bUnreachable(callID: callID, at: .now()))
+                }
+            case .cancelInvite(let bCallID, let cseq):
+                perform(layer.cancelInvite(callID: bCallID, cseq: cseq))
+            case .sendACK(let ack, let destination):
+                var ack = ack
+                guard let via = via(for: destination) else { continue }
+                ack.prepend(.via, via.description)
+                if !ack.contains(.maxForwards) { ack.append(.maxForwards, "70") }
+                perform(layer.sendACK(ack, to: destination, now: NIODeadline.now().uptimeNanoseconds))
+            case .send(let request, let destination):
+                _ = startClient(request, method: request.method ?? .bye, to: destination)
+            case .relay(let relay):
+                if let key = startClient(relay.request, method: relay.request.method ?? .info, to: relay.destination) {
+                    relays[key] = relay
+                } else {
+                    perform(relay.answered(nil))
+                }
+            case .recordCDR(let cdr, let refused):
+                storeDue.cdrs.append((cdr, refused))
+                scheduleStoreHandOver()
+            case .recordAnswer(let callID, let at, let rate):
+                storeDue.answers.append((callID, at, rate))
+                scheduleStoreHandOver()
+            case .armTimer(let at):
+                callTimer?.cancel()
+                callTimer = loop.scheduleTask(deadline: .uptimeNanoseconds(at)) { [weak self] in
+                    guard let self else { return }
+                    self.perform(self.core.timersDue(at: .now()))
+                }
+            }
+        }
+    }
+
+    // MARK: The store, behind
+
+    /// What the calls of one pass of the loop (a burst of datagrams) want of
+    /// the store: handed over together, in one task, when the pass is done
+    /// (a task and a wake-up of the loop per call cost more than the store's own work).
+    struct StoreWork {
+        var admissions: [(LiveCall, [StoredLimit])] = []
+        var cdrs: [(CDR, refused: Bool)] = []
+        var answers: [(callID: String, at: Double, rate: Rate)] = []
+        var isEmpty: Bool { admissions.isEmpty && cdrs.isEmpty && answers.isEmpty }
+    }
+
+    enum AdmissionResult: Sendable {
+        case recorded(refusedAt: Int?)
+        case failed
+    }
+
+    func scheduleStoreHandOver() {
+        guard !storeHandOverScheduled else { return }
+        storeHandOverScheduled = true
+        // Runs after the datagrams already read in this pass of the loop.
+        loop.execute { self.handOverToStore() }
+    }
+
+    func handOverToStore() {
+        storeHandOverScheduled = false
+        let work = storeDue
+        storeDue = StoreWork()
+        guard !work.isEmpty else { return }
+        let store = self.store, node = nodeName, logger = self.logger, loop = self.loop
+        Task {
+            await withTaskGroup(of: Void.self) { group in
+                if !work.admissions.isEmpty {
+                    group.addTask {
+                        // Each admission is its own group commit entry; the results come back to the loop together.
+                        let results = await withTaskGroup(of: (String, AdmissionResult).self) { admissions in
+                            for (live, limits) in work.admissions {
+                                admissions.addTask {
+                                    do { return (live.callID, .recorded(refusedAt: try await store.admitCall(live, node: node, limits: limits))) } catch {
+                                        logger.error("could not record the call start", metadata: ["call-id": "\(live.callID)", "error": "\(error)"])
+                                        return (live.callID, .failed)
+                                    }
+                                }
+                            }
+                            var all: [(String, AdmissionResult)] = []
+                            for await r in admissions { all.append(r) }
+                            return all
+                        }
+                        loop.execute { self.admissionsRecorded(results) }
+                    }
+                }
+                for (cdr, refused) in work.cdrs {
+                    group.addTask {
+                        do { try await store.recordCall(cdr) } catch {
+                            // A bridged call's live_calls row stays, so the next start records it as interrupted.
+                            logger.error(refused ? "could not write the CDR of a refused call" : "could not write a CDR",
+                                         metadata: ["call-id": "\(cdr.callID)", "error": "\(error)"])
+                        }
+                    }
+                }
+                for (callID, at, rate) in work.answers {
+                    group.addTask {
+                        do { try await store.callAnswered(callID, at: at, rate: rate) } catch {
+                            logger.error("could not record a call's answer in the store", metadata: ["call-id": "\(callID)", "error": "\(error)"])
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    func admissionsRecorded(_ results: [(String, AdmissionResult)]) {
+        for (callID, result) in results {
+            switch result {
+            case .recorded(let refusedAt): perform(core.admitted(callID: callID, refusedAt: refusedAt, at: .now()))
+            case .failed: perform(core.admissionFailed(callID: callID, at: .now()))
+            }
+        }
+    }
+
+    /// A request in a new client transaction, with our Via (sent-by, a fresh
+    /// branch, rport) unless it has one (a CANCEL copies its INVITE's).
+    /// Nil when it cannot be sent (no UDP listener for the destination's family).
+    func startClient(_ request: SIPMessage, method: SIPMethod, to destination: SIPDestination, addVia: Bool = true) -> TransactionKey? {
+        var request = request
+        if addVia {
+            guard let via = via(for: destination) else {
+                logger.warning("no UDP listener for a request", metadata: ["to": "\(destination)"])
+                return nil
+            }
+            request.prepend(.via, via.description)
+            if !request.contains(.maxForwards) { request.append(.maxForwards, "70") }
+            if !request.contains(.userAgent) { request.append(.userAgent, configuration.userAgent) }
+        }
+        let (key, actions) = layer.startClient(request, method: method, to: destination, now: NIODeadline.now().uptimeNanoseconds)
+        perform(actions)
+        return key
+    }
+
+    /// Our Via for a request to `destination`: sent-by fixed per address family, a new branch.
+    func via(for destination: SIPDestination) -> SIPVia? {
+        let v6 = destination.address.protocol == .inet6
+        if let sentBy = sentBy[v6] { return SIPVia(transport: "UDP", host: sentBy.host, port: sentBy.port, branch: TransactionKey.newBranch()) }
+        guard let via = try? SIPEndpoint.via(for: destination, transport: transport, advertisedHost: configuration.advertisedHost) else { return nil }
+        sentBy[v6] = (via.host, via.port)
+        return via
+    }
+
+    /// Keeps one loop task armed for the layer's earliest timer.
+    func armLayerTimer() {
+        guard let at = layer.timerToArm(armed: layerTimer?.deadline) else { return }
+        layerTimer?.task.cancel()
+        let task = loop.scheduleTask(deadline: .uptimeNanoseconds(at)) { [weak self] in
+            guard let self else { return }
+            self.layerTimer = nil
+            self.perform(self.layer.timersDue(now: NIODeadline.now().uptimeNanoseconds))
+        }
+        layerTimer = (at, task)
+    }
+
+    /// Our host:port for the Contact of our answers, per address family.
+    func contactHostPort(for source: SocketAddress) -> String {
+        let v6 = source.protocol == .inet6
+        if let known = contacts[v6] { return known }
+        guard let local = transport.localAddress(.udp, for: source) else { return "127.0.0.1" }
+        var host = configuration.advertisedHost ?? local.ipAddress ?? "127.0.0.1"
+        if host.contains(":"), !host.hasPrefix("[") { host = "[\(host)]" }
+        let found = "\(host):\(local.port ?? 5060)"
+        contacts[v6] = found
+        return found
+    }
+}
