@@ -29,6 +29,8 @@ public struct SIPEndpointConfiguration: Sendable {
     /// handler that ignores them (the call service: the B leg is ACKed when
     /// it answers) saves a task per call by saying no.
     public var deliversACKsOf2xx: Bool
+    /// UDP sockets per UDP address, each on its own event loop (`SIPTransportConfiguration`).
+    public var udpSocketsPerAddress: Int = 1
 
     public init(
         listen: [SIPListenAddress],
@@ -141,7 +143,8 @@ public actor SIPEndpoint {
         let events = endpoint.events
         let front = endpoint.front
         let transport = try await SIPTransport.start(
-            configuration: SIPTransportConfiguration(listen: configuration.listen, limits: configuration.limits),
+            configuration: SIPTransportConfiguration(listen: configuration.listen, limits: configuration.limits,
+                                                     udpSocketsPerAddress: configuration.udpSocketsPerAddress),
             group: group, logger: logger
         ) { inbound in
             if let taker = front.withLockedValue({ $0 }), taker.take(inbound) { return }
@@ -177,6 +180,9 @@ public actor SIPEndpoint {
     /// Puts `taker` in front of this endpoint (nil: none): it sees each
     /// inbound message first, on the event loop that read it.
     public nonisolated func setFront(_ taker: (any SIPFront)?) { front.withLockedValue { $0 = taker } }
+
+    /// A message a front took but passes on after all (it belonged to none of its calls).
+    public nonisolated func deliver(_ inbound: SIPInbound) { events.yield(.inbound(inbound)) }
 
     /// The transport, for a front that answers on it.
     public var sipTransport: SIPTransport? { transport }

@@ -25,9 +25,15 @@ public struct SIPTransportConfiguration: Sendable {
     public var limits: SIPParserLimits
     /// Socket receive buffer for UDP; SIP load arrives in bursts.
     public var udpReceiveBufferBytes: Int
+    /// UDP sockets bound to each UDP address (SO_REUSEPORT), each on its own
+    /// event loop of the group; the kernel spreads datagrams among them by
+    /// source address and port.
+    public var udpSocketsPerAddress: Int
 
-    public init(listen: [SIPListenAddress], limits: SIPParserLimits = .default, udpReceiveBufferBytes: Int = 4 << 20) {
+    public init(listen: [SIPListenAddress], limits: SIPParserLimits = .default, udpReceiveBufferBytes: Int = 4 << 20,
+                udpSocketsPerAddress: Int = 1) {
         self.listen = listen; self.limits = limits; self.udpReceiveBufferBytes = udpReceiveBufferBytes
+        self.udpSocketsPerAddress = max(1, udpSocketsPerAddress)
     }
 }
 
@@ -111,22 +117,32 @@ public final class SIPTransport: Sendable {
             for l in configuration.listen {
                 switch l.transport {
                 case .udp:
-                    let ch = try await DatagramBootstrap(group: group)
-                        .channelOption(.socketOption(.so_reuseaddr), value: 1)
-                        .channelOption(.socketOption(.so_rcvbuf), value: SocketOptionValue(configuration.udpReceiveBufferBytes))
-                        // Up to 16 datagrams per system call (recvmmsg), each in its own
-                        // 64 KiB slot of one reused buffer, so no SIP message is truncated.
-                        .channelOption(.datagramVectorReadMessageCount, value: Self.datagramsPerRead)
-                        .channelOption(.recvAllocator, value: FixedSizeRecvByteBufferAllocator(capacity: 65_536 * Self.datagramsPerRead))
-                        .channelOption(.maxMessagesPerRead, value: 4)
-                        .channelInitializer { ch in
-                            ch.eventLoop.makeCompletedFuture {
-                                try ch.pipeline.syncOperations.addHandler(UDPHandler(shared: shared))
+                    let loops = Array(group.makeIterator())
+                    var port = l.port
+                    for i in 0..<configuration.udpSocketsPerAddress {
+                        let several = configuration.udpSocketsPerAddress > 1
+                        let ch = try await DatagramBootstrap(group: several ? loops[i % loops.count] : group)
+                            .channelOption(.socketOption(.so_reuseaddr), value: 1)
+                            .channelOption(.socketOption(NIOBSDSocket.Option(rawValue: SO_REUSEPORT)), value: several ? 1 : 0)
+                            .channelOption(.socketOption(.so_rcvbuf), value: SocketOptionValue(configuration.udpReceiveBufferBytes))
+                            // Up to 16 datagrams per system call (recvmmsg), each in its own
+                            // 64 KiB slot of one reused buffer, so no SIP message is truncated.
+                            .channelOption(.datagramVectorReadMessageCount, value: Self.datagramsPerRead)
+                            .channelOption(.recvAllocator, value: FixedSizeRecvByteBufferAllocator(capacity: 65_536 * Self.datagramsPerRead))
+                            .channelOption(.maxMessagesPerRead, value: 4)
+                            .channelInitializer { ch in
+                                ch.eventLoop.makeCompletedFuture {
+                                    try ch.pipeline.syncOperations.addHandler(UDPHandler(shared: shared))
+                                }
                             }
+                            .bind(host: l.host, port: port).get()
+                        udp.append(ch)
+                        // The others share the first one's port (resolved if 0 was asked for).
+                        if i == 0, let a = ch.localAddress {
+                            bound.append((.udp, a))
+                            port = a.port ?? port
                         }
-                        .bind(host: l.host, port: l.port).get()
-                    udp.append(ch)
-                    if let a = ch.localAddress { bound.append((.udp, a)) }
+                    }
                 case .tcp:
                     let ch = try await ServerBootstrap(group: group)
                         .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -241,8 +257,15 @@ public final class SIPTransport: Sendable {
         return try SocketAddress(ipAddress: ip, port: port)
     }
 
+    /// The UDP socket to send from: of the destination's address family, the
+    /// one on the calling event loop if there is one (sockets sharing a port
+    /// each send from their own loop), else the first.
     func udpChannelIndex(for address: SocketAddress) -> Int? {
-        udpChannels.firstIndex { $0.localAddress?.protocol == address.protocol } ?? (udpChannels.isEmpty ? nil : 0)
+        if udpChannels.count > 1,
+           let here = udpChannels.firstIndex(where: { $0.eventLoop.inEventLoop && $0.localAddress?.protocol == address.protocol }) {
+            return here
+        }
+        return udpChannels.firstIndex { $0.localAddress?.protocol == address.protocol } ?? (udpChannels.isEmpty ? nil : 0)
     }
 
     func tcpConnection(to address: SocketAddress) async throws -> Channel {

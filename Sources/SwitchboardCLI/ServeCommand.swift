@@ -88,19 +88,22 @@ struct Serve: AsyncParsableCommand {
                                                           giveUpAfter: node.textGiveUpSeconds),
                                 logger: logger)
         await texts.start()
+        // SWITCHBOARD_TRUNK_CALLS_ON_LOOP=N (1…cores): UDP trunk calls run on N event loops, each
+        // with its own socket on the port (docs/run-to-completion.md, slices 3–4). Off (0) by default:
+        // see the README's call-rate figures for where each stands.
+        let callLoops = min(max(0, Int(ProcessInfo.processInfo.environment["SWITCHBOARD_TRUNK_CALLS_ON_LOOP"] ?? "0") ?? 0),
+                            ProcessInfo.processInfo.activeProcessorCount)
+        var sipConfiguration = SIPEndpointConfiguration(listen: node.sipListeners.map {
+            SIPListenAddress(host: $0.host, port: $0.port, transport: $0.transport == .udp ? .udp : .tcp)
+        }, deliversACKsOf2xx: false)  // neither the call service nor texts use the ACKs of their 2xx
+        sipConfiguration.udpSocketsPerAddress = max(1, callLoops)
         let endpoint = try await SIPEndpoint.start(
-            // Neither the call service nor texts use the ACKs of their 2xx.
-            configuration: SIPEndpointConfiguration(listen: node.sipListeners.map {
-                SIPListenAddress(host: $0.host, port: $0.port, transport: $0.transport == .udp ? .udp : .tcp)
-            }, deliversACKsOf2xx: false),
+            configuration: sipConfiguration,
             logger: logger
         ) { request in
             if request.message.method == .message { await texts.handle(request) } else { await calls.handle(request) }
         }
-        // SWITCHBOARD_TRUNK_CALLS_ON_LOOP=1: UDP trunk calls run on the event loop that reads them
-        // (docs/run-to-completion.md, slice 3). Off by default: on one loop it uses less CPU per call
-        // but saturates that loop's core below the rate the actor service reaches on two.
-        try await calls.start(endpoint: endpoint, callsOnEventLoop: ProcessInfo.processInfo.environment["SWITCHBOARD_TRUNK_CALLS_ON_LOOP"] == "1")
+        try await calls.start(endpoint: endpoint, callsOnEventLoop: callLoops > 0)
         let membership = Task { [store, logger, name = node.nodeName, silent = node.silentAfterSeconds] in
             await Self.keepClusterMembership(store: store, node: name, silentAfter: silent, logger: logger)
         }

@@ -195,6 +195,10 @@ public struct TrunkCallCore<Request: CallRequest>: ~Copyable {
     var aCallIDOfB: [String: String] = [:]
     var timers = TimerQueue<CallTimerID>()
     var armedTimer: UInt64?
+    /// Written into the B legs' Call-IDs (before the "@") so that a datagram
+    /// of the B leg read on another event loop is passed to this core's loop
+    /// (`TrunkCallLoops.owner(of:loops:)`); nil with one loop.
+    var callIDMarker: String?
 
     public init(node: NodeConfiguration, storeCountsLimits: Bool, nonceSecret: [UInt8], accounting: CallAccounting = CallAccounting(),
                 logger: Logger) {
@@ -304,7 +308,7 @@ public struct TrunkCallCore<Request: CallRequest>: ~Copyable {
         let routes = node.gateways(for: destination).compactMap { g in gatewayAddresses[g.name].map { (g, $0) } }
         let machine = B2BUACall(
             invite: invite, gateways: routes.map { GatewayTarget(name: $0.0.name, hostPort: $0.0.address) },
-            bCallID: SIPEndpoint.newCallID(host: node.nodeName), bFromTag: SIPEndpoint.newTag(), aToTag: SIPEndpoint.newTag(),
+            bCallID: newBCallID(), bFromTag: SIPEndpoint.newTag(), aToTag: SIPEndpoint.newTag(),
             localContact: contact, maxDuration: admission.maxDuration, costCapSeconds: admission.maxCostSeconds,
             balanceCapSeconds: admission.balanceSeconds, warning: admission.warning)
         let call = Call(machine: machine, attempt: attempt, admission: admission, request: request,
@@ -319,6 +323,12 @@ public struct TrunkCallCore<Request: CallRequest>: ~Copyable {
     /// holds its first billing increment on this node (`BalanceHolds`) from
     /// here, so calls arriving together see each other's; `release` gives it
     /// back with the channels.
+    func newBCallID() -> String {
+        let id = SIPEndpoint.newCallID(host: node.nodeName)
+        guard let marker = callIDMarker, let at = id.firstIndex(of: "@") else { return id }
+        return id[..<at] + marker + id[at...]
+    }
+
     mutating func admit(_ attempt: CallAttempt, now: Double) -> (AdmissionDecision, [LimitCheck]) {
         accounting.admit(attempt, blacklists: directory.blacklists, storeCountsLimits: storeCountsLimits, now: now)
     }

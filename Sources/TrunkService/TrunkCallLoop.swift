@@ -71,15 +71,33 @@ public final class TrunkCallLoop: SIPFront, @unchecked Sendable {
     var callTimer: Scheduled<Void>?
     var contacts: [Bool: String] = [:]
     var sentBy: [Bool: (host: String, port: UInt16?)] = [:]
+    /// Datagrams read here that another loop's calls own, by that loop: handed over once per pass.
+    var handOvers: [Int: [SIPInbound]] = [:]
+    var handOverScheduled = false
     var storeDue = StoreWork()
     var storeHandOverScheduled = false
 
     init(loop: any EventLoop, transport: SIPTransport, configuration: SIPEndpointConfiguration, store: Store, node: NodeConfiguration,
-         nonceSecret: [UInt8], accounting: CallAccounting, logger: Logger) {
+         nonceSecret: [UInt8], accounting: CallAccounting, callIDMarker: String? = nil, logger: Logger) {
         self.loop = loop; self.transport = transport; self.configuration = configuration; self.store = store
         self.nodeName = node.nodeName; self.logger = logger
         layer = TransactionLayer(configuration: configuration, logger: logger)
         core = Core(node: node, storeCountsLimits: store.countsLimits, nonceSecret: nonceSecret, accounting: accounting, logger: logger)
+        core.callIDMarker = callIDMarker
+    }
+
+    /// Passes a datagram read here to the loop of the calls that own it,
+    /// with the others of this pass for that loop (one hand-over, one wake-up).
+    func handOver(_ inbound: SIPInbound, to owner: Int, of loops: TrunkCallLoops) {
+        handOvers[owner, default: []].append(inbound)
+        guard !handOverScheduled else { return }
+        handOverScheduled = true
+        loop.execute {
+            self.handOverScheduled = false
+            let batches = self.handOvers
+            self.handOvers = [:]
+            for (owner, batch) in batches { loops.received(batch, on: owner) }
+        }
     }
 
     // MARK: From the actor service (each runs on the loop)
@@ -102,10 +120,12 @@ public final class TrunkCallLoop: SIPFront, @unchecked Sendable {
         (try? await loop.submit { Set(callIDs.filter { self.core.hasCall($0) }) }.get()) ?? []
     }
 
-    /// T10 across calls: these calls' account has used up its money.
+    /// T10 across calls: these calls' account has used up its money (those of other loops are not here).
     func clearOutOfMoney(_ callIDs: [String]) {
         loop.execute {
-            for callID in callIDs { self.perform(self.core.timerFired(.balanceCap, callID: callID, at: .now())) }
+            for callID in callIDs where self.core.hasCall(callID) {
+                self.perform(self.core.timerFired(.balanceCap, callID: callID, at: .now()))
+            }
         }
     }
 
@@ -359,4 +379,81 @@ public final class TrunkCallLoop: SIPFront, @unchecked Sendable {
         contacts[v6] = found
         return found
     }
+}
+
+/// UDP trunk calls on several event loops (docs/run-to-completion.md, slice
+/// 4): one UDP socket per loop on the same port (SO_REUSEPORT), each loop
+/// with its own `TrunkCallLoop`. The kernel spreads datagrams among the
+/// sockets by source, which does not follow calls (the caller and the
+/// gateway are different sources), so each call belongs to one loop, told by
+/// its Call-ID: the caller's Call-ID hashed, and the B leg's Call-ID, made by
+/// that loop, marked with it. A datagram read on another loop is handed over.
+public final class TrunkCallLoops: SIPFront, Sendable {
+    let loops: [TrunkCallLoop]
+    let endpoint: SIPEndpoint
+
+    init(_ loops: [TrunkCallLoop], endpoint: SIPEndpoint) {
+        self.loops = loops; self.endpoint = endpoint
+    }
+
+    public func take(_ inbound: SIPInbound) -> Bool {
+        guard loops.count > 1 else { return loops.first?.take(inbound) ?? false }
+        guard inbound.transport == .udp, let callID = inbound.message.callID else { return false }
+        let owner = Self.owner(of: callID, loops: loops.count)
+        if loops[owner].loop.inEventLoop { return loops[owner].take(inbound) }
+        if let here = loops.first(where: { $0.loop.inEventLoop }) {
+            here.handOver(inbound, to: owner, of: self)
+        } else {
+            received([inbound], on: owner)
+        }
+        return true
+    }
+
+    /// On the owner's loop: what its calls do not take goes on to the endpoint.
+    func received(_ batch: [SIPInbound], on owner: Int) {
+        let target = loops[owner], endpoint = self.endpoint
+        target.loop.execute {
+            for inbound in batch where !target.take(inbound) { endpoint.deliver(inbound) }
+        }
+    }
+
+    /// Which loop's calls a Call-ID belongs to: the loop named by a B leg's
+    /// marker (".l<n>" before the "@"), else the Call-ID hashed (FNV-1a, the
+    /// same in every loop).
+    static func owner(of callID: String, loops: Int) -> Int {
+        guard loops > 1 else { return 0 }
+        let bytes = Array(callID.utf8)
+        if let at = bytes.firstIndex(of: UInt8(ascii: "@")), at >= 3, bytes[at - 3] == UInt8(ascii: "."), bytes[at - 2] == UInt8(ascii: "l"),
+           case let d = Int(bytes[at - 1]) - Int(UInt8(ascii: "0")), (0..<min(loops, 10)).contains(d) {
+            return d
+        }
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for b in bytes { hash = (hash ^ UInt64(b)) &* 0x100_0000_01b3 }
+        return Int(hash % UInt64(loops))
+    }
+
+    static func marker(loop index: Int) -> String { ".l\(index)" }
+
+    func update(directory: TrunkDirectory? = nil, gateways: [String: SIPDestination]? = nil, simRouting: SIMRouting? = nil,
+                activate: Bool = false) {
+        for l in loops { l.update(directory: directory, gateways: gateways, simRouting: simRouting, activate: activate) }
+    }
+
+    func answeredCalls() async -> [AnsweredCall] {
+        var all: [AnsweredCall] = []
+        for l in loops { all += await l.answeredCalls() }
+        return all
+    }
+
+    func hasCalls(_ callIDs: [String]) async -> Set<String> {
+        var all: Set<String> = []
+        for l in loops { all.formUnion(await l.hasCalls(callIDs)) }
+        return all
+    }
+
+    func clearOutOfMoney(_ callIDs: [String]) {
+        for l in loops { l.clearOutOfMoney(callIDs) }
+    }
+
+    func stop() { for l in loops { l.stop() } }
 }

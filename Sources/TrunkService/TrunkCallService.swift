@@ -29,7 +29,7 @@ public actor TrunkCallService {
     var endpoint: SIPEndpoint?
     var core: Core
     /// UDP trunk calls, run on the event loop that reads them (nil: all calls here).
-    var loopCalls: TrunkCallLoop?
+    var loopCalls: TrunkCallLoops?
     let accounting = CallAccounting()
     let nonceSecret: [UInt8]
     var localContacts: [String: String] = [:]
@@ -59,7 +59,8 @@ public actor TrunkCallService {
 
     /// Loads the directory, resolves the gateways and starts the periodic
     /// reload. `callsOnEventLoop`: UDP trunk calls are handled on the event
-    /// loop that reads them (`TrunkCallLoop`), the rest here.
+    /// loops of the endpoint's UDP sockets (`TrunkCallLoop`, one per socket
+    /// of the first UDP address), the rest here.
     public func start(endpoint: SIPEndpoint, reloadEvery seconds: Double = 5, callsOnEventLoop: Bool = true) async throws {
         self.endpoint = endpoint
         await endpoint.setMissingACKHandler { [weak self] callID in await self?.missingACK(callID: callID) }
@@ -71,12 +72,16 @@ public actor TrunkCallService {
                 logger.error("gateway address does not resolve; calls will not be routed to it", metadata: ["gateway": "\(name)", "address": "\(address)"])
             }
         }
-        if callsOnEventLoop, let transport = await endpoint.sipTransport, let loop = transport.udpEventLoops.first {
-            let onLoop = TrunkCallLoop(loop: loop, transport: transport, configuration: endpoint.configuration, store: store, node: node,
-                                       nonceSecret: nonceSecret, accounting: accounting, logger: logger)
-            onLoop.update(directory: core.directory, gateways: core.gatewayAddresses, simRouting: simRouting(), activate: true)
-            endpoint.setFront(onLoop)
-            loopCalls = onLoop
+        if callsOnEventLoop, let transport = await endpoint.sipTransport, !transport.udpEventLoops.isEmpty {
+            let loops = Array(transport.udpEventLoops.prefix(endpoint.configuration.udpSocketsPerAddress))
+            let onLoops = TrunkCallLoops(loops.enumerated().map { i, loop in
+                TrunkCallLoop(loop: loop, transport: transport, configuration: endpoint.configuration, store: store, node: node,
+                              nonceSecret: nonceSecret, accounting: accounting,
+                              callIDMarker: loops.count > 1 ? TrunkCallLoops.marker(loop: i) : nil, logger: logger)
+            }, endpoint: endpoint)
+            onLoops.update(directory: core.directory, gateways: core.gatewayAddresses, simRouting: simRouting(), activate: true)
+            endpoint.setFront(onLoops)
+            loopCalls = onLoops
         }
         refreshTask = Task { [weak self] in
             while !Task.isCancelled {

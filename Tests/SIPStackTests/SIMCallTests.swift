@@ -76,11 +76,11 @@ struct SIMCallTests {
             let (status, output, _) = await provision.wait(timeout: .seconds(30))
             #expect(status == 0, "\(output)")
             // Trunk calls on the event loop: SIM calls must still reach the actor service.
-            serve = try ExternalProcess(try switchboardBinary(), ["serve", "--config", config], environment: ["SWITCHBOARD_TRUNK_CALLS_ON_LOOP": "1"])
+            serve = try ExternalProcess(try switchboardBinary(), ["serve", "--config", config], environment: ["SWITCHBOARD_TRUNK_CALLS_ON_LOOP": "2"])
         }
 
         func restartServe() throws -> ExternalProcess {
-            try ExternalProcess(try switchboardBinary(), ["serve", "--config", config], environment: ["SWITCHBOARD_TRUNK_CALLS_ON_LOOP": "1"])
+            try ExternalProcess(try switchboardBinary(), ["serve", "--config", config], environment: ["SWITCHBOARD_TRUNK_CALLS_ON_LOOP": "2"])
         }
 
         /// Waits until the SIM's Contact on the switch is bound at Kamailio.

@@ -44,7 +44,7 @@ struct RunningSwitch {
     let database: String
 
     /// `callsOnEventLoop`: UDP trunk calls on the event loop that reads them
-    /// (`SWITCHBOARD_TRUNK_CALLS_ON_LOOP=1`), else all through the actor service.
+    /// (two: `SWITCHBOARD_TRUNK_CALLS_ON_LOOP=2`), else all through the actor service.
     static func start(database: String, gateways: [(name: String, port: Int)], node: String? = nil,
                       silentAfterSeconds: Int? = nil, callsOnEventLoop: Bool = true) async throws -> RunningSwitch {
         let port = freePort()
@@ -64,7 +64,7 @@ struct RunningSwitch {
         }
         try yaml.write(toFile: config, atomically: true, encoding: .utf8)
         let process = try ExternalProcess(try switchboardBinary(), ["serve", "--config", config],
-                                          environment: ["SWITCHBOARD_TRUNK_CALLS_ON_LOOP": callsOnEventLoop ? "1" : "0"])
+                                          environment: ["SWITCHBOARD_TRUNK_CALLS_ON_LOOP": callsOnEventLoop ? "2" : "0"])
         #expect(try await waitUntilAnswersOptions(port: port), "switchboard serve did not answer OPTIONS")
         return RunningSwitch(process: process, port: port, httpPort: httpPort, database: database)
     }

@@ -321,3 +321,26 @@ func answeredCall(_ core: inout Core, callID: String = "a-1@pbx", maxdur: Int? =
         #expect(!off.isSIMCall(try request("sip:8944101234567890128@switch"), source: "192.0.2.50"))
     }
 }
+
+@Suite struct CallOwnershipTests {
+    /// Every datagram of a call goes to one loop: the caller's Call-ID by its
+    /// hash, the B leg's by the marker of the loop that made it.
+    @Test func aCallsDatagramsAllBelongToOneLoop() throws {
+        #expect(TrunkCallLoops.owner(of: "anything@host", loops: 1) == 0)
+        for loops in 2...4 {
+            for i in 0..<loops {
+                var core = try makeCore()
+                core.callIDMarker = TrunkCallLoops.marker(loop: i)
+                let bCallID = core.newBCallID()
+                #expect(bCallID.contains(".l\(i)@"), "\(bCallID)")
+                #expect(TrunkCallLoops.owner(of: bCallID, loops: loops) == i)
+            }
+            // Callers' Call-IDs spread over the loops, the same one always to the same loop.
+            let owners = (0..<400).map { TrunkCallLoops.owner(of: "\($0)-4242@127.0.0.1", loops: loops) }
+            #expect(owners == (0..<400).map { TrunkCallLoops.owner(of: "\($0)-4242@127.0.0.1", loops: loops) })
+            for i in 0..<loops { #expect(owners.filter { $0 == i }.count > 400 / loops / 2, "loop \(i) of \(loops)") }
+        }
+        // A marker naming a loop that does not exist is hashed like any Call-ID.
+        #expect((0..<2).contains(TrunkCallLoops.owner(of: "x.l7@host", loops: 2)))
+    }
+}
