@@ -10,6 +10,8 @@
 #
 #   bash bench/call-rate.sh [DURATION=25] [START_RATE=250]
 #
+# With BENCH_CALL_LOOPS=N, also the ladder with UDP trunk calls on N event
+# loops (SWITCHBOARD_TRUNK_CALLS_ON_LOOP=N).
 # With BENCH_CALL_PATH=1, also the ladder against bench/CallPath's one-thread
 # run-to-completion measurement (see below).
 #
@@ -67,7 +69,7 @@ SW=""
 SW_CONFIG="$WORK/switch.yaml"
 start_switch() {
     if [ -n "$SW" ]; then kill -9 "$SW" 2>/dev/null || true; wait "$SW" 2>/dev/null || true; fi
-    "$BIN" serve --config "$SW_CONFIG" --log-level error >> "$WORK/switch.log" 2>&1 &
+    SWITCHBOARD_TRUNK_CALLS_ON_LOOP=${SW_LOOPS:-0} "$BIN" serve --config "$SW_CONFIG" --log-level error >> "$WORK/switch.log" 2>&1 &
     SW=$!; pids+=("$SW")
     sleep 1.5
 }
@@ -160,6 +162,21 @@ if [ -n "${BENCH_POSTGRES_URL:-}" ]; then
     kill -9 $SW 2>/dev/null || true; wait $SW 2>/dev/null || true
 fi
 
+# With BENCH_CALL_LOOPS=N: the same ladder and CPU measure with the switch's
+# UDP trunk calls on N event loops (SWITCHBOARD_TRUNK_CALLS_ON_LOOP=N; off by
+# default, docs/run-to-completion.md slices 3–4).
+LOOPS_BEST=""
+if [ -n "${BENCH_CALL_LOOPS:-}" ]; then
+    echo "== switchboard with UDP trunk calls on ${BENCH_CALL_LOOPS} event loop(s)"
+    SW_LOOPS=$BENCH_CALL_LOOPS SW_CONFIG="$WORK/switch.yaml" SW=""
+    ladder switchboard-loops $SW_PORT
+    LOOPS_BEST=$BEST
+    switch_cpu $LOOPS_BEST
+    LOOPS_HALF=$AT LOOPS_TICKS=$TICKS LOOPS_CALLS=$CALLS
+    kill -9 $SW 2>/dev/null || true; wait $SW 2>/dev/null || true
+    SW_LOOPS=0 SW=""
+fi
+
 # With BENCH_CALL_PATH set: the same ladder against bench/CallPath's `serve`,
 # the switch's call path run to completion on one thread with its store
 # written behind (docs/run-to-completion.md). A measurement of that design,
@@ -232,6 +249,13 @@ print('   switchboard memory per live call: %.1f KiB (RSS %d → %d KiB with ~2,
 if [ -n "$PG_BEST" ]; then
     printf "   switchboard on PostgreSQL sustained: %d calls/s\n" "$PG_BEST"
     python3 -c "print('   switchboard on PostgreSQL, CPU per call: %.0f µs (%d calls at %d calls/s, the switch only)' % ($PG_TICKS / $HZ / max(1, $PG_CALLS) * 1e6, $PG_CALLS, $PG_HALF))"
+fi
+if [ -n "$LOOPS_BEST" ]; then
+    printf "   switchboard, trunk calls on %d event loop(s), sustained: %d calls/s\n" "$BENCH_CALL_LOOPS" "$LOOPS_BEST"
+    python3 -c "print('   switchboard, trunk calls on event loops, CPU per call: %.0f µs (%d calls at %d calls/s, all threads)' % ($LOOPS_TICKS / $HZ / max(1, $LOOPS_CALLS) * 1e6, $LOOPS_CALLS, $LOOPS_HALF))"
+    if (( KAM_BEST > 0 && KAM_DLG_BEST > 0 )); then
+        python3 -c "print('   ratio switchboard on loops/kamailio: %.2f (tm+rr), %.2f (with dialog tracking)' % ($LOOPS_BEST / $KAM_BEST, $LOOPS_BEST / $KAM_DLG_BEST))"
+    fi
 fi
 if [ -n "$CP_BEST" ]; then
     printf "   call path run to completion on one thread, store behind (bench/CallPath serve): %d calls/s\n" "$CP_BEST"

@@ -60,6 +60,12 @@ public struct CallRecord: Sendable, Equatable {
 
     public enum ClearedBy: String, Sendable { case caller, callee, platform }
 
+    public init(aLegCallID: String, gateway: String? = nil, setupAt: Double, answeredAt: Double? = nil, endedAt: Double, finalStatus: Int,
+                reason: String? = nil, clearedBy: ClearedBy? = nil) {
+        self.aLegCallID = aLegCallID; self.gateway = gateway; self.setupAt = setupAt; self.answeredAt = answeredAt
+        self.endedAt = endedAt; self.finalStatus = finalStatus; self.reason = reason; self.clearedBy = clearedBy
+    }
+
     /// Whole seconds from answer to end (0 if never answered).
     public var durationSeconds: Int {
         guard let answeredAt else { return 0 }

@@ -173,6 +173,9 @@ public struct TrunkCallCore<Request: CallRequest>: ~Copyable {
     struct Pending {
         var call: Call
         var checks: [LimitCheck]
+        var startAt: Double
+        /// The caller cancelled while the store was recording the call (the endpoint answered 487).
+        var cancelledAt: Double?
     }
 
     struct CallTimerID: Hashable, Sendable {
@@ -232,7 +235,13 @@ public struct TrunkCallCore<Request: CallRequest>: ~Copyable {
         case .invite where m.toTag == nil:
             return newCall(request, contact: contact, at: clock)
         case .cancel:
-            guard let callID = m.callID, calls[callID] != nil else { return [] }
+            guard let callID = m.callID else { return [] }
+            if pending[callID] != nil {
+                // Not bridged yet: nothing goes to the gateway once the store answers.
+                pending[callID]?.cancelledAt = clock.wall
+                return []
+            }
+            guard calls[callID] != nil else { return [] }
             return event(callID, at: clock) { $0.aLegCancel(now: clock.wall) }
         case .ack:
             return []  // the A leg's ACK of our 2xx; the B leg was ACKed when it answered
@@ -337,7 +346,7 @@ public struct TrunkCallCore<Request: CallRequest>: ~Copyable {
     /// record it as live (and count the limits it counts) before anything is
     /// sent on, so a crash from then on leaves a trace to record as interrupted.
     mutating func launch(_ call: Call, live: LiveCall, countedInStore checks: [LimitCheck] = []) -> [Action] {
-        pending[live.callID] = Pending(call: call, checks: checks)
+        pending[live.callID] = Pending(call: call, checks: checks, startAt: live.startAt)
         return [.admit(live, limits: checks.map { StoredLimit(key: $0.key.storeKey, kind: $0.kind) })]
     }
 
@@ -346,6 +355,12 @@ public struct TrunkCallCore<Request: CallRequest>: ~Copyable {
     public mutating func admitted(callID: String, refusedAt: Int?, at clock: CallClock) -> [Action] {
         guard let p = pending.removeValue(forKey: callID) else { return [] }
         let call = p.call
+        if let cancelledAt = p.cancelledAt {
+            // Never bridged: its CDR (which also ends the live-call row) says cancelled.
+            release(call.admission, account: call.attempt.account.id)
+            let record = CallRecord(aLegCallID: callID, setupAt: p.startAt, endedAt: cancelledAt, finalStatus: 487, clearedBy: .caller)
+            return [.recordCDR(call.attempt.cdr(callID: callID, record: record, onTrunk: call.simICCID == nil), refused: false)]
+        }
         if let i = refusedAt, i < p.checks.count {
             release(call.admission, account: call.attempt.account.id)
             return reject(call.request, p.checks[i].rejection, account: call.attempt.account.id, trunk: call.simICCID == nil ? call.attempt.trunk.id : nil,

@@ -247,6 +247,28 @@ func answeredCall(_ core: inout Core, callID: String = "a-1@pbx", maxdur: Int? =
         #expect(late.isEmpty)
     }
 
+    /// A CANCEL while the store is still recording the call (the endpoint has
+    /// answered 200 and 487): the gateway is never called, the channel is given
+    /// back, and the CDR says 487.
+    @Test func cancelWhileTheStoreRecordsTheCallNeverReachesTheGateway() throws {
+        var core = try makeCore(trunkLimits: CallLimits(channels: 1))
+        _ = core.received(try invite(), contact: "", at: clock(0))
+        let inviteText = String(decoding: try invite().message.serialized(), as: UTF8.self)
+        let cancel = try SIPMessage(parsing: inviteText.replacingOccurrences(of: "INVITE sip:", with: "CANCEL sip:")
+            .replacingOccurrences(of: "CSeq: 10 INVITE", with: "CSeq: 10 CANCEL"))
+        let cancelling = core.received(TestRequest(message: cancel, source: try SocketAddress(ipAddress: pbx, port: 5060)), contact: "", at: clock(0.5))
+        #expect(cancelling.isEmpty)
+        let recorded = core.admitted(callID: "a-1@pbx", refusedAt: nil, at: clock(1))
+        #expect(recorded.compactMap(\.bInvite).isEmpty && recorded.codes.isEmpty)
+        let cdr = try #require(recorded.compactMap(\.cdr).first)
+        #expect(cdr.0.finalStatus == 487 && cdr.0.durationSeconds == 0 && cdr.0.cost == 0 && !cdr.1)
+        let live = core.hasCall("a-1@pbx")
+        #expect(!live)
+        // Its channel is free again.
+        let next = core.received(try invite(callID: "a-2@pbx"), contact: "", at: clock(2))
+        #expect(next.first?.live != nil)
+    }
+
     @Test func maxdurClearsBothLegsWhenItsTimerIsDue() throws {
         var core = try makeCore()
         let admitted = core.received(try invite(maxdur: 30), contact: "", at: clock(0))
