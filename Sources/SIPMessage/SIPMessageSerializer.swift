@@ -108,8 +108,9 @@ extension SIPMessage {
 
 extension SIPMessage {
     /// A response to this request that copies Via, From, To, Call-ID and CSeq
-    /// (RFC 3261 §8.2.6.2), adding `toTag` to To if it has none.
-    public func makeResponse(_ statusCode: Int, reasonPhrase: String? = nil, toTag: String? = nil) -> SIPMessage {
+    /// (RFC 3261 §8.2.6.2), adding `toTag` to To if it has none, then `headers`.
+    public func makeResponse(_ statusCode: Int, reasonPhrase: String? = nil, toTag: String? = nil,
+                             headers: [(SIPHeaderName, String)] = []) -> SIPMessage {
         var r = SIPMessage(response: statusCode, reasonPhrase: reasonPhrase)
         // Fields copied unchanged still refer to the request's bytes, which the
         // response shares (an array, not copied) instead of a String per field.
@@ -132,6 +133,7 @@ extension SIPMessage {
             for f in fields where f.kind == .recordRoute { copy(f) }
         }
         if statusCode == 100, let ts = firstValue(.timestamp) { r.append(.timestamp, ts) }
+        for (name, value) in headers { r.append(name, value) }
         return r
     }
 }

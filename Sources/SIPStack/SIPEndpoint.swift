@@ -86,8 +86,7 @@ public struct SIPServerRequest: Sendable {
     /// Builds and sends a response with the transaction headers copied.
     public func respond(_ statusCode: Int, reasonPhrase: String? = nil, toTag: String? = nil,
                         headers: [(SIPHeaderName, String)] = [], body: [UInt8] = [], contentType: String? = nil) async {
-        var r = message.makeResponse(statusCode, reasonPhrase: reasonPhrase, toTag: toTag)
-        for (n, v) in headers { r.append(n, v) }
+        var r = message.makeResponse(statusCode, reasonPhrase: reasonPhrase, toTag: toTag, headers: headers)
         if !body.isEmpty {
             if let contentType { r.append(.contentType, contentType) }
             r.body = body
@@ -286,9 +285,7 @@ public actor SIPEndpoint {
         guard let method = request.method else { throw SIPClientError.invalidRequest("not a request") }
         guard method != .ack else { throw SIPClientError.invalidRequest("ACK is sent without a transaction: use sendACK") }
         var request = request
-        request.prepend(.via, try via(for: destination).description)
-        if !request.contains(.maxForwards) { request.append(.maxForwards, "70") }
-        if !request.contains(.userAgent) { request.append(.userAgent, configuration.userAgent) }
+        Self.stamp(&request, via: try via(for: destination), userAgent: configuration.userAgent)
         return try await startClientTransaction(request, method: method, to: destination, onProvisional: onProvisional)
     }
 
@@ -374,8 +371,7 @@ public actor SIPEndpoint {
     /// remembers it, so that a retransmitted 2xx is ACKed again.
     public func sendACK(_ ack: SIPMessage, to destination: SIPDestination) async throws {
         var ack = ack
-        ack.prepend(.via, try via(for: destination).description)
-        if !ack.contains(.maxForwards) { ack.append(.maxForwards, "70") }
+        Self.stamp(&ack, via: try via(for: destination), userAgent: nil)
         let actions = layer.sendACK(ack, to: destination, now: Self.now())
         armEarliestTimer()
         for case .sendRequest(let message, let to, _) in actions { try await sendRaw(message, to: to) }
@@ -395,6 +391,15 @@ public actor SIPEndpoint {
     /// Our Via for a request to `destination`: the listener's address, a new branch, rport.
     func via(for destination: SIPDestination) throws -> SIPVia {
         try Self.via(for: destination, transport: transport, advertisedHost: configuration.advertisedHost)
+    }
+
+    /// A request we originate, made ready to send: our Via on top (RFC 3261
+    /// §8.1.1.7), Max-Forwards 70 unless set (§8.1.1.6), and our User-Agent
+    /// unless set (none for an ACK).
+    public static func stamp(_ request: inout SIPMessage, via: SIPVia, userAgent: String?) {
+        request.prepend(.via, via.description)
+        if !request.contains(.maxForwards) { request.append(.maxForwards, "70") }
+        if let userAgent, !request.contains(.userAgent) { request.append(.userAgent, userAgent) }
     }
 
     /// Our Via for a request to `destination` sent through `transport`.

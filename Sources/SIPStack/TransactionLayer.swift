@@ -214,28 +214,19 @@ public struct TransactionLayer {
 
     // MARK: - Server side
 
-    /// Whether a message belongs to a transaction (or an answered INVITE, or
-    /// an ACK we sent) of this layer: a retransmission, an ACK, a CANCEL of
-    /// one of its INVITEs, a response to one of its requests. An owner that
-    /// shares a port with another layer routes by this.
-    public func owns(_ inbound: SIPInbound) -> Bool {
-        let m = inbound.message
-        if !m.isRequest {
-            if let key = TransactionKey.client(for: m), clients[key] != nil { return true }
-            return DialogRequestKey(m).map { sentACKs[$0] != nil } ?? false
-        }
-        guard let method = m.method else { return false }
-        if servers[TransactionKey.server(for: m, topVia: inbound.topVia ?? m.topVia)] != nil { return true }
-        switch method {
-        case .ack, .invite: return DialogRequestKey(m).map { accepted[$0] != nil } ?? false
-        case .cancel: return servers[TransactionKey.cancelTarget(for: m)] != nil
-        default: return false
-        }
+    public mutating func receivedRequest(_ inbound: SIPInbound, now: UInt64) -> [Action] {
+        receivedRequest(inbound, now: now, acceptsNew: { _ in true }) ?? []
     }
 
-    public mutating func receivedRequest(_ inbound: SIPInbound, now: UInt64) -> [Action] {
+    /// A request, if it is this layer's: a retransmission or ACK of one of its
+    /// transactions or answered INVITEs, a CANCEL of one of its INVITEs, or a
+    /// request that `acceptsNew` takes. `acceptsNew` is asked only of a
+    /// request that matches nothing here (a new transaction, or an ACK); nil
+    /// when it says no, and nothing is changed. An owner that shares a port
+    /// with another layer routes by this, matching each request once.
+    public mutating func receivedRequest(_ inbound: SIPInbound, now: UInt64, acceptsNew: (SIPMessage) -> Bool) -> [Action]? {
         let request = inbound.message
-        guard let method = request.method else { return [] }
+        guard let method = request.method else { return acceptsNew(request) ? [] : nil }
         let key = TransactionKey.server(for: request, topVia: inbound.topVia ?? request.topVia)
         let reliable = inbound.transport == .tcp
 
@@ -255,6 +246,7 @@ public struct TransactionLayer {
                 return []
             }
             // An ACK the TU may still care about.
+            guard acceptsNew(request) else { return nil }
             return configuration.deliversACKsOf2xx ? [.deliverRequest(inbound, key: key)] : []
         }
 
@@ -268,6 +260,7 @@ public struct TransactionLayer {
         }
 
         // A new server transaction.
+        guard (method == .cancel && servers[TransactionKey.cancelTarget(for: request)] != nil) || acceptsNew(request) else { return nil }
         let machine: ServerMachine
         var startActions: [TransactionAction]
         if method == .invite {
@@ -405,14 +398,20 @@ public struct TransactionLayer {
     }
 
     public mutating func receivedResponse(_ inbound: SIPInbound, now: UInt64) -> [Action] {
+        receivedOwnResponse(inbound, now: now) ?? []
+    }
+
+    /// A response, if it is this layer's: to one of its client transactions,
+    /// or a 2xx it has sent an ACK for. Nil: neither (nothing is changed).
+    public mutating func receivedOwnResponse(_ inbound: SIPInbound, now: UInt64) -> [Action]? {
         let response = inbound.message
         guard let key = TransactionKey.client(for: response), clients[key] != nil else {
             // A 2xx retransmitted after its transaction ended: ACK it again (§13.2.2.4).
-            if let code = response.statusCode, (200..<300).contains(code), response.cseq?.method == .invite,
-               let dk = DialogRequestKey(response), let (ack, destination) = sentACKs[dk] {
+            if let dk = DialogRequestKey(response), let (ack, destination) = sentACKs[dk] {
+                guard let code = response.statusCode, (200..<300).contains(code), response.cseq?.method == .invite else { return [] }
                 return [.sendRequest(ack, to: destination, client: nil)]
             }
-            return []
+            return nil
         }
         return performClient(clients[key]?.machine.receivedResponse(response) ?? [], key: key, now: now)
     }

@@ -45,49 +45,41 @@ extension TrunkCallService {
     /// Sets what SIM calls need; without it every INVITE is a trunk call.
     public func enableSIMCalls(source: @escaping @Sendable () async throws -> [SIMCallProfile]) async {
         simSource = source
+        simRouting.enabled = true
         if let core = node.mobileCore {
-            mobileCoreSources = Set(core.sources)
+            simRouting.mobileCoreSources = Set(core.sources)
             mobileCoreDestination = Self.resolve(core.address)
             if mobileCoreDestination == nil {
                 logger.error("mobile core address does not resolve; calls to SIMs will fail", metadata: ["address": "\(core.address)"])
             }
         }
         await reloadSIMs()
-        loopCalls?.update(simRouting: simRouting())
+        routeSIMCalls()
     }
 
     func reloadSIMs() async {
         guard let simSource else { return }
         do {
             let profiles = try await simSource()
-            sims = Dictionary(profiles.map { ($0.iccid, $0) }, uniquingKeysWith: { a, _ in a })
-            simsByLinkedNumber = Dictionary(profiles.compactMap { p in p.linkedNumber.map { ($0, p) } }, uniquingKeysWith: { a, b in a.iccid < b.iccid ? a : b })
-            loopCalls?.update(simRouting: simRouting())
+            simRouting.sims = Dictionary(profiles.map { ($0.iccid, $0) }, uniquingKeysWith: { a, _ in a })
+            simRouting.simsByLinkedNumber = Dictionary(profiles.compactMap { p in p.linkedNumber.map { ($0, p) } },
+                                                       uniquingKeysWith: { a, b in a.iccid < b.iccid ? a : b })
+            routeSIMCalls()
         } catch {
             logger.error("could not reload SIMs from the store; keeping the last copy", metadata: ["error": "\(error)"])
         }
     }
 
-    /// What the event loop's trunk calls need to leave SIP2SIM calls here.
-    func simRouting() -> SIMRouting {
-        SIMRouting(enabled: simSource != nil, mobileCoreSources: mobileCoreSources,
-                   gatewaySources: Set(core.gatewayAddresses.values.compactMap(\.address.ipAddress)),
-                   linkedNumbers: Set(simsByLinkedNumber.keys), iccids: Set(sims.keys))
+    /// The gateways' addresses (resolved at start) into the SIM routing, and
+    /// the routing to the event loops, which leave SIM calls here.
+    func routeSIMCalls() {
+        simRouting.gatewaySources = Set(core.gatewayAddresses.values.compactMap(\.address.ipAddress))
+        loopCalls?.update(simRouting: simRouting)
     }
 
-    /// Whether a new INVITE is a SIP2SIM call: from the mobile core (trusted
-    /// by source IP), or to a SIM's Contact (Request-URI user = ICCID).
+    /// Whether a new INVITE is a SIP2SIM call, and which way.
     func simDirection(of request: SIPServerRequest) -> SIMCallDirection? {
-        guard simSource != nil else { return nil }
-        if let ip = request.source.ipAddress, mobileCoreSources.contains(ip) { return .fromHandset }
-        // S12: the network calls the customer's number; the carrier gateways are trusted by address, as for texts.
-        if let ip = request.source.ipAddress, core.gatewayAddresses.values.contains(where: { $0.address.ipAddress == ip }),
-           let user = request.message.parsedRequestURI?.decodedUser,
-           let sim = simsByLinkedNumber[user.hasPrefix("+") ? String(user.dropFirst()) : user] {
-            return .toLinkedNumber(sim)
-        }
-        if let user = request.message.parsedRequestURI?.user, user.count >= 19, let sim = sims[user] { return .toHandset(sim) }
-        return nil
+        simRouting.direction(of: request.message, source: request.source.ipAddress)
     }
 
     func newSIMCall(_ request: SIPServerRequest, _ direction: SIMCallDirection) async {
@@ -104,7 +96,7 @@ extension TrunkCallService {
         let invite = request.message
         let now = Date().timeIntervalSince1970
         let iccid = Self.number(Self.callerNumber(invite))
-        guard let sim = sims[iccid] else {
+        guard let sim = simRouting.sims[iccid] else {
             logger.notice("call from an unknown SIM refused", metadata: ["iccid": "\(iccid.prefix(24))"])
             await refuseSIMCall(request, 403, "Forbidden (the calling SIM is not provisioned)", sim: nil, from: iccid, to: "", now: now)
             return
@@ -230,8 +222,8 @@ extension TrunkCallService {
         await request.respond(code, reasonPhrase: phrase, toTag: SIPEndpoint.newTag(), headers: [(.reason, reason)])
         logger.info("SIM call refused", metadata: ["iccid": "\(sim?.iccid ?? "-")", "status": "\(code)", "reason": "\(phrase)"])
         guard let sim, let callID = request.message.callID else { return }
-        await recordRefusal(CDR(callID: callID, accountID: sim.accountID, from: from, to: to, callType: nil, startAt: now, endAt: now,
-                               durationSeconds: 0, billedSeconds: 0, cost: 0, finalStatus: code, reason: text))
+        await writes.record(CDR(callID: callID, accountID: sim.accountID, from: from, to: to, callType: nil, startAt: now, endAt: now,
+                               durationSeconds: 0, billedSeconds: 0, cost: 0, finalStatus: code, reason: text), refused: true)
     }
 
     /// RFC 3263 targets of a customer's server, cached for a minute.

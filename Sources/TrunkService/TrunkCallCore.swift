@@ -248,21 +248,14 @@ public struct TrunkCallCore<Request: CallRequest>: ~Copyable {
         case .bye:
             return bye(request, at: clock)
         case .options:
-            return [.respond(request, response(to: m, 200, headers: [(.allow, Self.allowed), (.accept, "application/sdp")]))]
+            return [.respond(request, m.makeResponse(200, headers: [(.allow, Self.allowed), (.accept, "application/sdp")]))]
         default:
             if m.toTag != nil { return inDialog(request) }
-            return [.respond(request, response(to: m, 405, headers: [(.allow, Self.allowed)]))]
+            return [.respond(request, m.makeResponse(405, headers: [(.allow, Self.allowed)]))]
         }
     }
 
     static var allowed: String { "INVITE, ACK, CANCEL, BYE, OPTIONS, UPDATE, INFO" }
-
-    func response(to m: SIPMessage, _ code: Int, reasonPhrase: String? = nil, toTag: String? = nil,
-                  headers: [(SIPHeaderName, String)] = []) -> SIPMessage {
-        var r = m.makeResponse(code, reasonPhrase: reasonPhrase, toTag: toTag)
-        for (n, v) in headers { r.append(n, v) }
-        return r
-    }
 
     mutating func newCall(_ request: Request, contact: String, at clock: CallClock) -> [Action] {
         let invite = request.message
@@ -277,10 +270,10 @@ public struct TrunkCallCore<Request: CallRequest>: ~Copyable {
             case .trunk(let t): trunk = t
             case .challenge(let stale):
                 let challenges = digest.makeChallenges(now: now, stale: stale)
-                return [.respond(request, response(to: invite, 407, headers: challenges.map { (.proxyAuthenticate, $0.headerValue) }))]
+                return [.respond(request, invite.makeResponse(407, headers: challenges.map { (.proxyAuthenticate, $0.headerValue) }))]
             case .refuse(let why):
                 logger.notice("trunk authentication failed", metadata: ["source": "\(source)", "why": "\(why)"])
-                return [.respond(request, response(to: invite, 403, reasonPhrase: "Forbidden (authentication failed)"))]
+                return [.respond(request, invite.makeResponse(403, reasonPhrase: "Forbidden (authentication failed)"))]
             }
         }
         guard var trunk else { return [] }
@@ -288,7 +281,7 @@ public struct TrunkCallCore<Request: CallRequest>: ~Copyable {
         let controls: CallControlHeaders
         do { controls = try CallControlHeaders(from: invite) } catch {
             logger.info("bad call control header", metadata: ["source": "\(source)", "error": "\(error)"])
-            return [.respond(request, response(to: invite, 400, reasonPhrase: "Bad Request (\(error.description.prefix(120)))"))]
+            return [.respond(request, invite.makeResponse(400, reasonPhrase: "Bad Request (\(error.description.prefix(120)))"))]
         }
         // T2: a named trunk must be one of the caller's own.
         if let named = controls.trunk {
@@ -299,7 +292,7 @@ public struct TrunkCallCore<Request: CallRequest>: ~Copyable {
         }
         guard let account = directory.accounts[trunk.accountID] else {
             logger.error("trunk belongs to no account", metadata: ["trunk": "\(trunk.id)"])
-            return [.respond(request, response(to: invite, 500, reasonPhrase: "Server Internal Error (trunk has no account)"))]
+            return [.respond(request, invite.makeResponse(500, reasonPhrase: "Server Internal Error (trunk has no account)"))]
         }
         let destination = TrunkCallService.number(invite.parsedRequestURI?.user ?? "")
         let cli = TrunkCallService.number(TrunkCallService.callerNumber(invite))
@@ -338,7 +331,7 @@ public struct TrunkCallCore<Request: CallRequest>: ~Copyable {
         return id[..<at] + marker + id[at...]
     }
 
-    mutating func admit(_ attempt: CallAttempt, now: Double) -> (AdmissionDecision, [LimitCheck]) {
+    func admit(_ attempt: CallAttempt, now: Double) -> (AdmissionDecision, [LimitCheck]) {
         accounting.admit(attempt, blacklists: directory.blacklists, storeCountsLimits: storeCountsLimits, now: now)
     }
 
@@ -348,6 +341,14 @@ public struct TrunkCallCore<Request: CallRequest>: ~Copyable {
     mutating func launch(_ call: Call, live: LiveCall, countedInStore checks: [LimitCheck] = []) -> [Action] {
         pending[live.callID] = Pending(call: call, checks: checks, startAt: live.startAt)
         return [.admit(live, limits: checks.map { StoredLimit(key: $0.key.storeKey, kind: $0.kind) })]
+    }
+
+    /// The store's answer to `.admit`.
+    mutating func admissionAnswered(callID: String, _ result: CallStoreWrites.AdmissionResult, at clock: CallClock) -> [Action] {
+        switch result {
+        case .recorded(let refusedAt): admitted(callID: callID, refusedAt: refusedAt, at: clock)
+        case .failed: admissionFailed(callID: callID, at: clock)
+        }
     }
 
     /// The store recorded the call as live; `refusedAt`: the index of the
@@ -371,16 +372,15 @@ public struct TrunkCallCore<Request: CallRequest>: ~Copyable {
         return event(callID, at: clock) { $0.start(now: clock.wall) }
     }
 
-    /// The store could not record the call: refused, nothing held.
+    /// The store could not record the call (the shell has logged why): refused, nothing held.
     public mutating func admissionFailed(callID: String, at clock: CallClock) -> [Action] {
         guard let p = pending.removeValue(forKey: callID) else { return [] }
-        logger.error("could not record the call start; refusing the call", metadata: ["call-id": "\(callID)"])
         release(p.call.admission, account: p.call.attempt.account.id)
-        return [.respond(p.call.request, response(to: p.call.request.message, 500, reasonPhrase: "Server Internal Error (store unavailable)"))]
+        return [.respond(p.call.request, p.call.request.message.makeResponse(500, reasonPhrase: "Server Internal Error (store unavailable)"))]
     }
 
     /// What an admitted call took: its channels on this node and its hold on the balance.
-    mutating func release(_ admission: Admission, account: String) {
+    func release(_ admission: Admission, account: String) {
         accounting.release(admission, account: account)
     }
 
@@ -410,7 +410,7 @@ public struct TrunkCallCore<Request: CallRequest>: ~Copyable {
         var headers: [(SIPHeaderName, String)] = [(CallControlHeaders.reasonHeader, why.reasonText), (.reason, why.reasonHeader)]
         if let s = why.retryAfterSeconds { headers.append((.retryAfter, String(s))) }
         let invite = request.message
-        let answer = response(to: invite, why.statusCode, reasonPhrase: SIPMessage.standardReasonPhrase(why.statusCode),
+        let answer = invite.makeResponse(why.statusCode, reasonPhrase: SIPMessage.standardReasonPhrase(why.statusCode),
                               toTag: SIPEndpoint.newTag(), headers: headers)
         logger.info("call refused", metadata: ["trunk": "\(trunk ?? "-")", "account": "\(account)", "status": "\(why.statusCode)",
                                                "reason": "\(why.reasonText)"])
@@ -426,12 +426,12 @@ public struct TrunkCallCore<Request: CallRequest>: ~Copyable {
         let m = request.message
         guard let callID = m.callID else { return [] }
         if calls[callID] != nil {
-            return [.respond(request, response(to: m, 200))] + event(callID, at: clock) { $0.aLegBye(now: clock.wall) }
+            return [.respond(request, m.makeResponse(200))] + event(callID, at: clock) { $0.aLegBye(now: clock.wall) }
         }
         if let aCallID = aCallIDOfB[callID], calls[aCallID] != nil {
-            return [.respond(request, response(to: m, 200))] + event(aCallID, at: clock) { $0.bLegBye(now: clock.wall) }
+            return [.respond(request, m.makeResponse(200))] + event(aCallID, at: clock) { $0.bLegBye(now: clock.wall) }
         }
-        return [.respond(request, response(to: m, 481))]
+        return [.respond(request, m.makeResponse(481))]
     }
 
     /// re-INVITE, UPDATE, INFO … from either side: relayed to the other, and its answer back.
@@ -440,10 +440,10 @@ public struct TrunkCallCore<Request: CallRequest>: ~Copyable {
         guard let callID = m.callID else { return [] }
         let fromA = calls[callID] != nil
         guard let aCallID = fromA ? callID : aCallIDOfB[callID], let call = calls[aCallID] else {
-            return [.respond(request, response(to: m, 481))]
+            return [.respond(request, m.makeResponse(481))]
         }
         guard let relayed = fromA ? call.machine.relayFromA(m) : call.machine.relayFromB(m) else {
-            return [.respond(request, response(to: m, 491, reasonPhrase: "Request Pending"))]
+            return [.respond(request, m.makeResponse(491, reasonPhrase: "Request Pending"))]
         }
         let destination = fromA ? call.gateways[call.machine.currentGateway] : call.caller
         return [.relay(Relay(request: relayed, destination: destination, original: request, machine: call.machine, fromA: fromA))]

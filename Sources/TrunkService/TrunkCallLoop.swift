@@ -10,25 +10,34 @@ import SIPTransaction
 import SIPTransport
 import Store
 
-/// What the event loop needs to know to leave SIP2SIM calls to the actor
-/// service: the same tests as `TrunkCallService.simDirection`, on sets.
+/// Which new INVITEs are SIP2SIM calls (SPEC.md S3, S4, S12), and which
+/// way: the one place that decides it, for the actor service (which takes
+/// them) and the event loops (which leave them to it).
 struct SIMRouting: Sendable {
+    /// SIM calls are enabled (`TrunkCallService.enableSIMCalls`).
     var enabled = false
+    /// The mobile core, trusted by source address.
     var mobileCoreSources: Set<String> = []
+    /// The carrier gateways, trusted by source address (as for texts).
     var gatewaySources: Set<String> = []
-    var linkedNumbers: Set<String> = []
-    var iccids: Set<String> = []
+    var sims: [String: SIMCallProfile] = [:]
+    /// The same SIMs by linked number (S12: calls to the customer's number).
+    var simsByLinkedNumber: [String: SIMCallProfile] = [:]
 
-    func isSIMCall(_ invite: SIPMessage, source: String?) -> Bool {
-        guard enabled else { return false }
-        if let source, mobileCoreSources.contains(source) { return true }
+    /// From the mobile core: a handset dialled out; from a carrier to a SIM's
+    /// linked number; or to a SIM's Contact (Request-URI user = ICCID). Nil: a trunk call.
+    func direction(of invite: SIPMessage, source: String?) -> SIMCallDirection? {
+        guard enabled else { return nil }
+        if let source, mobileCoreSources.contains(source) { return .fromHandset }
         if let source, gatewaySources.contains(source), let user = invite.parsedRequestURI?.decodedUser,
-           linkedNumbers.contains(user.hasPrefix("+") ? String(user.dropFirst()) : user) {
-            return true
+           let sim = simsByLinkedNumber[user.hasPrefix("+") ? String(user.dropFirst()) : user] {
+            return .toLinkedNumber(sim)
         }
-        if let user = invite.parsedRequestURI?.user, user.count >= 19, iccids.contains(user) { return true }
-        return false
+        if let user = invite.parsedRequestURI?.user, user.count >= 19, let sim = sims[user] { return .toHandset(sim) }
+        return nil
     }
+
+    func isSIMCall(_ invite: SIPMessage, source: String?) -> Bool { direction(of: invite, source: source) != nil }
 }
 
 /// Trunk calls over UDP run to completion on the event loop that reads them
@@ -57,8 +66,7 @@ public final class TrunkCallLoop: SIPFront, @unchecked Sendable {
     let loop: any EventLoop
     let transport: SIPTransport
     let configuration: SIPEndpointConfiguration
-    let store: Store
-    let nodeName: String
+    let writes: CallStoreWrites
     let logger: Logger
     var layer: TransactionLayer
     var core: Core
@@ -69,8 +77,7 @@ public final class TrunkCallLoop: SIPFront, @unchecked Sendable {
     var relays: [TransactionKey: Core.Relay] = [:]
     var layerTimer: (deadline: UInt64, task: Scheduled<Void>)?
     var callTimer: Scheduled<Void>?
-    var contacts: [Bool: String] = [:]
-    var sentBy: [Bool: (host: String, port: UInt16?)] = [:]
+    var localHostPorts: [Bool: (host: String, port: UInt16?)] = [:]
     /// Datagrams read here that another loop's calls own, by that loop: handed over once per pass.
     var handOvers: [Int: [SIPInbound]] = [:]
     var handOverScheduled = false
@@ -79,8 +86,8 @@ public final class TrunkCallLoop: SIPFront, @unchecked Sendable {
 
     init(loop: any EventLoop, transport: SIPTransport, configuration: SIPEndpointConfiguration, store: Store, node: NodeConfiguration,
          nonceSecret: [UInt8], accounting: CallAccounting, callIDMarker: String? = nil, logger: Logger) {
-        self.loop = loop; self.transport = transport; self.configuration = configuration; self.store = store
-        self.nodeName = node.nodeName; self.logger = logger
+        self.loop = loop; self.transport = transport; self.configuration = configuration
+        writes = CallStoreWrites(store: store, node: node.nodeName, logger: logger); self.logger = logger
         layer = TransactionLayer(configuration: configuration, logger: logger)
         core = Core(node: node, storeCountsLimits: store.countsLimits, nonceSecret: nonceSecret, accounting: accounting, logger: logger)
         core.callIDMarker = callIDMarker
@@ -116,10 +123,6 @@ public final class TrunkCallLoop: SIPFront, @unchecked Sendable {
         (try? await loop.submit { self.core.answeredCalls() }.get()) ?? []
     }
 
-    func hasCalls(_ callIDs: [String]) async -> Set<String> {
-        (try? await loop.submit { Set(callIDs.filter { self.core.hasCall($0) }) }.get()) ?? []
-    }
-
     /// T10 across calls: these calls' account has used up its money (those of other loops are not here).
     func clearOutOfMoney(_ callIDs: [String]) {
         loop.execute {
@@ -145,17 +148,16 @@ public final class TrunkCallLoop: SIPFront, @unchecked Sendable {
         guard inbound.transport == .udp, loop.inEventLoop, active else { return false }
         let m = inbound.message
         let now = NIODeadline.now().uptimeNanoseconds
-        if !m.isRequest {
-            guard layer.owns(inbound) else { return false }
-            perform(layer.receivedResponse(inbound, now: now))
-            return true
-        }
-        guard layer.owns(inbound) || isOurs(m, source: inbound.source.ipAddress) else { return false }
-        perform(layer.receivedRequest(inbound, now: now))
+        let actions = m.isRequest
+            ? layer.receivedRequest(inbound, now: now, acceptsNew: { self.isOurs($0, source: inbound.source.ipAddress) })
+            : layer.receivedOwnResponse(inbound, now: now)
+        guard let actions else { return false }
+        perform(actions)
         return true
     }
 
-    /// A new trunk INVITE, or a request in one of this loop's calls.
+    /// A request none of this loop's transactions match that is still its
+    /// own: a new trunk INVITE, or a request in one of its calls.
     func isOurs(_ m: SIPMessage, source: String?) -> Bool {
         if m.method == .invite, m.toTag == nil { return !simRouting.isSIMCall(m, source: source) }
         guard let callID = m.callID, m.method != .options, m.method != .message, m.method != .register else { return false }
@@ -221,8 +223,7 @@ public final class TrunkCallLoop: SIPFront, @unchecked Sendable {
             case .sendACK(let ack, let destination):
                 var ack = ack
                 guard let via = via(for: destination) else { continue }
-                ack.prepend(.via, via.description)
-                if !ack.contains(.maxForwards) { ack.append(.maxForwards, "70") }
+                SIPEndpoint.stamp(&ack, via: via, userAgent: nil)
                 perform(layer.sendACK(ack, to: destination, now: NIODeadline.now().uptimeNanoseconds))
             case .send(let request, let destination):
                 _ = startClient(request, method: request.method ?? .bye, to: destination)
@@ -260,11 +261,6 @@ public final class TrunkCallLoop: SIPFront, @unchecked Sendable {
         var isEmpty: Bool { admissions.isEmpty && cdrs.isEmpty && answers.isEmpty }
     }
 
-    enum AdmissionResult: Sendable {
-        case recorded(refusedAt: Int?)
-        case failed
-    }
-
     func scheduleStoreHandOver() {
         guard !storeHandOverScheduled else { return }
         storeHandOverScheduled = true
@@ -277,55 +273,31 @@ public final class TrunkCallLoop: SIPFront, @unchecked Sendable {
         let work = storeDue
         storeDue = StoreWork()
         guard !work.isEmpty else { return }
-        let store = self.store, node = nodeName, logger = self.logger, loop = self.loop
+        let writes = self.writes, loop = self.loop
         Task {
             await withTaskGroup(of: Void.self) { group in
                 if !work.admissions.isEmpty {
                     group.addTask {
                         // Each admission is its own group commit entry; the results come back to the loop together.
-                        let results = await withTaskGroup(of: (String, AdmissionResult).self) { admissions in
+                        let results = await withTaskGroup(of: (String, CallStoreWrites.AdmissionResult).self) { admissions in
                             for (live, limits) in work.admissions {
-                                admissions.addTask {
-                                    do { return (live.callID, .recorded(refusedAt: try await store.admitCall(live, node: node, limits: limits))) } catch {
-                                        logger.error("could not record the call start", metadata: ["call-id": "\(live.callID)", "error": "\(error)"])
-                                        return (live.callID, .failed)
-                                    }
-                                }
+                                admissions.addTask { (live.callID, await writes.admit(live, limits: limits)) }
                             }
-                            var all: [(String, AdmissionResult)] = []
+                            var all: [(String, CallStoreWrites.AdmissionResult)] = []
                             for await r in admissions { all.append(r) }
                             return all
                         }
                         loop.execute { self.admissionsRecorded(results) }
                     }
                 }
-                for (cdr, refused) in work.cdrs {
-                    group.addTask {
-                        do { try await store.recordCall(cdr) } catch {
-                            // A bridged call's live_calls row stays, so the next start records it as interrupted.
-                            logger.error(refused ? "could not write the CDR of a refused call" : "could not write a CDR",
-                                         metadata: ["call-id": "\(cdr.callID)", "error": "\(error)"])
-                        }
-                    }
-                }
-                for (callID, at, rate) in work.answers {
-                    group.addTask {
-                        do { try await store.callAnswered(callID, at: at, rate: rate) } catch {
-                            logger.error("could not record a call's answer in the store", metadata: ["call-id": "\(callID)", "error": "\(error)"])
-                        }
-                    }
-                }
+                for (cdr, refused) in work.cdrs { group.addTask { await writes.record(cdr, refused: refused) } }
+                for (callID, at, rate) in work.answers { group.addTask { await writes.recordAnswer(callID: callID, at: at, rate: rate) } }
             }
         }
     }
 
-    func admissionsRecorded(_ results: [(String, AdmissionResult)]) {
-        for (callID, result) in results {
-            switch result {
-            case .recorded(let refusedAt): perform(core.admitted(callID: callID, refusedAt: refusedAt, at: .now()))
-            case .failed: perform(core.admissionFailed(callID: callID, at: .now()))
-            }
-        }
+    func admissionsRecorded(_ results: [(String, CallStoreWrites.AdmissionResult)]) {
+        for (callID, result) in results { perform(core.admissionAnswered(callID: callID, result, at: .now())) }
     }
 
     /// A request in a new client transaction, with our Via (sent-by, a fresh
@@ -338,22 +310,27 @@ public final class TrunkCallLoop: SIPFront, @unchecked Sendable {
                 logger.warning("no UDP listener for a request", metadata: ["to": "\(destination)"])
                 return nil
             }
-            request.prepend(.via, via.description)
-            if !request.contains(.maxForwards) { request.append(.maxForwards, "70") }
-            if !request.contains(.userAgent) { request.append(.userAgent, configuration.userAgent) }
+            SIPEndpoint.stamp(&request, via: via, userAgent: configuration.userAgent)
         }
         let (key, actions) = layer.startClient(request, method: method, to: destination, now: NIODeadline.now().uptimeNanoseconds)
         perform(actions)
         return key
     }
 
-    /// Our Via for a request to `destination`: sent-by fixed per address family, a new branch.
-    func via(for destination: SIPDestination) -> SIPVia? {
-        let v6 = destination.address.protocol == .inet6
-        if let sentBy = sentBy[v6] { return SIPVia(transport: "UDP", host: sentBy.host, port: sentBy.port, branch: TransactionKey.newBranch()) }
+    /// Our host and port on the UDP socket as a peer of this address family
+    /// sees them (Via sent-by, Contact): worked out once per family.
+    func localHostPort(for address: SocketAddress) -> (host: String, port: UInt16?)? {
+        let v6 = address.protocol == .inet6
+        if let known = localHostPorts[v6] { return known }
+        let destination = SIPDestination(address: address, transport: .udp)
         guard let via = try? SIPEndpoint.via(for: destination, transport: transport, advertisedHost: configuration.advertisedHost) else { return nil }
-        sentBy[v6] = (via.host, via.port)
-        return via
+        localHostPorts[v6] = (via.host, via.port)
+        return (via.host, via.port)
+    }
+
+    /// Our Via for a request to `destination`: the fixed sent-by, a new branch.
+    func via(for destination: SIPDestination) -> SIPVia? {
+        localHostPort(for: destination.address).map { SIPVia(transport: "UDP", host: $0.host, port: $0.port, branch: TransactionKey.newBranch()) }
     }
 
     /// Keeps one loop task armed for the layer's earliest timer.
@@ -368,16 +345,10 @@ public final class TrunkCallLoop: SIPFront, @unchecked Sendable {
         layerTimer = (at, task)
     }
 
-    /// Our host:port for the Contact of our answers, per address family.
+    /// Our host:port for the Contact of our answers.
     func contactHostPort(for source: SocketAddress) -> String {
-        let v6 = source.protocol == .inet6
-        if let known = contacts[v6] { return known }
-        guard let local = transport.localAddress(.udp, for: source) else { return "127.0.0.1" }
-        var host = configuration.advertisedHost ?? local.ipAddress ?? "127.0.0.1"
-        if host.contains(":"), !host.hasPrefix("[") { host = "[\(host)]" }
-        let found = "\(host):\(local.port ?? 5060)"
-        contacts[v6] = found
-        return found
+        guard let local = localHostPort(for: source) else { return "127.0.0.1" }
+        return "\(local.host):\(local.port ?? 5060)"
     }
 }
 
@@ -442,12 +413,6 @@ public final class TrunkCallLoops: SIPFront, Sendable {
     func answeredCalls() async -> [AnsweredCall] {
         var all: [AnsweredCall] = []
         for l in loops { all += await l.answeredCalls() }
-        return all
-    }
-
-    func hasCalls(_ callIDs: [String]) async -> Set<String> {
-        var all: Set<String> = []
-        for l in loops { all.formUnion(await l.hasCalls(callIDs)) }
         return all
     }
 

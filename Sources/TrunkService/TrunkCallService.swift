@@ -28,6 +28,7 @@ public actor TrunkCallService {
     let logger: Logger
     var endpoint: SIPEndpoint?
     var core: Core
+    let writes: CallStoreWrites
     /// UDP trunk calls, run on the event loop that reads them (nil: all calls here).
     var loopCalls: TrunkCallLoops?
     let accounting = CallAccounting()
@@ -42,10 +43,8 @@ public actor TrunkCallService {
     let timerLoop: any EventLoop = MultiThreadedEventLoopGroup.singleton.any()
     // SIP2SIM calls (SIMCalls.swift).
     var simSource: (@Sendable () async throws -> [SIMCallProfile])?
-    var sims: [String: SIMCallProfile] = [:]
-    /// The same SIMs by linked number (S12: calls to the customer's number).
-    var simsByLinkedNumber: [String: SIMCallProfile] = [:]
-    var mobileCoreSources: Set<String> = []
+    /// Which INVITEs are SIM calls; a copy is pushed to the event loops.
+    var simRouting = SIMRouting()
     var mobileCoreDestination: SIPDestination?
     var customerServers: [String: (destinations: [SIPDestination], until: Double)] = [:]
     let dialPlan: HandsetDialPlan
@@ -54,6 +53,7 @@ public actor TrunkCallService {
         self.store = store; self.node = node; self.logger = logger
         dialPlan = HandsetDialPlan(emergencyNumbers: node.emergencyNumbers, networkServiceCodes: node.networkServiceCodes)
         self.nonceSecret = nonceSecret
+        writes = CallStoreWrites(store: store, node: node.nodeName, logger: logger)
         core = Core(node: node, storeCountsLimits: store.countsLimits, nonceSecret: nonceSecret, accounting: accounting, logger: logger)
     }
 
@@ -72,6 +72,7 @@ public actor TrunkCallService {
                 logger.error("gateway address does not resolve; calls will not be routed to it", metadata: ["gateway": "\(name)", "address": "\(address)"])
             }
         }
+        routeSIMCalls()
         if callsOnEventLoop, let transport = await endpoint.sipTransport, !transport.udpEventLoops.isEmpty {
             let loops = Array(transport.udpEventLoops.prefix(endpoint.configuration.udpSocketsPerAddress))
             let onLoops = TrunkCallLoops(loops.enumerated().map { i, loop in
@@ -79,7 +80,7 @@ public actor TrunkCallService {
                               nonceSecret: nonceSecret, accounting: accounting,
                               callIDMarker: loops.count > 1 ? TrunkCallLoops.marker(loop: i) : nil, logger: logger)
             }, endpoint: endpoint)
-            onLoops.update(directory: core.directory, gateways: core.gatewayAddresses, simRouting: simRouting(), activate: true)
+            onLoops.update(directory: core.directory, gateways: core.gatewayAddresses, activate: true)
             endpoint.setFront(onLoops)
             loopCalls = onLoops
         }
@@ -104,7 +105,9 @@ public actor TrunkCallService {
     /// every node are costed, against the balance as stored now; each node
     /// clears its own.
     func clearCallsOutOfMoney(now: Double) async {
-        let running = core.answeredCalls() + (await loopCalls?.answeredCalls() ?? [])
+        let answeredOnLoops = await loopCalls?.answeredCalls() ?? []
+        let onLoops = Set(answeredOnLoops.map(\.callID))
+        let running = core.answeredCalls() + answeredOnLoops
         guard !running.isEmpty else { return }
         let exhausted: [String: [String]]
         if store.countsLimits {
@@ -135,13 +138,12 @@ public actor TrunkCallService {
         }
         for (account, callIDs) in exhausted.sorted(by: { $0.key < $1.key }) {
             let here = callIDs.filter { core.hasCall($0) }
-            let onLoop = await loopCalls?.hasCalls(callIDs) ?? []
-            let mine = here + callIDs.filter { onLoop.contains($0) }
+            let mine = here + callIDs.filter { onLoops.contains($0) }
             guard !mine.isEmpty else { continue }
             logger.notice("account's calls together used up its balance and credit: clearing them",
                           metadata: ["account": "\(account)", "calls": "\(callIDs.count)", "on this node": "\(mine.count)"])
             for callID in here { await perform(core.timerFired(.balanceCap, callID: callID, at: .now())) }
-            loopCalls?.clearOutOfMoney(callIDs.filter { onLoop.contains($0) })
+            loopCalls?.clearOutOfMoney(callIDs.filter { onLoops.contains($0) })
         }
     }
 
@@ -187,13 +189,6 @@ public actor TrunkCallService {
         return found
     }
 
-    /// The CDR of a call refused before it was bridged.
-    func recordRefusal(_ cdr: CDR) async {
-        do { try await store.recordCall(cdr) } catch {
-            logger.error("could not write the CDR of a refused call", metadata: ["call-id": "\(cdr.callID)", "error": "\(error)"])
-        }
-    }
-
     // MARK: Performing the core's actions
 
     func perform(_ actions: [Core.Action]) async {
@@ -203,13 +198,8 @@ public actor TrunkCallService {
             case .respond(let request, let response):
                 await request.respond(response)
             case .admit(let live, let limits):
-                let refused: Int?
-                do { refused = try await store.admitCall(live, node: node.nodeName, limits: limits) } catch {
-                    logger.error("could not record the call start", metadata: ["call-id": "\(live.callID)", "error": "\(error)"])
-                    await perform(core.admissionFailed(callID: live.callID, at: .now()))
-                    continue
-                }
-                await perform(core.admitted(callID: live.callID, refusedAt: refused, at: .now()))
+                let result = await writes.admit(live, limits: limits)
+                await perform(core.admissionAnswered(callID: live.callID, result, at: .now()))
             case .sendInvite(let request, let destination, let callID):
                 Task {
                     do {
@@ -235,18 +225,10 @@ public actor TrunkCallService {
                     await self.perform(relay.answered(response))
                 }
             case .recordCDR(let cdr, let refused):
-                if refused { await recordRefusal(cdr); continue }
-                do { try await store.recordCall(cdr) } catch {
-                    // The live_calls row stays, so the next start records it as interrupted.
-                    logger.error("could not write a CDR", metadata: ["call-id": "\(cdr.callID)", "error": "\(error)"])
-                }
+                await writes.record(cdr, refused: refused)
             case .recordAnswer(let callID, let at, let rate):
-                let store = self.store, logger = self.logger
-                Task {
-                    do { try await store.callAnswered(callID, at: at, rate: rate) } catch {
-                        logger.error("could not record a call's answer in the store", metadata: ["call-id": "\(callID)", "error": "\(error)"])
-                    }
-                }
+                let writes = self.writes
+                Task { await writes.recordAnswer(callID: callID, at: at, rate: rate) }
             case .armTimer(let at):
                 armedCallTimer?.cancel()
                 armedCallTimer = timerLoop.scheduleTask(deadline: .uptimeNanoseconds(at)) { [weak self] in

@@ -331,8 +331,10 @@ func answeredCall(_ core: inout Core, callID: String = "a-1@pbx", maxdur: Int? =
 
     /// The event loop leaves these INVITEs to the actor service (SIP2SIM), as `TrunkCallService.simDirection` would take them.
     @Test func sim2SIMCallsAreRecognisedAndTrunkCallsAreNot() throws {
+        let sim = SIMCallProfile(iccid: "8944101234567890128", accountID: "920700", hostname: "pbx.example", username: "7001",
+                                 password: "pw", linkedNumber: "447700900999")
         let routing = SIMRouting(enabled: true, mobileCoreSources: ["192.0.2.50"], gatewaySources: ["198.51.100.1"],
-                                 linkedNumbers: ["447700900999"], iccids: ["8944101234567890128"])
+                                 sims: [sim.iccid: sim], simsByLinkedNumber: ["447700900999": sim])
         #expect(routing.isSIMCall(try request("sip:447700900123@switch"), source: "192.0.2.50"))  // from the mobile core
         #expect(routing.isSIMCall(try request("sip:8944101234567890128@switch"), source: "192.0.2.10"))  // to a SIM
         #expect(routing.isSIMCall(try request("sip:+447700900999@switch"), source: "198.51.100.1"))  // a linked number, from a carrier
