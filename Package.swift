@@ -175,7 +175,7 @@ let package = Package(
         // The call's own work without sockets, threads or store (bench/call-path.sh).
         .executableTarget(
             name: "CallPathBenchmark",
-            dependencies: ["SIPMessage", "SIPStack", "SIPTransaction", "CallControl", "CallCore", "Rating", "Store", "TrunkService"],
+            dependencies: ["SIPMessage", "SIPStack", "SIPTransaction", "CallControl", "CallCore", "Rating", "Store", "TrunkService", "SIPTransport", .product(name: "Logging", package: "swift-log"), .product(name: "NIOCore", package: "swift-nio")],
             path: "bench/CallPath",
             swiftSettings: strictSwift
         ),

@@ -3,7 +3,9 @@
 # between them: one bench call (bench/call-rate.sh's SIPp scenarios) taken
 # message by message through the codec, transaction machines, policy, rating
 # and B2BUA machine on one thread; then the store's part (a live-call row and
-# a CDR per call, group-committed to SQLite) and what the kernel charges per
+# a CDR per call, group-committed to SQLite), the transaction layer's part
+# alone (TransactionLayer as the event loops drive it, with its timers), and
+# what the kernel charges per
 # loopback datagram. Against the call-rate bench's CPU per call, it says how
 # much of that is the call's work and how much the way the process carries it.
 #

@@ -36,18 +36,24 @@ public struct RequestScreening: Sendable {
         guard let method = request.method else { return nil }
         func bad(_ why: String) -> Rejection { Rejection(statusCode: 400, reasonPhrase: "Bad Request (\(why))", headers: []) }
 
+        // One pass over the fields counts every header the checks below ask
+        // about (this runs for every request; a scan per header cost more
+        // than the transaction's own work).
+        var counts = [Int](repeating: 0, count: KnownHeader.allCases.count)
+        for f in request.fields { counts[Int(f.kind.rawValue)] += 1 }
+        func count(_ h: KnownHeader) -> Int { counts[Int(h.rawValue)] }
+
         // §8.1.1: To, From, CSeq, Call-ID, Max-Forwards and Via are mandatory.
         // Max-Forwards is tolerated when absent (RFC 2543 peers; RFC 4475 §3.4.1).
-        for name in [SIPHeaderName.to, .from, .callID, .cseq, .via] where !request.contains(name) {
-            return bad("missing \(name) header")
+        for name in [KnownHeader.to, .from, .callID, .cseq, .via] where count(name) == 0 {
+            return bad("missing \(SIPHeaderName(known: name)) header")
         }
         // Single-value headers may appear once (RFC 4475 §3.3.9, §3.3.10).
-        for name in [SIPHeaderName.to, .from, .callID, .cseq, .maxForwards, .contentLength, .contentType]
-        where request.count(name) > 1 {
-            return bad("multiple \(name) header fields")
+        for name in [KnownHeader.to, .from, .callID, .cseq, .maxForwards, .contentLength, .contentType] where count(name) > 1 {
+            return bad("multiple \(SIPHeaderName(known: name)) header fields")
         }
 
-        if let uri = request.requestURI {
+        if let uri = request.requestURI, !(Self.hasSIPScheme(uri) && supportedSchemes.contains("sip")) {
             let scheme = uri.prefix { $0 != ":" }.lowercased()
             // §8.2.2.1 / §16.3: 416 for a scheme we cannot handle (RFC 4475 §3.3.2, §3.3.6).
             if !supportedSchemes.contains(scheme) {
@@ -70,7 +76,7 @@ public struct RequestScreening: Sendable {
 
         // §8.2.2.3 (UAS, Require) and §16.3 step 5 (proxy, Proxy-Require).
         let requiredHeader: SIPHeaderName = role == .proxy ? .proxyRequire : .require
-        if method != .ack, method != .cancel {
+        if method != .ack, method != .cancel, count(role == .proxy ? .proxyRequire : .require) > 0 {
             let unknown = request.splitValues(requiredHeader).filter { !supportedExtensions.contains($0.lowercased()) }
             if !unknown.isEmpty {
                 return Rejection(statusCode: 420, reasonPhrase: "Bad Extension",
@@ -84,12 +90,12 @@ public struct RequestScreening: Sendable {
                 return Rejection(statusCode: 415, reasonPhrase: "Unsupported Media Type",
                                  headers: [SIPParameter("Accept", acceptedBodyTypes.joined(separator: ", "))])
             }
-            if let encoding = request.firstValue(.contentEncoding), !encoding.isEmpty, encoding.lowercased() != "identity" {
+            if count(.contentEncoding) > 0, let encoding = request.firstValue(.contentEncoding), !encoding.isEmpty, encoding.lowercased() != "identity" {
                 return Rejection(statusCode: 415, reasonPhrase: "Unsupported Media Type",
                                  headers: [SIPParameter("Accept-Encoding", "identity")])
             }
             // §8.2.3 / RFC 4475 §3.3.13: an INVITE whose Accept excludes SDP cannot be answered.
-            if method == .invite, request.contains(.accept) {
+            if method == .invite, count(.accept) > 0 {
                 let accepted = request.splitValues(.accept).map {
                     String($0.prefix { $0 != ";" }.filter { $0 != " " }).lowercased()
                 }
@@ -100,5 +106,12 @@ public struct RequestScreening: Sendable {
             }
         }
         return nil
+    }
+
+    /// Whether a Request-URI is a plain `sip:` one (the common case, checked
+    /// without making a string; anything else goes through the scheme set).
+    static func hasSIPScheme(_ uri: String) -> Bool {
+        var u = uri.utf8.makeIterator()
+        return u.next() == UInt8(ascii: "s") && u.next() == UInt8(ascii: "i") && u.next() == UInt8(ascii: "p") && u.next() == UInt8(ascii: ":")
     }
 }

@@ -12,6 +12,9 @@ import SIPTransport
 /// keeps one timer task armed. Tests drive it event by event without
 /// sockets; an owner on an event loop can hold it as it is
 /// (docs/run-to-completion.md). Times are uptime nanoseconds.
+///
+/// Its entries are objects (see `ServerEntry`), so a copy of the layer would
+/// share them: each owner holds one layer and never copies it.
 public struct TransactionLayer {
     public enum Action: Sendable {
         /// A response, sent where RFC 3261 §18.2.2 says for this request.
@@ -32,10 +35,26 @@ public struct TransactionLayer {
         case missingACK(callID: String)
     }
 
+    /// A timer's owner and which of its timers, in one integer, so the
+    /// timer queue hashes and copies no strings (several timer operations a
+    /// message): the kind of owner (2 bits), the transaction timer (4 bits),
+    /// the owner's slot (26 bits) and the slot's generation (32 bits), which
+    /// a timer left over from an earlier occupant of the slot would not match.
     struct TimerID: Hashable, Sendable {
-        enum Owner: Hashable, Sendable { case client(TransactionKey), server(TransactionKey), accepted(DialogRequestKey), ackCache(DialogRequestKey) }
-        var owner: Owner
-        var timer: TransactionTimer?
+        enum Kind: UInt64 { case client = 0, server = 1, accepted = 2, ackCache = 3 }
+        var raw: UInt64
+
+        init(_ kind: Kind, slot: Int, generation: UInt32, timer: TransactionTimer? = nil) {
+            let t = UInt64(timer.map { ArmedTimers.bit($0).trailingZeroBitCount + 1 } ?? 0)
+            raw = kind.rawValue << 62 | t << 58 | UInt64(slot & 0x3FF_FFFF) << 32 | UInt64(generation)
+        }
+        var kind: Kind { Kind(rawValue: raw >> 62) ?? .client }
+        var timer: TransactionTimer? {
+            let t = Int(raw >> 58 & 0xF)
+            return t == 0 || t > ArmedTimers.byBit.count ? nil : ArmedTimers.byBit[t - 1]
+        }
+        var slot: Int { Int(raw >> 32 & 0x3FF_FFFF) }
+        var generation: UInt32 { UInt32(truncatingIfNeeded: raw) }
     }
 
     /// Call-ID + CSeq number: what ties an ACK or retransmitted INVITE to a 2xx.
@@ -50,82 +69,94 @@ public struct TransactionLayer {
         }
     }
 
-    enum ServerMachine {
-        case invite(ServerInviteTransaction)
-        case nonInvite(ServerNonInviteTransaction)
-
-        mutating func receivedRequest(_ request: SIPMessage) -> [TransactionAction] {
-            switch self {
-            case .invite(var t): let a = t.receivedRequest(request); self = .invite(t); return a
-            case .nonInvite(var t): let a = t.receivedRequest(request); self = .nonInvite(t); return a
-            }
-        }
-        mutating func tuSend(response: SIPMessage) -> [TransactionAction] {
-            switch self {
-            case .invite(var t): let a = t.tuSend(response: response); self = .invite(t); return a
-            case .nonInvite(var t): let a = t.tuSend(response: response); self = .nonInvite(t); return a
-            }
-        }
-        mutating func timerFired(_ timer: TransactionTimer) -> [TransactionAction] {
-            switch self {
-            case .invite(var t): let a = t.timerFired(timer); self = .invite(t); return a
-            case .nonInvite(var t): let a = t.timerFired(timer); self = .nonInvite(t); return a
-            }
-        }
-    }
-
-    struct ServerEntry {
-        var machine: ServerMachine
-        var inbound: SIPInbound
-        var request: SIPMessage
+    /// A server transaction: one of the two machines (optionals rather than
+    /// an enum, so that each event mutates the machine in place instead of
+    /// copying it out of the enum and back), the request as received, and
+    /// which of its timers run. Entries are objects, each owned by one slot
+    /// of its table: as values, every insert, removal and read through the
+    /// table moved or copied a whole entry (messages, Via, addresses: about a
+    /// kilobyte), which cost more than the transaction's own work.
+    final class ServerEntry {
+        let key: TransactionKey
+        let generation: UInt32
+        var invite: ServerInviteTransaction?
+        var nonInvite: ServerNonInviteTransaction?
+        let inbound: SIPInbound
         var armedTimers = ArmedTimers()
-    }
 
-    enum ClientMachine {
-        case invite(ClientInviteTransaction)
-        case nonInvite(ClientNonInviteTransaction)
+        init(key: TransactionKey, generation: UInt32, inbound: SIPInbound) {
+            self.key = key; self.generation = generation; self.inbound = inbound
+        }
 
-        mutating func receivedResponse(_ response: SIPMessage) -> [TransactionAction] {
-            switch self {
-            case .invite(var t): let a = t.receivedResponse(response); self = .invite(t); return a
-            case .nonInvite(var t): let a = t.receivedResponse(response); self = .nonInvite(t); return a
-            }
+        func receivedRequest(_ request: SIPMessage) -> [TransactionAction] {
+            invite?.receivedRequest(request) ?? nonInvite?.receivedRequest(request) ?? []
         }
-        mutating func timerFired(_ timer: TransactionTimer) -> [TransactionAction] {
-            switch self {
-            case .invite(var t): let a = t.timerFired(timer); self = .invite(t); return a
-            case .nonInvite(var t): let a = t.timerFired(timer); self = .nonInvite(t); return a
-            }
+        func tuSend(response: SIPMessage) -> [TransactionAction] {
+            invite?.tuSend(response: response) ?? nonInvite?.tuSend(response: response) ?? []
         }
-        mutating func transportError() -> [TransactionAction] {
-            switch self {
-            case .invite(var t): let a = t.transportError(); self = .invite(t); return a
-            case .nonInvite(var t): let a = t.transportError(); self = .nonInvite(t); return a
-            }
+        func timerFired(_ timer: TransactionTimer) -> [TransactionAction] {
+            invite?.timerFired(timer) ?? nonInvite?.timerFired(timer) ?? []
         }
     }
 
-    struct ClientEntry {
-        var machine: ClientMachine
-        var destination: SIPDestination
-        var request: SIPMessage
+    /// A client transaction, as `ServerEntry`.
+    final class ClientEntry {
+        let key: TransactionKey
+        let generation: UInt32
+        var invite: ClientInviteTransaction?
+        var nonInvite: ClientNonInviteTransaction?
+        let destination: SIPDestination
+        let request: SIPMessage
         /// Whether the TU still waits for the final response (or the failure).
         var awaitingFinal = true
         /// INVITE only: a provisional response has arrived, so CANCEL may be sent (RFC 3261 §9.1).
         var heardProvisional = false
         var cancelWanted = false
         var armedTimers = ArmedTimers()
+
+        init(key: TransactionKey, generation: UInt32, destination: SIPDestination, request: SIPMessage) {
+            self.key = key; self.generation = generation; self.destination = destination; self.request = request
+        }
+
+        func receivedResponse(_ response: SIPMessage) -> [TransactionAction] {
+            invite?.receivedResponse(response) ?? nonInvite?.receivedResponse(response) ?? []
+        }
+        func timerFired(_ timer: TransactionTimer) -> [TransactionAction] {
+            invite?.timerFired(timer) ?? nonInvite?.timerFired(timer) ?? []
+        }
+        func transportError() -> [TransactionAction] {
+            invite?.transportError() ?? nonInvite?.transportError() ?? []
+        }
     }
 
-    struct AcceptedEntry {
+    final class AcceptedEntry {
+        let key: DialogRequestKey
+        let generation: UInt32
         var machine: AcceptedInvite
-        var response: SIPMessage
-        var inbound: SIPInbound
+        let response: SIPMessage
+        let inbound: SIPInbound
+
+        init(key: DialogRequestKey, generation: UInt32, machine: AcceptedInvite, response: SIPMessage, inbound: SIPInbound) {
+            self.key = key; self.generation = generation; self.machine = machine; self.response = response; self.inbound = inbound
+        }
+    }
+
+    final class SentACK {
+        let key: DialogRequestKey
+        let generation: UInt32
+        let ack: SIPMessage
+        let destination: SIPDestination
+
+        init(key: DialogRequestKey, generation: UInt32, ack: SIPMessage, destination: SIPDestination) {
+            self.key = key; self.generation = generation; self.ack = ack; self.destination = destination
+        }
     }
 
     /// The transaction timers a transaction has running, so that ending it
     /// cancels those (one or two) rather than looking up all ten by key.
     struct ArmedTimers {
+        /// The timers in the order of their bits.
+        static let byBit: [TransactionTimer] = [.A, .B, .D, .E, .F, .G, .H, .I, .J, .K]
         var bits: UInt16 = 0
         static func bit(_ t: TransactionTimer) -> UInt16 {
             switch t {
@@ -143,18 +174,25 @@ public struct TransactionLayer {
         }
         mutating func insert(_ t: TransactionTimer) { bits |= Self.bit(t) }
         mutating func remove(_ t: TransactionTimer) { bits &= ~Self.bit(t) }
-        var all: [TransactionTimer] { bits == 0 ? [] : TransactionTimer.allCases.filter { bits & Self.bit($0) != 0 } }
+        var all: [TransactionTimer] { bits == 0 ? [] : Self.byBit.filter { bits & Self.bit($0) != 0 } }
     }
 
     let configuration: SIPEndpointConfiguration
     let logger: Logger
-    var servers: [TransactionKey: ServerEntry] = [:]
-    var clients: [TransactionKey: ClientEntry] = [:]
-    var accepted: [DialogRequestKey: AcceptedEntry] = [:]
+    /// Each table maps its key to a slot of its slab, where the entry lives
+    /// and is mutated in place; timers name the slot (see `TimerID`).
+    var servers: [TransactionKey: Int] = [:]
+    var serverSlots = Slab<ServerEntry>()
+    var clients: [TransactionKey: Int] = [:]
+    var clientSlots = Slab<ClientEntry>()
+    var accepted: [DialogRequestKey: Int] = [:]
+    var acceptedSlots = Slab<AcceptedEntry>()
     /// INVITE client transactions by Call-ID and CSeq, for CANCEL.
-    var inviteClients: [DialogRequestKey: TransactionKey] = [:]
+    var inviteClients: [DialogRequestKey: Int] = [:]
     /// ACKs sent for 2xx responses, resent if the 2xx is retransmitted (RFC 3261 §13.2.2.4).
-    var sentACKs: [DialogRequestKey: (SIPMessage, SIPDestination)] = [:]
+    var sentACKs: [DialogRequestKey: Int] = [:]
+    var sentACKSlots = Slab<SentACK>()
+    var nextGeneration: UInt32 = 0
     /// Every transaction timer, in one queue (see `TimerQueue` for why not one task per timer).
     var timers = TimerQueue<TimerID>()
 
@@ -162,10 +200,16 @@ public struct TransactionLayer {
         self.configuration = configuration; self.logger = logger
     }
 
+    mutating func newGeneration() -> UInt32 {
+        nextGeneration &+= 1
+        return nextGeneration
+    }
+
     /// Ends every transaction (the endpoint is shutting down; its owner tells
     /// the callers still waiting).
     public mutating func removeAll() {
         servers.removeAll(); clients.removeAll(); accepted.removeAll(); inviteClients.removeAll(); sentACKs.removeAll()
+        serverSlots.removeAll(); clientSlots.removeAll(); acceptedSlots.removeAll(); sentACKSlots.removeAll()
         timers.removeAll()
     }
 
@@ -180,36 +224,44 @@ public struct TransactionLayer {
     }
 
     mutating func timerFired(_ id: TimerID, now: UInt64) -> [Action] {
-        switch id.owner {
-        case .client(let key):
-            guard clients[key] != nil, let t = id.timer else { return [] }
-            clients[key]?.armedTimers.remove(t)
-            return performClient(clients[key]?.machine.timerFired(t) ?? [], key: key, now: now)
-        case .server(let key):
-            guard servers[key] != nil, let t = id.timer else { return [] }
-            servers[key]?.armedTimers.remove(t)
-            return performServer(servers[key]?.machine.timerFired(t) ?? [], key: key, now: now)
-        case .accepted(let dk):
-            guard var entry = accepted[dk] else { return [] }
-            let actions = entry.machine.retransmitTimerFired()
-            accepted[dk] = entry
+        let slot = id.slot
+        switch id.kind {
+        case .client:
+            guard clientSlots[slot]?.generation == id.generation, let t = id.timer else { return [] }
+            clientSlots[slot]?.armedTimers.remove(t)
+            return performClient(clientSlots[slot]?.timerFired(t) ?? [], slot: slot, now: now)
+        case .server:
+            guard serverSlots[slot]?.generation == id.generation, let t = id.timer else { return [] }
+            serverSlots[slot]?.armedTimers.remove(t)
+            return performServer(serverSlots[slot]?.timerFired(t) ?? [], slot: slot, now: now)
+        case .accepted:
+            guard acceptedSlots[slot]?.generation == id.generation, let actions = acceptedSlots[slot]?.machine.retransmitTimerFired(),
+                  let entry = acceptedSlots[slot] else { return [] }
             var out: [Action] = []
             for a in actions {
                 switch a {
                 case .retransmit: out.append(.sendResponse(entry.response, to: entry.inbound))
-                case .scheduleRetransmit(let d): schedule(TimerID(owner: .accepted(dk), timer: nil), after: d, now: now)
+                case .scheduleRetransmit(let d): schedule(id, after: d, now: now)
                 case .giveUp:
-                    logger.warning("no ACK for 2xx", metadata: ["call-id": "\(dk.callID)", "cseq": "\(dk.cseq)"])
-                    accepted[dk] = nil
-                    out.append(.missingACK(callID: dk.callID))
+                    logger.warning("no ACK for 2xx", metadata: ["call-id": "\(entry.key.callID)", "cseq": "\(entry.key.cseq)"])
+                    removeAccepted(slot)
+                    out.append(.missingACK(callID: entry.key.callID))
                 default: break
                 }
             }
             return out
-        case .ackCache(let dk):
-            sentACKs[dk] = nil
+        case .ackCache:
+            guard let sent = sentACKSlots[slot], sent.generation == id.generation else { return [] }
+            if sentACKs[sent.key] == slot { sentACKs[sent.key] = nil }
+            sentACKSlots.remove(slot)
             return []
         }
+    }
+
+    mutating func removeAccepted(_ slot: Int) {
+        guard let entry = acceptedSlots.remove(slot) else { return }
+        if accepted[entry.key] == slot { accepted[entry.key] = nil }
+        timers.cancel(TimerID(.accepted, slot: slot, generation: entry.generation))
     }
 
     // MARK: - Server side
@@ -230,17 +282,16 @@ public struct TransactionLayer {
         let key = TransactionKey.server(for: request, topVia: inbound.topVia ?? request.topVia)
         let reliable = inbound.transport == .tcp
 
+        if let slot = servers[key] {
+            // A retransmission (§17.2.1, §17.2.2): the machine resends its last
+            // response; or the ACK for a non-2xx final response, which the
+            // INVITE server transaction absorbs.
+            return performServer(serverSlots[slot]?.receivedRequest(request) ?? [], slot: slot, now: now)
+        }
         if method == .ack {
-            if servers[key] != nil {
-                // ACK for a non-2xx final response: the INVITE server transaction absorbs it.
-                return performServer(servers[key]?.machine.receivedRequest(request) ?? [], key: key, now: now)
-            }
-            if let dk = DialogRequestKey(request), var entry = accepted[dk] {
-                let action = entry.machine.receivedACK()
-                accepted[dk] = entry
-                if action == .deliverACK {
-                    timers.cancel(TimerID(owner: .accepted(dk), timer: nil))
-                    accepted[dk] = nil
+            if let dk = DialogRequestKey(request), let slot = accepted[dk] {
+                if acceptedSlots[slot]?.machine.receivedACK() == .deliverACK {
+                    removeAccepted(slot)
                     if configuration.deliversACKsOf2xx { return [.deliverRequest(inbound, key: key)] }
                 }
                 return []
@@ -249,94 +300,102 @@ public struct TransactionLayer {
             guard acceptsNew(request) else { return nil }
             return configuration.deliversACKsOf2xx ? [.deliverRequest(inbound, key: key)] : []
         }
-
-        if servers[key] != nil {
-            // A retransmission (§17.2.1, §17.2.2): the machine resends its last response.
-            return performServer(servers[key]?.machine.receivedRequest(request) ?? [], key: key, now: now)
-        }
-        if method == .invite, let dk = DialogRequestKey(request), let entry = accepted[dk] {
+        if method == .invite, let dk = DialogRequestKey(request), let slot = accepted[dk], let entry = acceptedSlots[slot] {
             // RFC 6026 §7.1: an INVITE retransmitted after our 2xx gets the 2xx again.
             return entry.machine.receivedInviteRetransmission() == .retransmit ? [.sendResponse(entry.response, to: entry.inbound)] : []
         }
 
         // A new server transaction.
-        guard (method == .cancel && servers[TransactionKey.cancelTarget(for: request)] != nil) || acceptsNew(request) else { return nil }
-        let machine: ServerMachine
+        let cancelTarget = method == .cancel ? servers[TransactionKey.cancelTarget(for: request)] : nil
+        guard cancelTarget != nil || acceptsNew(request) else { return nil }
+        let entry = ServerEntry(key: key, generation: newGeneration(), inbound: inbound)
         var startActions: [TransactionAction]
         if method == .invite {
             var t = ServerInviteTransaction(request: request, reliableTransport: reliable, timers: configuration.timers)
             startActions = t.start()
-            machine = .invite(t)
+            entry.invite = t
         } else {
             var t = ServerNonInviteTransaction(request: request, reliableTransport: reliable, timers: configuration.timers)
             startActions = t.start()
-            machine = .nonInvite(t)
+            entry.nonInvite = t
         }
-        servers[key] = ServerEntry(machine: machine, inbound: inbound, request: request)
-        var out = performServer(startActions.filter { if case .deliverToTU = $0 { return false } else { return true } }, key: key, now: now)
+        let slot = serverSlots.insert(entry)
+        servers[key] = slot
+        startActions.removeAll { if case .deliverToTU = $0 { return true } else { return false } }
+        var out = performServer(startActions, slot: slot, now: now)
 
         if let rejection = configuration.screening.check(request) {
             var r = request.makeResponse(rejection.statusCode, reasonPhrase: rejection.reasonPhrase, toTag: SIPEndpoint.newTag())
             for h in rejection.headers { r.append(SIPHeaderName(h.name), h.value ?? "") }
             logger.info("rejected request", metadata: ["method": "\(method)", "status": "\(rejection)", "from": "\(inbound.source)"])
-            return out + respond(r, key: key, now: now)
+            return out + respond(r, slot: slot, now: now)
         }
-        if method == .cancel { return out + receivedCancel(inbound, key: key, now: now) }
+        if method == .cancel { return out + receivedCancel(inbound, key: key, slot: slot, inviteSlot: cancelTarget, now: now) }
         out.append(.deliverRequest(inbound, key: key))
         return out
     }
 
     /// CANCEL (RFC 3261 §9.2): 200 to the CANCEL, 487 to the INVITE if it has
     /// no final response yet, and the TU hears of it.
-    mutating func receivedCancel(_ inbound: SIPInbound, key: TransactionKey, now: UInt64) -> [Action] {
-        let inviteKey = TransactionKey.cancelTarget(for: inbound.message)
-        guard let invite = servers[inviteKey], case .invite(let t) = invite.machine, !t.hasSentFinalResponse else {
-            return respond(inbound.message.makeResponse(481, toTag: SIPEndpoint.newTag()), key: key, now: now)
+    mutating func receivedCancel(_ inbound: SIPInbound, key: TransactionKey, slot: Int, inviteSlot: Int?, now: UInt64) -> [Action] {
+        guard let inviteSlot, let invite = serverSlots[inviteSlot]?.invite, !invite.hasSentFinalResponse else {
+            return respond(inbound.message.makeResponse(481, toTag: SIPEndpoint.newTag()), slot: slot, now: now)
         }
-        return respond(inbound.message.makeResponse(200, toTag: SIPEndpoint.newTag()), key: key, now: now)
-            + respond(invite.request.makeResponse(487, toTag: SIPEndpoint.newTag()), key: inviteKey, now: now)
+        return respond(inbound.message.makeResponse(200, toTag: SIPEndpoint.newTag()), slot: slot, now: now)
+            + respond(invite.request.makeResponse(487, toTag: SIPEndpoint.newTag()), slot: inviteSlot, now: now)
             + [.deliverRequest(inbound, key: key)]
     }
 
     /// The TU's response to the request of server transaction `key`.
     public mutating func respond(_ response: SIPMessage, key: TransactionKey, now: UInt64) -> [Action] {
-        guard let entry = servers[key] else {
+        guard let slot = servers[key] else {
             logger.debug("response for a finished transaction dropped", metadata: ["status": "\(response.statusCode ?? 0)"])
             return []
         }
-        var response = response
-        if !response.contains(.server), !response.contains(.userAgent) { response.append(.server, configuration.userAgent) }
-        if case .invite = entry.machine, let code = response.statusCode, (200..<300).contains(code), let dk = DialogRequestKey(entry.request) {
-            // The 2xx is retransmitted by the TU's side until ACKed (RFC 6026 §8.1).
-            var machine = AcceptedInvite(t1: configuration.timers.t1, t2: configuration.timers.t2, reliableTransport: entry.inbound.transport == .tcp)
-            let start = machine.start()
-            accepted[dk] = AcceptedEntry(machine: machine, response: response, inbound: entry.inbound)
-            if case .scheduleRetransmit(let d) = start { schedule(TimerID(owner: .accepted(dk), timer: nil), after: d, now: now) }
-        }
-        return performServer(servers[key]?.machine.tuSend(response: response) ?? [], key: key, now: now)
+        return respond(response, slot: slot, now: now)
     }
 
-    mutating func performServer(_ actions: [TransactionAction], key: TransactionKey, now: UInt64) -> [Action] {
+    mutating func respond(_ response: SIPMessage, slot: Int, now: UInt64) -> [Action] {
+        guard serverSlots[slot] != nil else { return [] }
+        var response = response
+        if !response.contains(.server), !response.contains(.userAgent) { response.append(.server, configuration.userAgent) }
+        if let code = response.statusCode, (200..<300).contains(code), let invite = serverSlots[slot]?.invite,
+           let dk = DialogRequestKey(invite.request), let inbound = serverSlots[slot]?.inbound {
+            // The 2xx is retransmitted by the TU's side until ACKed (RFC 6026 §8.1).
+            var machine = AcceptedInvite(t1: configuration.timers.t1, t2: configuration.timers.t2, reliableTransport: inbound.transport == .tcp)
+            let start = machine.start()
+            if let old = accepted[dk] { removeAccepted(old) }
+            let generation = newGeneration()
+            let acceptedSlot = acceptedSlots.insert(AcceptedEntry(key: dk, generation: generation, machine: machine, response: response, inbound: inbound))
+            accepted[dk] = acceptedSlot
+            if case .scheduleRetransmit(let d) = start { schedule(TimerID(.accepted, slot: acceptedSlot, generation: generation), after: d, now: now) }
+        }
+        return performServer(serverSlots[slot]?.tuSend(response: response) ?? [], slot: slot, now: now)
+    }
+
+    mutating func performServer(_ actions: [TransactionAction], slot: Int, now: UInt64) -> [Action] {
         var out: [Action] = []
         for action in actions {
+            guard let generation = serverSlots[slot]?.generation else { break }
             switch action {
             case .send(let message):
-                if let entry = servers[key] { out.append(.sendResponse(message, to: entry.inbound)) }
+                if let inbound = serverSlots[slot]?.inbound { out.append(.sendResponse(message, to: inbound)) }
             case .startTimer(let t, let d):
-                servers[key]?.armedTimers.insert(t)
-                schedule(TimerID(owner: .server(key), timer: t), after: d, now: now)
+                serverSlots[slot]?.armedTimers.insert(t)
+                schedule(TimerID(.server, slot: slot, generation: generation, timer: t), after: d, now: now)
             case .cancelTimer(let t):
-                servers[key]?.armedTimers.remove(t)
-                timers.cancel(TimerID(owner: .server(key), timer: t))
+                serverSlots[slot]?.armedTimers.remove(t)
+                timers.cancel(TimerID(.server, slot: slot, generation: generation, timer: t))
             case .deliverToTU:
                 break
             case .timeout:
-                logger.info("server transaction timed out waiting for ACK", metadata: ["key": "\(key)"])
+                logger.info("server transaction timed out waiting for ACK", metadata: ["key": "\(serverSlots[slot]?.key.description ?? "")"])
             case .transportError:
-                logger.info("transport error in server transaction", metadata: ["key": "\(key)"])
+                logger.info("transport error in server transaction", metadata: ["key": "\(serverSlots[slot]?.key.description ?? "")"])
             case .terminated:
-                let armed = servers.removeValue(forKey: key)?.armedTimers.all ?? []
-                for t in armed { timers.cancel(TimerID(owner: .server(key), timer: t)) }
+                guard let entry = serverSlots.remove(slot) else { break }
+                if servers[entry.key] == slot { servers[entry.key] = nil }
+                for t in entry.armedTimers.all { timers.cancel(TimerID(.server, slot: slot, generation: generation, timer: t)) }
             }
         }
         return out
@@ -350,27 +409,29 @@ public struct TransactionLayer {
                               now: UInt64) -> (key: TransactionKey, actions: [Action]) {
         let key = TransactionKey.client(branch: request.topVia?.branch ?? "", method: method)
         let reliable = destination.transport == .tcp
-        let machine: ClientMachine
+        let entry = ClientEntry(key: key, generation: newGeneration(), destination: destination, request: request)
         let actions: [TransactionAction]
         if method == .invite {
             var t = ClientInviteTransaction(request: request, reliableTransport: reliable, timers: configuration.timers)
-            actions = t.start(); machine = .invite(t)
+            actions = t.start(); entry.invite = t
         } else {
             var t = ClientNonInviteTransaction(request: request, reliableTransport: reliable, timers: configuration.timers)
-            actions = t.start(); machine = .nonInvite(t)
+            actions = t.start(); entry.nonInvite = t
         }
-        clients[key] = ClientEntry(machine: machine, destination: destination, request: request)
-        if method == .invite, let dk = DialogRequestKey(request) { inviteClients[dk] = key }
-        return (key, performClient(actions, key: key, now: now))
+        if let old = clients[key] { removeClient(old) }
+        let slot = clientSlots.insert(entry)
+        clients[key] = slot
+        if method == .invite, let dk = DialogRequestKey(request) { inviteClients[dk] = slot }
+        return (key, performClient(actions, slot: slot, now: now))
     }
 
     /// Cancels the INVITE we sent with this Call-ID and CSeq (RFC 3261 §9.1):
     /// at once if a provisional response has arrived, else when one does; a
     /// final response makes it moot.
     public mutating func cancelInvite(callID: String, cseq: UInt32) -> [Action] {
-        guard let key = inviteClients[DialogRequestKey(callID: callID, cseq: cseq)], let entry = clients[key] else { return [] }
+        guard let slot = inviteClients[DialogRequestKey(callID: callID, cseq: cseq)], let entry = clientSlots[slot] else { return [] }
         if entry.heardProvisional { return [cancel(for: entry)] }
-        clients[key]?.cancelWanted = true
+        clientSlots[slot]?.cancelWanted = true
         return []
     }
 
@@ -391,8 +452,14 @@ public struct TransactionLayer {
     /// any transaction and remembered, so that a retransmitted 2xx is ACKed again.
     public mutating func sendACK(_ ack: SIPMessage, to destination: SIPDestination, now: UInt64) -> [Action] {
         if let dk = DialogRequestKey(ack) {
-            sentACKs[dk] = (ack, destination)
-            schedule(TimerID(owner: .ackCache(dk), timer: nil), after: configuration.timers.t1 * 64, now: now)
+            if let old = sentACKs[dk], let generation = sentACKSlots[old]?.generation {
+                timers.cancel(TimerID(.ackCache, slot: old, generation: generation))
+                sentACKSlots.remove(old)
+            }
+            let generation = newGeneration()
+            let slot = sentACKSlots.insert(SentACK(key: dk, generation: generation, ack: ack, destination: destination))
+            sentACKs[dk] = slot
+            schedule(TimerID(.ackCache, slot: slot, generation: generation), after: configuration.timers.t1 * 64, now: now)
         }
         return [.sendRequest(ack, to: destination, client: nil)]
     }
@@ -405,72 +472,79 @@ public struct TransactionLayer {
     /// or a 2xx it has sent an ACK for. Nil: neither (nothing is changed).
     public mutating func receivedOwnResponse(_ inbound: SIPInbound, now: UInt64) -> [Action]? {
         let response = inbound.message
-        guard let key = TransactionKey.client(for: response), clients[key] != nil else {
+        guard let key = TransactionKey.client(for: response), let slot = clients[key] else {
             // A 2xx retransmitted after its transaction ended: ACK it again (§13.2.2.4).
-            if let dk = DialogRequestKey(response), let (ack, destination) = sentACKs[dk] {
+            if let dk = DialogRequestKey(response), let slot = sentACKs[dk], let sent = sentACKSlots[slot] {
                 guard let code = response.statusCode, (200..<300).contains(code), response.cseq?.method == .invite else { return [] }
-                return [.sendRequest(ack, to: destination, client: nil)]
+                return [.sendRequest(sent.ack, to: sent.destination, client: nil)]
             }
             return nil
         }
-        return performClient(clients[key]?.machine.receivedResponse(response) ?? [], key: key, now: now)
+        return performClient(clientSlots[slot]?.receivedResponse(response) ?? [], slot: slot, now: now)
     }
 
     /// Sending a request of client transaction `key` failed.
     public mutating func clientTransportError(_ key: TransactionKey, error: String, now: UInt64) -> [Action] {
-        guard let entry = clients[key] else { return [] }
+        guard let slot = clients[key], let entry = clientSlots[slot] else { return [] }
         var out: [Action] = []
         if entry.awaitingFinal {
-            clients[key]?.awaitingFinal = false
+            clientSlots[slot]?.awaitingFinal = false
             out.append(.failRequest(.transport(entry.destination, error), client: key))
         }
-        return out + performClient(clients[key]?.machine.transportError() ?? [], key: key, now: now)
+        return out + performClient(clientSlots[slot]?.transportError() ?? [], slot: slot, now: now)
     }
 
-    mutating func performClient(_ actions: [TransactionAction], key: TransactionKey, now: UInt64) -> [Action] {
+    /// Ends a client transaction and its timers.
+    mutating func removeClient(_ slot: Int) {
+        guard let entry = clientSlots.remove(slot) else { return }
+        if clients[entry.key] == slot { clients[entry.key] = nil }
+        if entry.invite != nil, let dk = DialogRequestKey(entry.request), inviteClients[dk] == slot { inviteClients[dk] = nil }
+        for t in entry.armedTimers.all { timers.cancel(TimerID(.client, slot: slot, generation: entry.generation, timer: t)) }
+    }
+
+    mutating func performClient(_ actions: [TransactionAction], slot: Int, now: UInt64) -> [Action] {
         var out: [Action] = []
         for action in actions {
-            guard let entry = clients[key] else { break }
+            guard let generation = clientSlots[slot]?.generation, let key = clientSlots[slot]?.key,
+                  let awaitingFinal = clientSlots[slot]?.awaitingFinal else { break }
             switch action {
             case .send(let message):
-                out.append(.sendRequest(message, to: entry.destination, client: key))
+                if let destination = clientSlots[slot]?.destination { out.append(.sendRequest(message, to: destination, client: key)) }
             case .startTimer(let t, let d):
-                clients[key]?.armedTimers.insert(t)
-                schedule(TimerID(owner: .client(key), timer: t), after: d, now: now)
+                clientSlots[slot]?.armedTimers.insert(t)
+                schedule(TimerID(.client, slot: slot, generation: generation, timer: t), after: d, now: now)
             case .cancelTimer(let t):
-                clients[key]?.armedTimers.remove(t)
-                timers.cancel(TimerID(owner: .client(key), timer: t))
+                clientSlots[slot]?.armedTimers.remove(t)
+                timers.cancel(TimerID(.client, slot: slot, generation: generation, timer: t))
             case .deliverToTU(let response):
                 if let code = response.statusCode, code < 200 {
-                    if !entry.heardProvisional {
-                        clients[key]?.heardProvisional = true
-                        if entry.cancelWanted {
-                            clients[key]?.cancelWanted = false
+                    if clientSlots[slot]?.heardProvisional == false {
+                        clientSlots[slot]?.heardProvisional = true
+                        if clientSlots[slot]?.cancelWanted == true, let entry = clientSlots[slot] {
+                            clientSlots[slot]?.cancelWanted = false
                             out.append(cancel(for: entry))
                         }
                     }
                     // 100 Trying only stops our retransmissions: it is hop-by-hop
                     // (RFC 3261 §16.7) and tells the TU nothing.
                     if code != 100 { out.append(.deliverProvisional(response, client: key)) }
-                } else if entry.awaitingFinal {
-                    clients[key]?.awaitingFinal = false
+                } else if awaitingFinal {
+                    clientSlots[slot]?.awaitingFinal = false
                     out.append(.deliverFinal(response, client: key))
                 }
             case .timeout:
-                if entry.awaitingFinal {
-                    clients[key]?.awaitingFinal = false
-                    out.append(.failRequest(.timeout(entry.destination), client: key))
+                if awaitingFinal, let destination = clientSlots[slot]?.destination {
+                    clientSlots[slot]?.awaitingFinal = false
+                    out.append(.failRequest(.timeout(destination), client: key))
                 }
             case .transportError:
-                if entry.awaitingFinal {
-                    clients[key]?.awaitingFinal = false
-                    out.append(.failRequest(.transport(entry.destination, "transport error"), client: key))
+                if awaitingFinal, let destination = clientSlots[slot]?.destination {
+                    clientSlots[slot]?.awaitingFinal = false
+                    out.append(.failRequest(.transport(destination, "transport error"), client: key))
                 }
             case .terminated:
-                if entry.awaitingFinal { out.append(.failRequest(.timeout(entry.destination), client: key)) }
-                if case .invite = entry.machine, let dk = DialogRequestKey(entry.request) { inviteClients[dk] = nil }
-                let armed = clients.removeValue(forKey: key)?.armedTimers.all ?? []
-                for t in armed { timers.cancel(TimerID(owner: .client(key), timer: t)) }
+                if awaitingFinal, let destination = clientSlots[slot]?.destination { out.append(.failRequest(.timeout(destination), client: key)) }
+                removeClient(slot)
             }
         }
         return out
@@ -482,5 +556,39 @@ public struct TransactionLayer {
         let (s, a) = duration.components
         let nanos = max(0, s * 1_000_000_000 + a / 1_000_000_000)
         timers.schedule(id, at: now + UInt64(nanos))
+    }
+}
+
+/// Entry objects in reusable slots, found by index (no hashing);
+/// a removed entry's slot is taken by the next.
+struct Slab<Element: AnyObject> {
+    var slots: [Element?] = []
+    var free: [Int] = []
+
+    var isEmpty: Bool { slots.count == free.count }
+
+    mutating func insert(_ element: Element) -> Int {
+        if let slot = free.popLast() {
+            slots[slot] = element
+            return slot
+        }
+        slots.append(element)
+        return slots.count - 1
+    }
+
+    @discardableResult
+    mutating func remove(_ slot: Int) -> Element? {
+        guard slots.indices.contains(slot), let element = slots[slot] else { return nil }
+        slots[slot] = nil
+        free.append(slot)
+        return element
+    }
+
+    mutating func removeAll() { slots.removeAll(); free.removeAll() }
+
+    /// The entry in `slot`, if any. Entries are objects, so an entry's state
+    /// changes through this without writing the slab.
+    subscript(slot: Int) -> Element? {
+        slots.indices.contains(slot) ? slots[slot] : nil
     }
 }

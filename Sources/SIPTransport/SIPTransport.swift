@@ -58,6 +58,12 @@ public struct SIPInbound: Sendable {
         self.message = message; self.source = source; self.transport = transport; self.local = local; self.connection = connection
         self.topVia = topVia; self.responseAddress = responseAddress
     }
+
+    /// A UDP message as if it had arrived from `source` (for driving a
+    /// transaction layer without sockets, as bench/CallPath does).
+    public init(udpMessage message: SIPMessage, from source: SocketAddress) {
+        self.init(message: message, source: source, transport: .udp, local: nil, connection: nil, topVia: message.topVia)
+    }
 }
 
 public enum SIPTransportError: Error, CustomStringConvertible, Sendable {
@@ -294,20 +300,42 @@ public final class SIPTransport: Sendable {
 /// Datagrams sent from other threads, gathered per event-loop turn: the
 /// first of a batch asks the channel's loop to write them all and flush once,
 /// so a burst costs one wake-up of the loop and, through NIO's vector
-/// writes, one `sendmmsg` rather than one `sendmsg` each.
+/// writes, one `sendmmsg` rather than one `sendmsg` each. A datagram sent on
+/// the channel's own loop (the event-loop call path) is written at once, with
+/// no lock or queue, and one flush per pass of the loop sends them together.
 final class DatagramWriteBatch: Sendable {
     let channel: Channel
     let faultLog: RateLimitedLog
     let pending = NIOLockedValueBox<[AddressedEnvelope<ByteBuffer>]>([])
+    /// Whether a flush of datagrams written on the loop is already due this pass.
+    let flushDue: NIOLoopBoundBox<Bool>
 
     init(channel: Channel, faultLog: RateLimitedLog) {
         self.channel = channel; self.faultLog = faultLog
+        flushDue = NIOLoopBoundBox.makeBoxSendingValue(false, eventLoop: channel.eventLoop)
     }
 
     func enqueue(_ datagram: AddressedEnvelope<ByteBuffer>) {
+        if channel.eventLoop.inEventLoop {
+            write(datagram)
+            guard !flushDue.value else { return }
+            flushDue.value = true
+            // Runs after the datagrams already read in this pass have been handled.
+            channel.eventLoop.execute {
+                self.flushDue.value = false
+                self.channel.flush()
+            }
+            return
+        }
         let first = pending.withLockedValue { p in p.append(datagram); return p.count == 1 }
         guard first else { return }
         channel.eventLoop.execute { self.drain() }
+    }
+
+    /// On the channel's event loop.
+    func write(_ datagram: AddressedEnvelope<ByteBuffer>) {
+        let address = datagram.remoteAddress, faultLog = self.faultLog
+        channel.write(datagram).whenFailure { error in faultLog.log("could not send a datagram to \(address): \(error)") }
     }
 
     /// On the channel's event loop.
@@ -317,11 +345,7 @@ final class DatagramWriteBatch: Sendable {
             p.removeAll(keepingCapacity: true)
             return b
         }
-        let faultLog = self.faultLog
-        for d in batch {
-            let address = d.remoteAddress
-            channel.write(d).whenFailure { error in faultLog.log("could not send a datagram to \(address): \(error)") }
-        }
+        for d in batch { write(d) }
         channel.flush()
     }
 }

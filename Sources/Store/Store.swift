@@ -688,6 +688,32 @@ public final class Store: Sendable {
         return try await transaction(body)
     }
 
+    /// Several calls' admissions, each as `admitCall` makes it, submitted
+    /// together (an event loop hands over the calls of one pass at once; see
+    /// `GroupCommit.submitAll`). Each result in the order given.
+    public func admitCalls(_ calls: [(call: LiveCall, limits: [StoredLimit])], node: String?) async -> [Result<Int?, any Error>] {
+        var results = [Result<Int?, any Error>?](repeating: nil, count: calls.count)
+        var plain: [Int] = [], counted: [Int] = []
+        for (i, c) in calls.enumerated() { if c.limits.isEmpty { plain.append(i) } else { counted.append(i) } }
+        if !plain.isEmpty {
+            let written = await liveCallWriter.submitAll(plain.map { LiveCallStart(call: calls[$0].call, node: node) }, to: self)
+            for (i, r) in zip(plain, written) { results[i] = r.map { _ in nil } }
+        }
+        if !counted.isEmpty, backend == .postgres {
+            let written = await admissionWriter.submitAll(
+                counted.map { PendingAdmission(call: calls[$0].call, node: node, limits: calls[$0].limits) }, to: self)
+            for (i, r) in zip(counted, written) { results[i] = r }
+        } else {
+            // SQLite counts limits one call at a time (its one writer, in process).
+            for i in counted {
+                do { results[i] = .success(try await admitCall(calls[i].call, node: node, limits: calls[i].limits)) } catch {
+                    results[i] = .failure(error)
+                }
+            }
+        }
+        return results.map { $0 ?? .failure(StoreError.invalid(field: "batch", reason: "an admission of the batch was never written")) }
+    }
+
     /// Channels held in the store under `key` (live calls counted against it).
     public func heldChannels(_ key: String) async throws -> Int {
         let row = try await run { try await $0.raw("SELECT COUNT(*) AS n FROM limit_holds WHERE limit_key = \(bind: key)").first() }
@@ -702,6 +728,12 @@ public final class Store: Sendable {
     @discardableResult
     public func recordCall(_ cdr: CDR) async throws -> Bool {
         try await cdrWriter.submit(cdr, to: self)
+    }
+
+    /// Several CDRs, each written as `recordCall` writes one, submitted
+    /// together (see `admitCalls`). Each result in the order given.
+    public func recordCalls(_ cdrs: [CDR]) async -> [Result<Bool, any Error>] {
+        await cdrWriter.submitAll(cdrs, to: self)
     }
 
     /// Several calls' CDRs in one transaction (on PostgreSQL one statement),
@@ -823,6 +855,11 @@ public final class Store: Sendable {
     /// Calls answered at the same moment share one statement (group commit).
     public func callAnswered(_ callID: String, at answeredAt: Double, rate: Rate) async throws {
         _ = try await answerWriter.submit(CallAnswer(callID: callID, answeredAt: answeredAt, rate: rate), to: self)
+    }
+
+    /// Several answers, each as `callAnswered` records it, submitted together (see `admitCalls`).
+    public func callsAnswered(_ answers: [(callID: String, at: Double, rate: Rate)]) async -> [Result<Bool, any Error>] {
+        await answerWriter.submitAll(answers.map { CallAnswer(callID: $0.callID, answeredAt: $0.at, rate: $0.rate) }, to: self)
     }
 
     /// Several answers: one UPDATE joined to the batch's values (one round

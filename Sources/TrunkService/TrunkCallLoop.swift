@@ -274,29 +274,19 @@ public final class TrunkCallLoop: SIPFront, @unchecked Sendable {
         storeDue = StoreWork()
         guard !work.isEmpty else { return }
         let writes = self.writes, loop = self.loop
+        // One task for the pass, one wait per kind of write (`GroupCommit.submitAll`).
         Task {
-            await withTaskGroup(of: Void.self) { group in
-                if !work.admissions.isEmpty {
-                    group.addTask {
-                        // Each admission is its own group commit entry; the results come back to the loop together.
-                        let results = await withTaskGroup(of: (String, CallStoreWrites.AdmissionResult).self) { admissions in
-                            for (live, limits) in work.admissions {
-                                admissions.addTask { (live.callID, await writes.admit(live, limits: limits)) }
-                            }
-                            var all: [(String, CallStoreWrites.AdmissionResult)] = []
-                            for await r in admissions { all.append(r) }
-                            return all
-                        }
-                        loop.execute { self.admissionsRecorded(results) }
-                    }
-                }
-                for (cdr, refused) in work.cdrs { group.addTask { await writes.record(cdr, refused: refused) } }
-                for (callID, at, rate) in work.answers { group.addTask { await writes.recordAnswer(callID: callID, at: at, rate: rate) } }
+            async let cdrs: Void = work.cdrs.isEmpty ? () : writes.record(work.cdrs)
+            async let answers: Void = work.answers.isEmpty ? () : writes.recordAnswers(work.answers)
+            if !work.admissions.isEmpty {
+                let results = await writes.admit(work.admissions)
+                loop.execute { self.admissionsRecorded(results) }
             }
+            _ = await (cdrs, answers)
         }
     }
 
-    func admissionsRecorded(_ results: [(String, CallStoreWrites.AdmissionResult)]) {
+    func admissionsRecorded(_ results: [(callID: String, result: CallStoreWrites.AdmissionResult)]) {
         for (callID, result) in results { perform(core.admissionAnswered(callID: callID, result, at: .now())) }
     }
 
@@ -393,13 +383,22 @@ public final class TrunkCallLoops: SIPFront, Sendable {
     /// same in every loop).
     static func owner(of callID: String, loops: Int) -> Int {
         guard loops > 1 else { return 0 }
-        let bytes = Array(callID.utf8)
-        if let at = bytes.firstIndex(of: UInt8(ascii: "@")), at >= 3, bytes[at - 3] == UInt8(ascii: "."), bytes[at - 2] == UInt8(ascii: "l"),
-           case let d = Int(bytes[at - 1]) - Int(UInt8(ascii: "0")), (0..<min(loops, 10)).contains(d) {
-            return d
-        }
+        // One pass over the bytes, no copy: the marker is the three bytes before the first "@".
         var hash: UInt64 = 0xcbf2_9ce4_8422_2325
-        for b in bytes { hash = (hash ^ UInt64(b)) &* 0x100_0000_01b3 }
+        var last3: (UInt8, UInt8, UInt8) = (0, 0, 0)
+        var seen = 0, markerChecked = false
+        for b in callID.utf8 {
+            if !markerChecked, b == UInt8(ascii: "@") {
+                markerChecked = true
+                if seen >= 3, last3.0 == UInt8(ascii: "."), last3.1 == UInt8(ascii: "l"),
+                   case let d = Int(last3.2) - Int(UInt8(ascii: "0")), (0..<min(loops, 10)).contains(d) {
+                    return d
+                }
+            }
+            last3 = (last3.1, last3.2, b)
+            seen += 1
+            hash = (hash ^ UInt64(b)) &* 0x100_0000_01b3
+        }
         return Int(hash % UInt64(loops))
     }
 

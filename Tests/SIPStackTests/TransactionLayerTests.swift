@@ -138,6 +138,35 @@ import Testing
         #expect(layer.clients.isEmpty)
     }
 
+    /// Tables reuse the slots of ended transactions; timers name their slot
+    /// and its occupant, so an ended transaction's timers never reach the
+    /// one that takes its slot.
+    @Test func aTransactionInAnEndedOnesSlotIsLeftAloneByItsTimers() throws {
+        var layer = makeLayer()
+        let invite = outgoing(.invite, branch: "z9hG4bKr1", callID: "slot-1@192.0.2.1")
+        _ = layer.startClient(invite, method: .invite, to: try gateway, now: Self.start)
+        #expect(layer.receivedResponse(try inbound(invite.makeResponse(200, toTag: "g1")), now: Self.start + 10).compactMap(\.final).count == 1)
+        #expect(layer.clients.isEmpty)
+        let options = outgoing(.options, branch: "z9hG4bKr2", callID: "slot-2@192.0.2.1")
+        let (key, _) = layer.startClient(options, method: .options, to: try gateway, now: Self.start + 20)
+        #expect(layer.clientSlots.slots.count == 1)  // the INVITE's slot, taken again
+        let actions = runTimers(&layer, from: Self.start, to: Self.start + Self.t1 * 70)
+        #expect(actions.compactMap(\.sentRequest).allSatisfy { $0.method == .options })
+        #expect(actions.compactMap(\.failure).map(\.1) == [key])
+        #expect(layer.clients.isEmpty && layer.timers.count == 0)
+    }
+
+    @Test func timerIDsCarryTheirOwnerSlotGenerationAndTimer() {
+        for kind in [TransactionLayer.TimerID.Kind.client, .server, .accepted, .ackCache] {
+            for timer in [TransactionTimer?.none] + TransactionTimer.allCases.map(Optional.some) {
+                let id = TransactionLayer.TimerID(kind, slot: 0x3FF_FFFF, generation: 0xFFFF_FFFF, timer: timer)
+                #expect(id.kind == kind && id.slot == 0x3FF_FFFF && id.generation == 0xFFFF_FFFF && id.timer == timer)
+                let other = TransactionLayer.TimerID(kind, slot: 7, generation: 1, timer: timer)
+                #expect(other.slot == 7 && other.generation == 1 && other.timer == timer && other != id)
+            }
+        }
+    }
+
     @Test func aTransportErrorFailsTheRequestOnce() throws {
         var layer = makeLayer()
         let options = outgoing(.options, branch: "z9hG4bKc3", callID: "out-3@192.0.2.1")

@@ -381,6 +381,38 @@ struct StoreTests {
         return output.trimmingCharacters(in: .whitespacesAndNewlines)
     }
 
+    /// What an event loop hands over for one pass (`admitCalls`,
+    /// `callsAnswered`, `recordCalls`): each item written as on its own, the
+    /// results in the order given — a refused admission at its own index, a
+    /// CDR written twice in one batch debited once.
+    @Test(arguments: StoreBackend.allCases)
+    func callsHandedOverTogetherAreEachWrittenAsAlone(backend: StoreBackend) async throws {
+        try await withFreshStore(backend) { store in
+            try await store.upsertAccount(Account(id: "920700", name: "Acme", currency: "GBP", balance: m("100"), creditLimit: 0))
+            let channels = StoredLimit(key: "trunk:920700-L001", kind: .channels(1))
+            func live(_ id: String) -> LiveCall {
+                LiveCall(callID: id, accountID: "920700", trunkID: "920700-L001", from: "441632960000", to: "447700900123", startAt: 100)
+            }
+            #expect(try await store.admitCall(live("held"), node: "a", limits: [channels]) == nil)
+            let admitted = await store.admitCalls([(live("p1"), []), (live("over"), [channels]), (live("p2"), [])], node: "a")
+            #expect(admitted.map { try? $0.get() } == [.some(nil), .some(0), .some(nil)])  // "over": its first limit is full
+
+            let rate = try Rate(prefix: "44", connectionCharge: 0, perMinute: m("0.60"), increments: .perSecond)
+            let answered = await store.callsAnswered([("p1", 102, rate), ("p2", 103, rate)])
+            #expect(answered.allSatisfy { (try? $0.get()) != nil })
+            let live = try await store.answeredCalls(accounts: ["920700"]).calls
+            #expect(live.map(\.callID).sorted() == ["p1", "p2"])
+            #expect(live.first { $0.callID == "p2" }?.answeredAt == 103)
+
+            let written = await store.recordCalls([cdr("p1", start: 100, cost: "0.01"), cdr("p2", start: 100, cost: "0.02"),
+                                                   cdr("p1", start: 100, cost: "0.01")])
+            #expect(written.map { try? $0.get() } == [true, true, false])
+            #expect(try await store.account(id: "920700")?.balance == m("99.97"))
+            #expect(try await store.cdrs(CDRQuery(accountID: "920700")).map(\.callID).sorted() == ["p1", "p2"])
+            #expect(await store.recordCalls([]).isEmpty)
+        }
+    }
+
     /// A node that dies and does not come back: once it has not been seen for
     /// the silent period, another node records its live calls as interrupted
     /// and its channels come back; a node still being seen, unassigned calls

@@ -18,6 +18,9 @@
 import CallControl
 import CallCore
 import Foundation
+import Logging
+import NIOCore
+import SIPTransport
 import Rating
 import SIPMessage
 import SIPStack
@@ -238,8 +241,19 @@ enum CallPathBenchmark {
                              seconds: args.count > 4 ? Int(args[4]) ?? 30 : 30)
             return
         }
+        if args.count > 1, args[1] == "layer" {
+            // Only the transaction layer's part (for a profiler).
+            try layerPart(args.count > 2 ? Int(args[2]) ?? 100_000 : 100_000)
+            return
+        }
+        if args.count > 1, args[1] == "layer-short" {
+            try layerPart(args.count > 2 ? Int(args[2]) ?? 100_000 : 100_000,
+                          timers: TransactionTimers(t1: .milliseconds(5), t2: .milliseconds(40), t4: .milliseconds(50)))
+            return
+        }
         let callCount = args.count > 1 ? Int(args[1]) ?? 100_000 : 100_000
         try callPath(callCount)
+        try layerPart(callCount)
         try await storePart(callCount)
         socketPart(datagrams: 200_000)
     }
@@ -458,6 +472,84 @@ enum CallPathBenchmark {
         print("store: \(cdrsHandedOver) CDRs and as many live-call rows written behind, \(writeFailures) writes failed")
         print("\(calls) calls ended, \(refused) messages not handled; "
               + String(format: "%.1f µs CPU per call (process, from the first INVITE)", calls > 0 ? Double(cpu) / Double(calls) / 1000 : 0))
+    }
+
+    /// The transaction layer's part of one bench call, as the event-loop
+    /// path (`TrunkCallLoop`) drives it: the A leg's INVITE, ACK and BYE
+    /// server side, the B leg's INVITE, ACK and BYE client side, 100/180/200
+    /// each way, and the timers of 3,000 calls/s of virtual time. Timed: the
+    /// layer's calls only (messages are built and parsed outside).
+    static func layerPart(_ callCount: Int, timers: TransactionTimers = TransactionTimers()) throws {
+        var layer = TransactionLayer(configuration: SIPEndpointConfiguration(listen: [], timers: timers),
+                                     logger: Logger(label: "bench", factory: { _ in SwiftLogNoOpLogHandler() }))
+        let caller = try SocketAddress(ipAddress: "127.0.0.1", port: 5061), gatewayAddress = try SocketAddress(ipAddress: "127.0.0.1", port: 5070)
+        let gateway = SIPDestination(address: gatewayAddress, transport: .udp)
+        var nanos: UInt64 = 0, actions = 0
+        var now: UInt64 = 1_000_000_000_000
+        func timed<R>(_ body: () throws -> R) rethrows -> R {
+            let start = DispatchTime.now().uptimeNanoseconds
+            defer { nanos += DispatchTime.now().uptimeNanoseconds - start }
+            return try body()
+        }
+        func bRequest(_ method: SIPMethod, call n: Int, cseq: Int, toTag: String?) -> SIPMessage {
+            var m = SIPMessage(request: method, uri: "sip:447700900123@\(uas)")
+            m.append(.via, "SIP/2.0/UDP \(switchAddress);branch=\(TransactionKey.newBranch());rport")
+            m.append(.from, "<sip:sipp@\(switchAddress)>;tag=b\(n)")
+            m.append(.to, "<sip:447700900123@\(uas)>" + (toTag.map { ";tag=\($0)" } ?? ""))
+            m.append(.callID, "b\(n)-4242.l0@127.0.0.1")
+            m.append(.cseq, "\(cseq) \(method)")
+            return m
+        }
+        func received(_ bytes: [UInt8], from: SocketAddress) throws -> SIPInbound {
+            SIPInbound(udpMessage: try SIPMessage(parsing: bytes), from: from)
+        }
+        func response(_ code: Int, to request: SIPMessage, tag: String) throws -> SIPInbound {
+            SIPInbound(udpMessage: try SIPMessage(parsing: request.makeResponse(code, toTag: tag).serialized()), from: gatewayAddress)
+        }
+        func serverKey(_ a: [TransactionLayer.Action]) -> TransactionKey? {
+            for case .deliverRequest(_, let key) in a { return key }
+            return nil
+        }
+        for n in 0..<callCount {
+            now += 333_333
+            actions += timed { layer.timersDue(now: now).count }
+            let invite = try received(uacRequest("INVITE", call: n, uri: "sip:447700900123@\(switchAddress)", cseq: 1, toTag: nil, body: sdp), from: caller)
+            let inviteActions = timed { layer.receivedRequest(invite, now: now) }
+            guard let aKey = serverKey(inviteActions) else { throw BenchFailure.unexpected("INVITE not delivered") }
+            let bInvite = bRequest(.invite, call: n, cseq: 1, toTag: nil)
+            let (bKey, started) = timed { layer.startClient(bInvite, method: .invite, to: gateway, now: now) }
+            let trying = try response(100, to: bInvite, tag: "g\(n)"), ringing = try response(180, to: bInvite, tag: "g\(n)")
+            let ok = try response(200, to: bInvite, tag: "g\(n)")
+            let a180 = invite.message.makeResponse(180, toTag: "s\(n)"), a200 = invite.message.makeResponse(200, toTag: "s\(n)")
+            let bACK = bRequest(.ack, call: n, cseq: 1, toTag: "g\(n)")
+            let ack = try received(uacRequest("ACK", call: n, uri: "sip:447700900123@\(switchAddress)", cseq: 1, toTag: "s\(n)"), from: caller)
+            let bye = try received(uacRequest("BYE", call: n, uri: "sip:447700900123@\(switchAddress)", cseq: 2, toTag: "s\(n)"), from: caller)
+            let bBye = bRequest(.bye, call: n, cseq: 2, toTag: "g\(n)")
+            let byeOK = try response(200, to: bBye, tag: "g\(n)")
+            actions += inviteActions.count + started.count
+            actions += timed {
+                var c = layer.receivedResponse(trying, now: now).count
+                c += layer.receivedResponse(ringing, now: now).count
+                c += layer.respond(a180, key: aKey, now: now).count
+                let final = layer.receivedResponse(ok, now: now)
+                c += final.count + layer.sendACK(bACK, to: gateway, now: now).count
+                c += layer.respond(a200, key: aKey, now: now).count
+                c += layer.receivedRequest(ack, now: now).count
+                return c
+            }
+            let byeActions = timed { layer.receivedRequest(bye, now: now) }
+            guard let byeKey = serverKey(byeActions) else { throw BenchFailure.unexpected("BYE not delivered") }
+            actions += byeActions.count
+            actions += timed {
+                var c = layer.respond(bye.message.makeResponse(200), key: byeKey, now: now).count
+                let (_, bByeActions) = layer.startClient(bBye, method: .bye, to: gateway, now: now)
+                c += bByeActions.count + layer.receivedResponse(byeOK, now: now).count
+                return c
+            }
+            _ = bKey
+        }
+        print(String(format: "transaction layer's part: %.1f µs per call (%d actions a call; timers of 3,000 calls/s of virtual time)",
+                     Double(nanos) / Double(callCount) / 1000, actions / callCount))
     }
 
     static func callPath(_ callCount: Int) throws {
