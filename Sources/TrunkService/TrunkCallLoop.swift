@@ -135,6 +135,8 @@ public final class TrunkCallLoop: SIPFront, @unchecked Sendable {
     func stop() {
         loop.execute {
             self.active = false
+            // What is gathered for the store goes now, not at the end of the window.
+            if self.storeHandOverScheduled { self.handOverToStore() }
             self.layerTimer?.task.cancel()
             self.layerTimer = nil
             self.callTimer?.cancel()
@@ -251,9 +253,9 @@ public final class TrunkCallLoop: SIPFront, @unchecked Sendable {
 
     // MARK: The store, behind
 
-    /// What the calls of one pass of the loop (a burst of datagrams) want of
-    /// the store: handed over together, in one task, when the pass is done
-    /// (a task and a wake-up of the loop per call cost more than the store's own work).
+    /// What the calls of the loop's passes (bursts of datagrams) want of the
+    /// store: handed over together, in one task, `storeWindow` after the
+    /// first (a task and a wake-up of the loop per call cost more than the store's own work).
     struct StoreWork {
         var admissions: [(LiveCall, [StoredLimit])] = []
         var cdrs: [(CDR, refused: Bool)] = []
@@ -264,9 +266,18 @@ public final class TrunkCallLoop: SIPFront, @unchecked Sendable {
     func scheduleStoreHandOver() {
         guard !storeHandOverScheduled else { return }
         storeHandOverScheduled = true
-        // Runs after the datagrams already read in this pass of the loop.
-        loop.execute { self.handOverToStore() }
+        // Gathers the passes of the next `storeWindow` into one hand-over.
+        _ = loop.scheduleTask(in: Self.storeWindow) { self.handOverToStore() }
     }
+
+    /// How long a loop gathers its passes' store work before handing it over.
+    /// Each hand-over is a task and two cross-thread wake-ups, and at a few
+    /// thousand calls a second a pass holds only a call or two: handed over
+    /// every pass, they cost more than the writes (two loops at 1,750 calls/s:
+    /// 1,190–1,242 ticks per 17,500 calls; gathered for 2 ms no different,
+    /// for 5 ms 856, for 10 ms 786–924). It delays a call's B leg by at most
+    /// that (its live-call row comes first) and its CDR's commit likewise.
+    static let storeWindow = TimeAmount.milliseconds(10)
 
     func handOverToStore() {
         storeHandOverScheduled = false
