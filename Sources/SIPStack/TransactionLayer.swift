@@ -565,8 +565,6 @@ struct Slab<Element: AnyObject> {
     var slots: [Element?] = []
     var free: [Int] = []
 
-    var isEmpty: Bool { slots.count == free.count }
-
     mutating func insert(_ element: Element) -> Int {
         if let slot = free.popLast() {
             slots[slot] = element

@@ -517,7 +517,7 @@ enum CallPathBenchmark {
             let inviteActions = timed { layer.receivedRequest(invite, now: now) }
             guard let aKey = serverKey(inviteActions) else { throw BenchFailure.unexpected("INVITE not delivered") }
             let bInvite = bRequest(.invite, call: n, cseq: 1, toTag: nil)
-            let (bKey, started) = timed { layer.startClient(bInvite, method: .invite, to: gateway, now: now) }
+            let (_, started) = timed { layer.startClient(bInvite, method: .invite, to: gateway, now: now) }
             let trying = try response(100, to: bInvite, tag: "g\(n)"), ringing = try response(180, to: bInvite, tag: "g\(n)")
             let ok = try response(200, to: bInvite, tag: "g\(n)")
             let a180 = invite.message.makeResponse(180, toTag: "s\(n)"), a200 = invite.message.makeResponse(200, toTag: "s\(n)")
@@ -546,7 +546,6 @@ enum CallPathBenchmark {
                 c += bByeActions.count + layer.receivedResponse(byeOK, now: now).count
                 return c
             }
-            _ = bKey
         }
         print(String(format: "transaction layer's part: %.1f µs per call (%d actions a call; timers of 3,000 calls/s of virtual time)",
                      Double(nanos) / Double(callCount) / 1000, actions / callCount))
