@@ -22,9 +22,11 @@ public struct SlidingWindowLimit: Sendable, Equatable {
 
     /// Whether a call would fit, without counting it (to check every limit before committing any).
     public func wouldAdmit(now: Double) -> Bool {
-        var copy = self
-        copy.expire(now: now)
-        return copy.inWindow < calls
+        // Counted without expiring anything: expiring a copy could compact,
+        // and so copy, the shared array.
+        var first = head
+        while first < admitted.count, now - admitted[first] >= Double(seconds) { first += 1 }
+        return admitted.count - first < calls
     }
 
     public var inWindow: Int { admitted.count - head }

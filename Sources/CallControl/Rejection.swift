@@ -22,6 +22,9 @@ public enum CallRejection: Sendable, Equatable, CustomStringConvertible {
     case rateAboveCaller(String)
     /// T11: the account's rate deck has no rate for the destination.
     case unratedDestination
+    /// Not a T6 reason: the switch is taking datagrams more slowly than they
+    /// come (`ReceiveBacklogGate`) and refuses new calls until it catches up.
+    case overloaded
 
     /// The human-readable `X-Reason` text (T6).
     public var reasonText: String {
@@ -41,6 +44,7 @@ public enum CallRejection: Sendable, Equatable, CustomStringConvertible {
         case .balanceRelatedRateLimit(let x, let y): return "Balance-Related account rate limit of \(x) calls per \(Self.period(y))"
         case .rateAboveCaller(let why): return "Rate Above Maximum (\(why))"
         case .unratedDestination: return "No Rate For Destination"
+        case .overloaded: return "Temporarily Overloaded"
         }
     }
 
@@ -49,7 +53,7 @@ public enum CallRejection: Sendable, Equatable, CustomStringConvertible {
     public var statusCode: Int {
         switch self {
         case .invalidTrunk, .invalidCLI, .blacklistedDestination, .rateAboveCaller: return 403
-        case .accountRateLimit, .trunkRateLimit, .channelLimit, .balanceRelatedChannelLimit, .balanceRelatedRateLimit: return 503
+        case .accountRateLimit, .trunkRateLimit, .channelLimit, .balanceRelatedChannelLimit, .balanceRelatedRateLimit, .overloaded: return 503
         case .balanceBelowLimit, .balanceExhausted, .creditLimitExceeded, .maximumCostReached: return 402
         case .maximumDurationReached: return 408
         case .unratedDestination: return 404
@@ -61,6 +65,8 @@ public enum CallRejection: Sendable, Equatable, CustomStringConvertible {
         switch self {
         case .accountRateLimit(_, let y, _), .trunkRateLimit(_, let y, _), .balanceRelatedRateLimit(_, let y): return y
         case .channelLimit, .balanceRelatedChannelLimit: return 5
+        // Long enough for a backed-up socket to drain (tens of milliseconds), short for a caller's retry.
+        case .overloaded: return 1
         default: return nil
         }
     }

@@ -52,6 +52,9 @@ public struct SIPInbound: Sendable {
     /// Where a UDP response to this request goes (RFC 3261 §18.2.2), worked
     /// out once per request; nil if it cannot be (then each send says why).
     var responseAddress: SocketAddress?
+    /// Read from a UDP socket whose receive queue was backing up
+    /// (`ReceiveBacklogGate`): a new call in it is refused rather than taken.
+    public var readWhileBehind = false
 
     init(message: SIPMessage, source: SocketAddress, transport: SIPTransportProtocol, local: SocketAddress?, connection: Channel?,
          topVia: SIPVia? = nil, responseAddress: SocketAddress? = nil) {
@@ -143,6 +146,7 @@ public final class SIPTransport: Sendable {
                             }
                             .bind(host: l.host, port: port).get()
                         udp.append(ch)
+                        if i == 0 { await warnIfReceiveBufferCapped(ch, asked: configuration.udpReceiveBufferBytes, logger: logger) }
                         // The others share the first one's port (resolved if 0 was asked for).
                         if i == 0, let a = ch.localAddress {
                             bound.append((.udp, a))
@@ -168,6 +172,15 @@ public final class SIPTransport: Sendable {
             throw error
         }
         return SIPTransport(group: group, shared: shared, udp: udp, tcp: tcp, bound: bound)
+    }
+
+    /// The kernel caps SO_RCVBUF at net.core.rmem_max (Linux then reports
+    /// double what it granted): a small buffer overflows at the first burst,
+    /// and the overload refusals (`ReceiveBacklogGate`) start sooner.
+    static func warnIfReceiveBufferCapped(_ channel: Channel, asked: Int, logger: Logger) async {
+        guard let got = try? await channel.getOption(.socketOption(.so_rcvbuf)).get(), Int(got) < asked else { return }
+        logger.warning("UDP receive buffer smaller than configured: the kernel caps it (raise net.core.rmem_max)",
+                       metadata: ["asked_bytes": "\(asked)", "granted_bytes": "\(got)"])
     }
 
     private init(group: any EventLoopGroup, shared: SharedState, udp: [Channel], tcp: [Channel],
@@ -364,13 +377,14 @@ struct SharedState: Sendable {
     let faultLog: RateLimitedLog
 
     func deliver(_ bytes: [UInt8], from source: SocketAddress, local: SocketAddress?, transport: SIPTransportProtocol,
-                 connection: Channel?, reply: (SIPMessage) -> Void) {
+                 connection: Channel?, readWhileBehind: Bool = false, reply: (SIPMessage) -> Void) {
         do {
             var message = try SIPMessage(parsing: bytes, limits: limits)
             var inbound: SIPInbound
             if message.isRequest {
                 let via = Self.stampReceived(&message, source: source)
                 inbound = SIPInbound(message: message, source: source, transport: transport, local: local, connection: connection, topVia: via)
+                inbound.readWhileBehind = readWhileBehind
                 if let via { inbound.responseAddress = try? SIPTransport.responseDestination(via: via, transport: transport, source: source) }
             } else {
                 inbound = SIPInbound(message: message, source: source, transport: transport, local: local, connection: connection)
@@ -415,7 +429,13 @@ final class UDPHandler: ChannelInboundHandler {
     typealias InboundIn = AddressedEnvelope<ByteBuffer>
     typealias OutboundOut = AddressedEnvelope<ByteBuffer>
     let shared: SharedState
+    let backlog = ReceiveBacklogProbe()
     init(shared: SharedState) { self.shared = shared }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        backlog.passEnded(on: context.channel, logger: shared.logger)
+        context.fireChannelReadComplete()
+    }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let envelope = unwrapInboundIn(data)
@@ -423,7 +443,7 @@ final class UDPHandler: ChannelInboundHandler {
         // CRLF keep-alives (RFC 5626 §4.4.1) carry no message.
         if bytes.allSatisfy({ $0 == 0x0D || $0 == 0x0A }) { return }
         shared.deliver(bytes, from: envelope.remoteAddress, local: context.channel.localAddress, transport: .udp,
-                       connection: nil) { response in
+                       connection: nil, readWhileBehind: backlog.gate.behind) { response in
             let buf = context.channel.allocator.buffer(serializing: response)
             context.writeAndFlush(wrapOutboundOut(AddressedEnvelope(remoteAddress: envelope.remoteAddress, data: buf)), promise: nil)
         }

@@ -206,9 +206,12 @@ public struct LimitBook: Sendable {
             case .channels(let limit):
                 if channels.acquire(check.key, limit: limit) { admission.channels.append(check.key) }
             case .rate(let setting):
-                var w = window(check.key, setting)
-                _ = w.admit(now: now)
-                windows[check.key] = w
+                // In place: a window copied out and written back copied its
+                // whole array on every call (copy-on-write of a shared buffer).
+                if windows[check.key].map({ $0.calls != setting.calls || $0.seconds != setting.seconds }) ?? true {
+                    windows[check.key] = SlidingWindowLimit(calls: setting.calls, seconds: setting.seconds)
+                }
+                _ = windows[check.key]?.admit(now: now)
             case .balance:
                 continue
             }

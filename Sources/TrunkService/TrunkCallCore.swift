@@ -19,6 +19,14 @@ public protocol CallRequest: Sendable {
     var message: SIPMessage { get }
     var source: SocketAddress { get }
     var transport: SIPTransportProtocol { get }
+    /// Read while the switch was behind (`SIPInbound.readWhileBehind`): a new call in it is refused.
+    var readWhileBehind: Bool { get }
+}
+
+/// The actor service's requests are never refused so (README, "Overload"):
+/// its backlog is its mailbox, not the socket.
+extension CallRequest {
+    public var readWhileBehind: Bool { false }
 }
 
 extension SIPServerRequest: CallRequest {}
@@ -233,6 +241,7 @@ public struct TrunkCallCore<Request: CallRequest>: ~Copyable {
         guard let method = m.method else { return [] }
         switch method {
         case .invite where m.toTag == nil:
+            if request.readWhileBehind { return refuseWhileBehind(request) }
             return newCall(request, contact: contact, at: clock)
         case .cancel:
             guard let callID = m.callID else { return [] }
@@ -404,11 +413,28 @@ public struct TrunkCallCore<Request: CallRequest>: ~Copyable {
         }
     }
 
+    /// A new call read while the switch was behind: 503 with Retry-After,
+    /// before any lookup, and no CDR — the point is to spend as little as
+    /// possible on it (the loop logs how many it refused once it catches up).
+    func refuseWhileBehind(_ request: Request) -> [Action] {
+        let why = CallRejection.overloaded
+        let headers = Self.refusalHeaders(why)
+        let answer = request.message.makeResponse(why.statusCode, reasonPhrase: SIPMessage.standardReasonPhrase(why.statusCode),
+                                                  toTag: SIPEndpoint.newTag(), headers: headers)
+        return [.respond(request, answer)]
+    }
+
+    /// X-Reason, Reason (RFC 3326) and, for what clears with time, Retry-After.
+    static func refusalHeaders(_ why: CallRejection) -> [(SIPHeaderName, String)] {
+        var headers: [(SIPHeaderName, String)] = [(CallControlHeaders.reasonHeader, why.reasonText), (.reason, why.reasonHeader)]
+        if let s = why.retryAfterSeconds { headers.append((.retryAfter, String(s))) }
+        return headers
+    }
+
     /// Refuses a call with the T6 code, X-Reason and Reason, and records the attempt.
     func reject(_ request: Request, _ why: CallRejection, account: String, trunk: String?, controls: CallControlHeaders,
                 now: Double, attempt: CallAttempt? = nil) -> [Action] {
-        var headers: [(SIPHeaderName, String)] = [(CallControlHeaders.reasonHeader, why.reasonText), (.reason, why.reasonHeader)]
-        if let s = why.retryAfterSeconds { headers.append((.retryAfter, String(s))) }
+        let headers = Self.refusalHeaders(why)
         let invite = request.message
         let answer = invite.makeResponse(why.statusCode, reasonPhrase: SIPMessage.standardReasonPhrase(why.statusCode),
                               toTag: SIPEndpoint.newTag(), headers: headers)

@@ -59,6 +59,7 @@ public final class TrunkCallLoop: SIPFront, @unchecked Sendable {
         var message: SIPMessage { inbound.message }
         var source: SocketAddress { inbound.source }
         var transport: SIPTransportProtocol { inbound.transport }
+        var readWhileBehind: Bool { inbound.readWhileBehind }
     }
 
     typealias Core = TrunkCallCore<LoopRequest>
@@ -83,6 +84,8 @@ public final class TrunkCallLoop: SIPFront, @unchecked Sendable {
     var handOverScheduled = false
     var storeDue = StoreWork()
     var storeHandOverScheduled = false
+    /// New calls refused since the socket fell behind (`TrunkCallCore.refuseWhileBehind`), for one log line once it catches up.
+    var refusedWhileBehind = 0
 
     init(loop: any EventLoop, transport: SIPTransport, configuration: SIPEndpointConfiguration, store: Store, node: NodeConfiguration,
          nonceSecret: [UInt8], accounting: CallAccounting, callIDMarker: String? = nil, logger: Logger) {
@@ -181,6 +184,7 @@ public final class TrunkCallLoop: SIPFront, @unchecked Sendable {
                     if let key { perform(layer.clientTransportError(key, error: "\(error)", now: now)) }
                 }
             case .deliverRequest(let inbound, let key):
+                if inbound.message.method == .invite, inbound.message.toTag == nil { countNewCall(refused: inbound.readWhileBehind) }
                 let contact = inbound.message.method == .invite ? contactHostPort(for: inbound.source) : ""
                 perform(core.received(LoopRequest(inbound: inbound, key: key), contact: contact, at: .now()))
             case .deliverProvisional(let response, let key):
@@ -249,6 +253,13 @@ public final class TrunkCallLoop: SIPFront, @unchecked Sendable {
                 }
             }
         }
+    }
+
+    func countNewCall(refused: Bool) {
+        if refused { refusedWhileBehind += 1; return }
+        guard refusedWhileBehind > 0 else { return }
+        logger.warning("new calls refused with 503 while this loop was behind", metadata: ["refused": "\(refusedWhileBehind)"])
+        refusedWhileBehind = 0
     }
 
     // MARK: The store, behind

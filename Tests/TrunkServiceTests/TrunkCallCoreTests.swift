@@ -17,6 +17,7 @@ struct TestRequest: CallRequest {
     var message: SIPMessage
     var source: SocketAddress
     var transport: SIPTransportProtocol = .udp
+    var readWhileBehind = false
 }
 
 typealias Core = TrunkCallCore<TestRequest>
@@ -196,6 +197,27 @@ func answeredCall(_ core: inout Core, callID: String = "a-1@pbx", maxdur: Int? =
         #expect(refused.compactMap(\.cdr).first.map { $0.1 && $0.0.finalStatus == 503 } == true)
         let live = core.hasCall("a-1@pbx")
         #expect(refused.compactMap(\.bInvite).isEmpty && !live)
+    }
+
+    /// Read while the switch was behind its socket: refused at once, before
+    /// any lookup (no live call, no CDR); the calls it already has go on.
+    @Test func aNewCallReadWhileBehindIsRefusedWith503AndNothingElse() throws {
+        var core = try makeCore()
+        _ = try answeredCall(&core, callID: "a-1@pbx")
+        var request = try invite(callID: "a-2@pbx")
+        request.readWhileBehind = true
+        let refused = core.received(request, contact: "", at: clock(5))
+        #expect(refused.codes == [503] && refused.count == 1)
+        let answer = try #require(refused.responses.first)
+        #expect(answer.firstValue(CallControlHeaders.reasonHeader) == "Temporarily Overloaded")
+        #expect(answer.firstValue(.retryAfter) == "1")
+        #expect(answer.firstValue(.reason) == "SIP ;cause=503 ;text=\"Temporarily Overloaded\"")
+        #expect(answer.toTag != nil)
+        let known = core.hasCall("a-2@pbx"), first = core.hasCall("a-1@pbx")
+        #expect(!known && first)
+        // The same call read once the switch has caught up is taken.
+        let taken = core.received(try invite(callID: "a-2@pbx"), contact: "", at: clock(6))
+        #expect(taken.first?.live != nil)
     }
 
     @Test func aStrangerIsChallengedAndWrongCredentialsAreRefused() throws {
