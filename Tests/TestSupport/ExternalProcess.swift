@@ -11,6 +11,8 @@ public final class ExternalProcess: @unchecked Sendable {
     /// Output goes to a file, not a pipe: a peer that prints a lot (SIPp's
     /// screens) would block on a full pipe.
     let outputPath: String
+    /// SIPp's message and error logs (see `SIPpTrace`), summarised in a failed run's output.
+    private let trace: SIPpTrace?
     private let lock = NSLock()
     private var exitStatus: Int32?
 
@@ -18,6 +20,8 @@ public final class ExternalProcess: @unchecked Sendable {
         name = (executable as NSString).lastPathComponent
         guard let path = ExternalProcess.find(executable) else { throw ExternalProcessError.notInstalled(executable) }
         outputPath = NSTemporaryDirectory() + "switchboard-\(name)-\(UUID().uuidString).log"
+        trace = name == "sipp" ? SIPpTrace() : nil
+        let arguments = arguments + (trace?.arguments ?? [])
         var actions: posix_spawn_file_actions_t = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
@@ -84,9 +88,16 @@ public final class ExternalProcess: @unchecked Sendable {
         if timedOut { kill() }
         var status = poll()
         while status == nil { usleep(10_000); status = poll() }
-        let output = (try? String(contentsOfFile: outputPath, encoding: .utf8))
-            ?? String(decoding: (try? Data(contentsOf: URL(fileURLWithPath: outputPath))) ?? Data(), as: UTF8.self)
+        var output = ExternalProcess.read(outputPath)
+        if let trace, status != 0 || timedOut {
+            output += trace.summary(messages: ExternalProcess.read(trace.messagePath), errors: ExternalProcess.read(trace.errorPath))
+        }
         return (status ?? -1, output, timedOut)
+    }
+
+    static func read(_ path: String) -> String {
+        (try? String(contentsOfFile: path, encoding: .utf8))
+            ?? String(decoding: (try? Data(contentsOf: URL(fileURLWithPath: path))) ?? Data(), as: UTF8.self)
     }
 
     /// Kills the whole process group (the peer and any workers it forked).
@@ -99,6 +110,58 @@ public final class ExternalProcess: @unchecked Sendable {
         var status: Int32 = 0
         if exitStatus == nil { _ = waitpid(pid, &status, 0) }
         unlink(outputPath)
+        if let trace { unlink(trace.messagePath); unlink(trace.errorPath) }
+    }
+}
+
+/// A SIPp run keeps its message log and error log, so that a run that fails —
+/// often only on a loaded CI machine — says what was on the wire: the last
+/// messages sent and received (time, direction, start line, CSeq) and SIPp's
+/// last complaints (e.g. which message it found unexpected, and where).
+struct SIPpTrace {
+    let messagePath: String
+    let errorPath: String
+
+    init() {
+        let base = NSTemporaryDirectory() + "switchboard-sipp-\(UUID().uuidString)"
+        messagePath = base + "-messages.log"
+        errorPath = base + "-errors.log"
+    }
+
+    var arguments: [String] { ["-trace_msg", "-message_file", messagePath, "-trace_err", "-error_file", errorPath] }
+
+    /// The last `last` messages, one line each, then the error log's last lines.
+    func summary(messages: String, errors: String, last: Int = 14) -> String {
+        // Each message in the log starts with a line of dashes and a timestamp,
+        // then "UDP message sent (N bytes):" or "... received [N] bytes :", a blank line, the message.
+        var trail: [String] = []
+        var time = "", direction = "", startLine: String?, cseq = ""
+        func flush() {
+            if let startLine { trail.append("\(time) \(direction) \(startLine)\(cseq.isEmpty ? "" : " (\(cseq))")") }
+            startLine = nil; cseq = ""; direction = ""
+        }
+        // SIP lines end in CRLF, which Swift counts as one Character: split on any newline.
+        for line in messages.split(whereSeparator: \.isNewline) {
+            if line.hasPrefix("-----") {
+                flush()
+                time = String(line.split(separator: " ").last ?? "")
+            } else if line.contains("message sent") {
+                direction = "sent    "
+            } else if line.contains("message received") {
+                direction = "received"
+            } else if startLine == nil, !direction.isEmpty {
+                startLine = String(line.prefix(90))
+            } else if line.lowercased().hasPrefix("cseq:") {
+                cseq = line.trimmingCharacters(in: .whitespaces)
+            }
+        }
+        flush()
+        // An event in the error log spans lines (it quotes the message): its last 700 characters, on one line.
+        let complaints = errors.split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }
+            .joined(separator: " | ").suffix(700)
+        return "\n--- SIPp's last \(min(last, trail.count)) of \(trail.count) messages:\n"
+            + trail.suffix(last).map { "  " + $0 }.joined(separator: "\n")
+            + (complaints.isEmpty ? "" : "\n--- SIPp's error log, its end: …" + complaints) + "\n"
     }
 }
 
