@@ -16,6 +16,10 @@
 # switch.
 #
 #   bash bench/call-path.sh [CALLS=100000] [RATE=3000]
+#
+# For a profiler, one part alone: CallPathBenchmark call N (the switch's
+# part), CallPathBenchmark layer N (the transaction layer's), e.g.
+#   perf record -g "$(swift build -c release --show-bin-path)/CallPathBenchmark" call 100000
 set -euo pipefail
 cd "$(dirname "$0")/.."
 CALLS=${1:-100000}

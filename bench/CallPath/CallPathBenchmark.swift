@@ -246,6 +246,11 @@ enum CallPathBenchmark {
             try layerPart(args.count > 2 ? Int(args[2]) ?? 100_000 : 100_000)
             return
         }
+        if args.count > 1, args[1] == "call" {
+            // Only the switch's part of the call path (for a profiler).
+            try callPath(args.count > 2 ? Int(args[2]) ?? 100_000 : 100_000)
+            return
+        }
         if args.count > 1, args[1] == "layer-short" {
             try layerPart(args.count > 2 ? Int(args[2]) ?? 100_000 : 100_000,
                           timers: TransactionTimers(t1: .milliseconds(5), t2: .milliseconds(40), t4: .milliseconds(50)))
