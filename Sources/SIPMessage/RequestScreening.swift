@@ -36,12 +36,17 @@ public struct RequestScreening: Sendable {
         guard let method = request.method else { return nil }
         func bad(_ why: String) -> Rejection { Rejection(statusCode: 400, reasonPhrase: "Bad Request (\(why))", headers: []) }
 
-        // One pass over the fields counts every header the checks below ask
-        // about (this runs for every request; a scan per header cost more
-        // than the transaction's own work).
-        var counts = [Int](repeating: 0, count: KnownHeader.allCases.count)
-        for f in request.fields { counts[Int(f.kind.rawValue)] += 1 }
-        func count(_ h: KnownHeader) -> Int { counts[Int(h.rawValue)] }
+        // One pass over the fields notes every header the checks below ask
+        // about, as "none, one or more than one" in two bit sets (this runs
+        // for every request; a scan per header cost more than the
+        // transaction's own work, and a counts array was an allocation).
+        var once: UInt64 = 0, more: UInt64 = 0
+        for f in request.fields {
+            let bit = KnownHeader.bit(f.kind)
+            more |= once & bit
+            once |= bit
+        }
+        func count(_ h: KnownHeader) -> Int { more & KnownHeader.bit(h) != 0 ? 2 : once & KnownHeader.bit(h) != 0 ? 1 : 0 }
 
         // §8.1.1: To, From, CSeq, Call-ID, Max-Forwards and Via are mandatory.
         // Max-Forwards is tolerated when absent (RFC 2543 peers; RFC 4475 §3.4.1).

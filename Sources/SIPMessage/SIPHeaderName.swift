@@ -93,6 +93,13 @@ enum KnownHeader: UInt8, Sendable, CaseIterable {
     case acceptContact, rejectContact, requestDisposition, userAgent, server, timestamp
     case pAssertedIdentity, privacy
 
+    /// One bit per header, for sets of them in a `UInt64` (`RequestScreening`):
+    /// there are 45, and a 65th would need a wider set.
+    static func bit(_ h: KnownHeader) -> UInt64 {
+        assert(allCases.count <= 64, "KnownHeader has outgrown a UInt64 bit set")
+        return 1 << UInt64(h.rawValue & 63)
+    }
+
     var canonicalName: String {
         switch self {
         case .other: return ""

@@ -48,7 +48,9 @@ public struct TransactionLayer {
             let t = UInt64(timer.map { ArmedTimers.bit($0).trailingZeroBitCount + 1 } ?? 0)
             raw = kind.rawValue << 62 | t << 58 | UInt64(slot & 0x3FF_FFFF) << 32 | UInt64(generation)
         }
-        var kind: Kind { Kind(rawValue: raw >> 62) ?? .client }
+        var kind: Kind {
+            switch raw >> 62 { case 0: .client; case 1: .server; case 2: .accepted; default: .ackCache }
+        }
         var timer: TransactionTimer? {
             let t = Int(raw >> 58 & 0xF)
             return t == 0 || t > ArmedTimers.byBit.count ? nil : ArmedTimers.byBit[t - 1]

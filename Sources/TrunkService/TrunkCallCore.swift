@@ -19,7 +19,7 @@ public protocol CallRequest: Sendable {
     var message: SIPMessage { get }
     var source: SocketAddress { get }
     var transport: SIPTransportProtocol { get }
-    /// Read while the switch was behind (`SIPInbound.readWhileBehind`): a new call in it is refused.
+    /// Read while the switch was behind (`SIPInbound.readWhileBehind`): a new call in it may be refused (`OverloadAdmission`).
     var readWhileBehind: Bool { get }
 }
 
@@ -206,6 +206,8 @@ public struct TrunkCallCore<Request: CallRequest>: ~Copyable {
     var aCallIDOfB: [String: String] = [:]
     var timers = TimerQueue<CallTimerID>()
     var armedTimer: UInt64?
+    /// How many new calls are taken while the socket is behind; the rest are refused (`refuseWhileBehind`).
+    public internal(set) var overloadAdmission = OverloadAdmission()
     /// Written into the B legs' Call-IDs (before the "@") so that a datagram
     /// of the B leg read on another event loop is passed to this core's loop
     /// (`TrunkCallLoops.owner(of:loops:)`); nil with one loop.
@@ -241,7 +243,7 @@ public struct TrunkCallCore<Request: CallRequest>: ~Copyable {
         guard let method = m.method else { return [] }
         switch method {
         case .invite where m.toTag == nil:
-            if request.readWhileBehind { return refuseWhileBehind(request) }
+            if !overloadAdmission.admits(behind: request.readWhileBehind, now: clock.uptimeNanoseconds) { return refuseWhileBehind(request) }
             return newCall(request, contact: contact, at: clock)
         case .cancel:
             guard let callID = m.callID else { return [] }

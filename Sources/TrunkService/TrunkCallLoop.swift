@@ -84,8 +84,6 @@ public final class TrunkCallLoop: SIPFront, @unchecked Sendable {
     var handOverScheduled = false
     var storeDue = StoreWork()
     var storeHandOverScheduled = false
-    /// New calls refused since the socket fell behind (`TrunkCallCore.refuseWhileBehind`), for one log line once it catches up.
-    var refusedWhileBehind = 0
 
     init(loop: any EventLoop, transport: SIPTransport, configuration: SIPEndpointConfiguration, store: Store, node: NodeConfiguration,
          nonceSecret: [UInt8], accounting: CallAccounting, callIDMarker: String? = nil, logger: Logger) {
@@ -184,9 +182,12 @@ public final class TrunkCallLoop: SIPFront, @unchecked Sendable {
                     if let key { perform(layer.clientTransportError(key, error: "\(error)", now: now)) }
                 }
             case .deliverRequest(let inbound, let key):
-                if inbound.message.method == .invite, inbound.message.toTag == nil { countNewCall(refused: inbound.readWhileBehind) }
                 let contact = inbound.message.method == .invite ? contactHostPort(for: inbound.source) : ""
                 perform(core.received(LoopRequest(inbound: inbound, key: key), contact: contact, at: .now()))
+                if core.overloadAdmission.limit == nil, core.overloadAdmission.refused > 0 {
+                    logger.warning("new calls refused with 503 while this loop was behind", metadata: ["refused": "\(core.overloadAdmission.refused)"])
+                    core.overloadAdmission.refused = 0
+                }
             case .deliverProvisional(let response, let key):
                 if let callID = bInvites[key] { perform(core.bResponse(response, callID: callID, at: .now())) }
             case .deliverFinal(let response, let key):
@@ -253,13 +254,6 @@ public final class TrunkCallLoop: SIPFront, @unchecked Sendable {
                 }
             }
         }
-    }
-
-    func countNewCall(refused: Bool) {
-        if refused { refusedWhileBehind += 1; return }
-        guard refusedWhileBehind > 0 else { return }
-        logger.warning("new calls refused with 503 while this loop was behind", metadata: ["refused": "\(refusedWhileBehind)"])
-        refusedWhileBehind = 0
     }
 
     // MARK: The store, behind
