@@ -1,7 +1,8 @@
 /// How many new calls a trunk-call event loop takes while its socket is
-/// behind (`ReceiveBacklogGate`): a rate, cut by a fraction each time the
-/// socket is found behind and raised by a step while it is not (additive
-/// increase, multiplicative decrease, as TCP finds a path's capacity).
+/// behind (`ReceiveBacklogGate`): a rate, cut by a fraction while the
+/// socket stays behind and grown by a share of itself once it is not, as a
+/// TCP sender feels out a path's capacity; calls above it are refused, also
+/// in the seconds after the socket caught up, until the rate is lifted.
 ///
 /// Why a rate rather than refusing every new call while behind (the eighth
 /// round): the harm is done while such a gate is open — calls taken then at
@@ -11,7 +12,7 @@
 ///
 /// Pure logic, driven by the monotonic clock of each new call; the actor
 /// service's calls are never behind, so for them it always admits.
-public struct OverloadAdmission: Sendable, Equatable {
+public struct OverloadAdmission: Sendable {
     /// New calls a second, while limited; nil when not (never behind, or not for `releaseAfter`).
     public private(set) var limit: Double?
     var tokens = 0.0
@@ -23,7 +24,7 @@ public struct OverloadAdmission: Sendable, Equatable {
     var windowStart: UInt64 = 0
     var windowAdmitted = 0
     /// Calls refused since the last time this was unlimited (for one log line when it is again).
-    public var refused = 0
+    public private(set) var refused = 0
 
     /// The limit starts at this share of the rate admitted just before…
     public static let startShare = 0.8
@@ -38,6 +39,14 @@ public struct OverloadAdmission: Sendable, Equatable {
     static let window: UInt64 = 100_000_000
 
     public init() {}
+
+    /// Once the rate is lifted: how many calls it refused, counted from
+    /// zero again; nil while it still limits or refused none.
+    public mutating func refusalsOnceLifted() -> Int? {
+        guard limit == nil, refused > 0 else { return nil }
+        defer { refused = 0 }
+        return refused
+    }
 
     /// Whether to take a new call read when the socket was (or was not) `behind`, at `now` (monotonic ns).
     public mutating func admits(behind: Bool, now: UInt64) -> Bool {

@@ -206,7 +206,7 @@ public struct TrunkCallCore<Request: CallRequest>: ~Copyable {
     var aCallIDOfB: [String: String] = [:]
     var timers = TimerQueue<CallTimerID>()
     var armedTimer: UInt64?
-    /// How many new calls are taken while the socket is behind; the rest are refused (`refuseWhileBehind`).
+    /// How many new calls are taken while the socket is (or lately was) behind; the rest are refused (`refuseOverloaded`).
     public internal(set) var overloadAdmission = OverloadAdmission()
     /// Written into the B legs' Call-IDs (before the "@") so that a datagram
     /// of the B leg read on another event loop is passed to this core's loop
@@ -243,7 +243,7 @@ public struct TrunkCallCore<Request: CallRequest>: ~Copyable {
         guard let method = m.method else { return [] }
         switch method {
         case .invite where m.toTag == nil:
-            if !overloadAdmission.admits(behind: request.readWhileBehind, now: clock.uptimeNanoseconds) { return refuseWhileBehind(request) }
+            if !overloadAdmission.admits(behind: request.readWhileBehind, now: clock.uptimeNanoseconds) { return refuseOverloaded(request) }
             return newCall(request, contact: contact, at: clock)
         case .cancel:
             guard let callID = m.callID else { return [] }
@@ -415,10 +415,11 @@ public struct TrunkCallCore<Request: CallRequest>: ~Copyable {
         }
     }
 
-    /// A new call read while the switch was behind: 503 with Retry-After,
-    /// before any lookup, and no CDR — the point is to spend as little as
-    /// possible on it (the loop logs how many it refused once it catches up).
-    func refuseWhileBehind(_ request: Request) -> [Action] {
+    /// A new call above the rate taken while the switch is overloaded
+    /// (`OverloadAdmission`): 503 with Retry-After, before any lookup, and no
+    /// CDR — the point is to spend as little as possible on it (the loop logs
+    /// how many it refused once the rate is lifted).
+    func refuseOverloaded(_ request: Request) -> [Action] {
         let why = CallRejection.overloaded
         let headers = Self.refusalHeaders(why)
         let answer = request.message.makeResponse(why.statusCode, reasonPhrase: SIPMessage.standardReasonPhrase(why.statusCode),

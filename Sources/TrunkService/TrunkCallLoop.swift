@@ -184,9 +184,8 @@ public final class TrunkCallLoop: SIPFront, @unchecked Sendable {
             case .deliverRequest(let inbound, let key):
                 let contact = inbound.message.method == .invite ? contactHostPort(for: inbound.source) : ""
                 perform(core.received(LoopRequest(inbound: inbound, key: key), contact: contact, at: .now()))
-                if core.overloadAdmission.limit == nil, core.overloadAdmission.refused > 0 {
-                    logger.warning("new calls refused with 503 while this loop was behind", metadata: ["refused": "\(core.overloadAdmission.refused)"])
-                    core.overloadAdmission.refused = 0
+                if let refused = core.overloadAdmission.refusalsOnceLifted() {
+                    logger.warning("new calls refused with 503 while this loop was overloaded", metadata: ["refused": "\(refused)"])
                 }
             case .deliverProvisional(let response, let key):
                 if let callID = bInvites[key] { perform(core.bResponse(response, callID: callID, at: .now())) }

@@ -45,8 +45,14 @@ import TrunkService
         let grown = try #require(admission.limit)
         #expect(grown > low * 1.7 && grown < low * 1.95, "\(low) grew to \(grown) in 2 s")
         #expect(taken < 2_000 && Double(taken) > low * 2)
+        #expect(admission.refusalsOnceLifted() == nil, "still limiting: nothing to report yet")
         _ = Self.offer(&admission, from: Self.start + 3_010 * Self.ms, count: 3_000, behind: false)
         #expect(admission.limit == nil)
+        // What the loop logs once lifted: every refusal since it was limited, then counted afresh.
+        let refused = admission.refused
+        #expect(refused >= 2_000 - taken)
+        #expect(admission.refusalsOnceLifted() == refused)
+        #expect(admission.refusalsOnceLifted() == nil && admission.refused == 0)
         #expect(Self.offer(&admission, from: Self.start + 6_010 * Self.ms, count: 1_000, behind: false) == 1_000)
     }
 

@@ -236,6 +236,8 @@ struct Switch {
 enum CallPathBenchmark {
     static func main() async throws {
         let args = CommandLine.arguments
+        // `MODE [N]`: the count after a part's name (profiler runs).
+        func count(at i: Int) -> Int { args.count > i ? Int(args[i]) ?? 100_000 : 100_000 }
         if args.count > 1, args[1] == "serve" {
             try await serveOverUDP(port: args.count > 2 ? Int(args[2]) ?? 45060 : 45060, gatewayPort: args.count > 3 ? Int(args[3]) ?? 5070 : 5070,
                              seconds: args.count > 4 ? Int(args[4]) ?? 30 : 30)
@@ -243,20 +245,20 @@ enum CallPathBenchmark {
         }
         if args.count > 1, args[1] == "layer" {
             // Only the transaction layer's part (for a profiler).
-            try layerPart(args.count > 2 ? Int(args[2]) ?? 100_000 : 100_000)
+            try layerPart(count(at: 2))
             return
         }
         if args.count > 1, args[1] == "call" {
             // Only the switch's part of the call path (for a profiler).
-            try callPath(args.count > 2 ? Int(args[2]) ?? 100_000 : 100_000)
+            try callPath(count(at: 2))
             return
         }
         if args.count > 1, args[1] == "layer-short" {
-            try layerPart(args.count > 2 ? Int(args[2]) ?? 100_000 : 100_000,
+            try layerPart(count(at: 2),
                           timers: TransactionTimers(t1: .milliseconds(5), t2: .milliseconds(40), t4: .milliseconds(50)))
             return
         }
-        let callCount = args.count > 1 ? Int(args[1]) ?? 100_000 : 100_000
+        let callCount = count(at: 1)
         try callPath(callCount)
         try layerPart(callCount)
         try await storePart(callCount)
