@@ -25,6 +25,9 @@ public enum CallRejection: Sendable, Equatable, CustomStringConvertible {
     /// Not a T6 reason: the switch is taking datagrams more slowly than they
     /// come (`ReceiveBacklogGate`) and refuses new calls until it catches up.
     case overloaded
+    /// Not a T6 reason: the node is stopping (SIGTERM): new calls are refused
+    /// while the live ones drain, and those still up after the drain period are cleared.
+    case nodeStopping
 
     /// The human-readable `X-Reason` text (T6).
     public var reasonText: String {
@@ -45,6 +48,7 @@ public enum CallRejection: Sendable, Equatable, CustomStringConvertible {
         case .rateAboveCaller(let why): return "Rate Above Maximum (\(why))"
         case .unratedDestination: return "No Rate For Destination"
         case .overloaded: return "Temporarily Overloaded"
+        case .nodeStopping: return "Node Shutting Down"
         }
     }
 
@@ -53,7 +57,7 @@ public enum CallRejection: Sendable, Equatable, CustomStringConvertible {
     public var statusCode: Int {
         switch self {
         case .invalidTrunk, .invalidCLI, .blacklistedDestination, .rateAboveCaller: return 403
-        case .accountRateLimit, .trunkRateLimit, .channelLimit, .balanceRelatedChannelLimit, .balanceRelatedRateLimit, .overloaded: return 503
+        case .accountRateLimit, .trunkRateLimit, .channelLimit, .balanceRelatedChannelLimit, .balanceRelatedRateLimit, .overloaded, .nodeStopping: return 503
         case .balanceBelowLimit, .balanceExhausted, .creditLimitExceeded, .maximumCostReached: return 402
         case .maximumDurationReached: return 408
         case .unratedDestination: return 404
@@ -67,6 +71,8 @@ public enum CallRejection: Sendable, Equatable, CustomStringConvertible {
         case .channelLimit, .balanceRelatedChannelLimit: return 5
         // Long enough for a backed-up socket to drain (tens of milliseconds), short for a caller's retry.
         case .overloaded: return 1
+        // A restart takes seconds; a caller with another node (RFC 3263) tries it at once.
+        case .nodeStopping: return 30
         default: return nil
         }
     }

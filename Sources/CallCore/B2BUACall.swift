@@ -295,11 +295,7 @@ public struct B2BUACall: Sendable {
         case .costCap: rejection = .maximumCostReached
         case .balanceCap: rejection = .balanceBelowLimit
         }
-        state = .ended
-        bCSeq += 1
-        var toB = bLegRequest(.bye, cseq: bCSeq)
-        toB.append(.reason, rejection.reasonHeader)
-        var actions: [Action] = [.sendToA(aLegRequest(.bye, reason: rejection)), .sendToB(toB, gateway: attempt)]
+        var actions = byeBothLegs(rejection)
         actions += Self.cancelTimers(except: timer)
         // The CDR ends at the moment the limit was reached, not when the timer
         // task got to run (a few ms later), so duration and cost are exact.
@@ -309,6 +305,39 @@ public struct B2BUACall: Sendable {
         }
         actions.append(.writeRecord(record(status: 200, reason: rejection.reasonText, clearedBy: .platform, now: end)))
         return actions
+    }
+
+    /// The platform ends the call whatever its state (the node is stopping):
+    /// an answered call is cleared BYE both ways with the X-Reason; a call
+    /// still being set up is refused to the caller with the reason's code and
+    /// its B leg cancelled (RFC 3261 §9.1). Nothing for a call already over.
+    public mutating func platformClear(_ why: CallRejection, now: Double) -> [Action] {
+        switch state {
+        case .ended:
+            return []
+        case .answered:
+            return byeBothLegs(why) + Self.cancelTimers(except: nil)
+                + [.writeRecord(record(status: 200, reason: why.reasonText, clearedBy: .platform, now: now))]
+        case .routing, .early:
+            var actions: [Action] = []
+            if let bInvite {
+                var cancel = SIPMessage(request: .cancel, uri: bInvite.requestURI ?? "")
+                for h: SIPHeaderName in [.from, .to, .callID] { if let v = bInvite.firstValue(h) { cancel.append(h, v) } }
+                cancel.append(.cseq, "\(bCSeq) CANCEL")
+                actions.append(.sendToB(cancel, gateway: attempt))
+                cancelled = true
+            }
+            return actions + endBeforeAnswer(why.statusCode, reason: why, now: now)
+        }
+    }
+
+    /// BYE to both legs with the platform's reason (X-Reason to the caller, Reason to both).
+    mutating func byeBothLegs(_ why: CallRejection) -> [Action] {
+        state = .ended
+        bCSeq += 1
+        var toB = bLegRequest(.bye, cseq: bCSeq)
+        toB.append(.reason, why.reasonHeader)
+        return [.sendToA(aLegRequest(.bye, reason: why)), .sendToB(toB, gateway: attempt)]
     }
 
     /// Seconds from the answer until `timer` fires; nil when it is not set for this call.
@@ -427,6 +456,7 @@ public struct B2BUACall: Sendable {
         if let reason {
             r.append(CallControlHeaders.reasonHeader, reason.reasonText)
             r.append(.reason, reason.reasonHeader)
+            if let seconds = reason.retryAfterSeconds { r.append(.retryAfter, String(seconds)) }
         }
         return [.respondToA(r), .writeRecord(record(status: code, reason: reason?.reasonText, clearedBy: nil, now: now))]
     }

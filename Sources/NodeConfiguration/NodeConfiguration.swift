@@ -34,6 +34,10 @@ public struct NodeConfiguration: Sendable, Equatable {
     /// this long is taken for dead: another node records its live calls as
     /// interrupted and frees their channels (T9 limits counted in the store).
     public var silentAfterSeconds: Double = 60
+    /// `node.drain_seconds`: on SIGTERM/SIGINT new calls are refused at once
+    /// and the live calls have this long to end on their own before the node
+    /// clears them (0: cleared at once). Below systemd's default stop timeout (90 s).
+    public var drainSeconds: Double = 30
     public var sipListeners: [Listener]
     public var httpListen: (host: String, port: Int)?
     public var database: Database
@@ -127,6 +131,7 @@ public struct NodeConfiguration: Sendable, Equatable {
             && a.networkServiceCodes == b.networkServiceCodes && a.mobileCore == b.mobileCore
             && a.textRetryFirstSeconds == b.textRetryFirstSeconds && a.textRetryMaxSeconds == b.textRetryMaxSeconds
             && a.textGiveUpSeconds == b.textGiveUpSeconds && a.silentAfterSeconds == b.silentAfterSeconds
+            && a.drainSeconds == b.drainSeconds
     }
 
     public static let defaults = NodeConfiguration(
@@ -194,7 +199,7 @@ extension NodeConfiguration {
         }
         if let node = root["node"] {
             let n = try Self.mapping(node, "node")
-            let known = ["name", "silent_after_seconds"]
+            let known = ["name", "silent_after_seconds", "drain_seconds"]
             for key in n.keys.sorted() where !known.contains(key) {
                 throw ConfigurationError("node.\(key)", "unknown key (known: \(known.joined(separator: ", ")))")
             }
@@ -205,6 +210,12 @@ extension NodeConfiguration {
                     throw ConfigurationError("node.silent_after_seconds", "must be a number of seconds from 3 to 86400, not \(v)")
                 }
                 silentAfterSeconds = d
+            }
+            if let v = n["drain_seconds"] {
+                guard let d = Self.number(v), (0...3_600).contains(d) else {
+                    throw ConfigurationError("node.drain_seconds", "must be a number of seconds from 0 to 3600, not \(v)")
+                }
+                drainSeconds = d
             }
         }
         if let sip = root["sip"] {

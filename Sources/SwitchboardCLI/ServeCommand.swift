@@ -10,6 +10,7 @@ import SIPStack
 import SIPTransport
 import Store
 import TrunkService
+import UnixSignals
 import WebAPI
 
 /// `switchboard serve` — runs the node: the store (SQLite file by default,
@@ -53,6 +54,10 @@ struct Serve: AsyncParsableCommand {
                 logger.warning("with PostgreSQL every node needs the same SIM password key: set sims.password_key (or SWITCHBOARD_SIM_PASSWORD_KEY)")
             }
         }
+
+        // Trapped before anything starts, so that a stop signal from now on
+        // stops the node gracefully rather than killing it (see `stop` below).
+        let stopSignals = await UnixSignalsSequence(trapping: .sigterm, .sigint)
 
         let location = node.storeLocation
         let store: Store
@@ -163,16 +168,35 @@ struct Serve: AsyncParsableCommand {
             }
             logger.info("REST API listening", metadata: ["address": "\(http.host):\(http.port)"])
         }
-        // Run until interrupted.
-        while !Task.isCancelled { try await Task.sleep(for: .seconds(3600)) }
+        // Run until SIGTERM (systemctl stop) or SIGINT (Ctrl-C); a second one cuts the drain short.
+        let (firstSignal, firstSignalSeen) = AsyncStream.makeStream(of: UnixSignal.self)
+        let signalWatch = Task { [calls, logger] in
+            var seen = 0
+            for await signal in stopSignals {
+                seen += 1
+                if seen == 1 { firstSignalSeen.yield(signal) } else {
+                    logger.notice("stop signal again: clearing the live calls now", metadata: ["signal": "\(signal)"])
+                    await calls.clearNow()
+                }
+            }
+        }
+        for await signal in firstSignal {
+            logger.notice("stopping", metadata: ["signal": "\(signal)", "drain_seconds": "\(Int(node.drainSeconds))"])
+            break
+        }
+        // New calls are refused from here; live calls drain, then are cleared;
+        // their CDRs are written before the store closes.
+        let report = await calls.stop(drainingFor: .milliseconds(Int(node.drainSeconds * 1000)))
+        signalWatch.cancel()
         api?.cancel()
         membership.cancel()
         registrationTask.cancel()
         agentTask.cancel()
-        await calls.stop()
         await texts.stop()
         await endpoint.shutdown()
         try await store.close()
+        logger.notice("stopped", metadata: ["calls_at_stop": "\(report.live)", "cleared": "\(report.cleared)",
+                                            "clearing_byes_answered": "\(report.answered)"])
     }
 
     /// Says every few seconds that this node is alive, and takes over from

@@ -65,6 +65,8 @@ extension TrunkCallService {
             simRouting.simsByLinkedNumber = Dictionary(profiles.compactMap { p in p.linkedNumber.map { ($0, p) } },
                                                        uniquingKeysWith: { a, b in a.iccid < b.iccid ? a : b })
             routeSIMCalls()
+        } catch is CancellationError {
+            // The node is stopping: the reload was cut short, nothing is wrong.
         } catch {
             logger.error("could not reload SIMs from the store; keeping the last copy", metadata: ["error": "\(error)"])
         }
@@ -83,6 +85,12 @@ extension TrunkCallService {
     }
 
     func newSIMCall(_ request: SIPServerRequest, _ direction: SIMCallDirection) async {
+        if core.stopping {
+            let why = CallRejection.nodeStopping
+            await request.respond(request.message.makeResponse(why.statusCode, reasonPhrase: SIPMessage.standardReasonPhrase(why.statusCode),
+                                                               toTag: SIPEndpoint.newTag(), headers: Core.refusalHeaders(why)))
+            return
+        }
         switch direction {
         case .fromHandset: await callFromHandset(request)
         case .toHandset(let sim): await callToHandset(request, sim: sim)

@@ -220,7 +220,14 @@ public struct TrunkCallCore<Request: CallRequest>: ~Copyable {
                               algorithms: node.digestAlgorithms.compactMap { DigestAlgorithm(token: $0) })
     }
 
+    /// The node is stopping: new calls are refused (`refuseStopping`).
+    public var stopping = false
+    /// The drain period is over: calls the store records as live from now on are refused, not bridged.
+    var clearing = false
+
     public var liveCallCount: Int { calls.count }
+    /// Calls bridged or waiting for the store to record them as live.
+    public var callsInProgress: Int { calls.count + pending.count }
     public func hasCall(_ callID: String) -> Bool { calls[callID] != nil || pending[callID] != nil }
     /// Whether a Call-ID is one of this core's calls, either leg.
     public func knows(_ callID: String) -> Bool { hasCall(callID) || aCallIDOfB[callID] != nil }
@@ -243,7 +250,8 @@ public struct TrunkCallCore<Request: CallRequest>: ~Copyable {
         guard let method = m.method else { return [] }
         switch method {
         case .invite where m.toTag == nil:
-            if !overloadAdmission.admits(behind: request.readWhileBehind, now: clock.uptimeNanoseconds) { return refuseOverloaded(request) }
+            if stopping { return refuseNewCall(request, .nodeStopping) }
+            if !overloadAdmission.admits(behind: request.readWhileBehind, now: clock.uptimeNanoseconds) { return refuseNewCall(request, .overloaded) }
             return newCall(request, contact: contact, at: clock)
         case .cancel:
             guard let callID = m.callID else { return [] }
@@ -373,6 +381,12 @@ public struct TrunkCallCore<Request: CallRequest>: ~Copyable {
             let record = CallRecord(aLegCallID: callID, setupAt: p.startAt, endedAt: cancelledAt, finalStatus: 487, clearedBy: .caller)
             return [.recordCDR(call.attempt.cdr(callID: callID, record: record, onTrunk: call.simICCID == nil), refused: false)]
         }
+        if clearing {
+            // Recorded as live after the drain period: refused, its CDR ends the live-call row.
+            release(call.admission, account: call.attempt.account.id)
+            return reject(call.request, .nodeStopping, account: call.attempt.account.id, trunk: call.simICCID == nil ? call.attempt.trunk.id : nil,
+                          controls: call.attempt.controls, now: clock.wall, attempt: call.attempt)
+        }
         if let i = refusedAt, i < p.checks.count {
             release(call.admission, account: call.attempt.account.id)
             return reject(call.request, p.checks[i].rejection, account: call.attempt.account.id, trunk: call.simICCID == nil ? call.attempt.trunk.id : nil,
@@ -415,12 +429,12 @@ public struct TrunkCallCore<Request: CallRequest>: ~Copyable {
         }
     }
 
-    /// A new call above the rate taken while the switch is overloaded
-    /// (`OverloadAdmission`): 503 with Retry-After, before any lookup, and no
-    /// CDR — the point is to spend as little as possible on it (the loop logs
-    /// how many it refused once the rate is lifted).
-    func refuseOverloaded(_ request: Request) -> [Action] {
-        let why = CallRejection.overloaded
+    /// A new call refused before any lookup, with no CDR: above the rate
+    /// taken while the switch is overloaded (`OverloadAdmission`; the point is
+    /// to spend as little as possible on it, and the loop logs how many it
+    /// refused once the rate is lifted), or while the node is stopping. 503
+    /// with Retry-After, so that a caller with another node tries that (RFC 3263 §4.3).
+    func refuseNewCall(_ request: Request, _ why: CallRejection) -> [Action] {
         let headers = Self.refusalHeaders(why)
         let answer = request.message.makeResponse(why.statusCode, reasonPhrase: SIPMessage.standardReasonPhrase(why.statusCode),
                                                   toTag: SIPEndpoint.newTag(), headers: headers)
@@ -518,6 +532,21 @@ public struct TrunkCallCore<Request: CallRequest>: ~Copyable {
     /// A call timer went off (or, for `.balanceCap`, the account's calls together used up its money).
     public mutating func timerFired(_ timer: CallTimer, callID: String, at clock: CallClock) -> [Action] {
         event(callID, at: clock) { $0.timerFired(timer, now: clock.wall) }
+    }
+
+    /// The node's drain period is over: every call still up is cleared by the
+    /// platform (`B2BUACall.platformClear`: BYE both ways, or refused and its B
+    /// leg cancelled while it is set up), each with a CDR saying why; calls
+    /// the store has yet to record as live are refused when it has.
+    public mutating func clearAll(_ why: CallRejection, at clock: CallClock) -> [Action] {
+        stopping = true
+        clearing = true
+        var out: [Action] = []
+        for callID in calls.keys.sorted() {
+            out += event(callID, at: clock, arm: false) { $0.platformClear(why, now: clock.wall) }
+        }
+        arm(&out)
+        return out
     }
 
     /// The armed deadline was reached: fire the call timers that are due.

@@ -1,7 +1,9 @@
+import CallControl
 import CallCore
 import Foundation
 import Logging
 import Rating
+import NIOConcurrencyHelpers
 import NIOCore
 import NodeConfiguration
 import SIPMessage
@@ -84,6 +86,10 @@ public final class TrunkCallLoop: SIPFront, @unchecked Sendable {
     var handOverScheduled = false
     var storeDue = StoreWork()
     var storeHandOverScheduled = false
+    /// Hand-overs to the store not finished yet (read by a stop from off the loop).
+    let storeWritesInFlight = NIOLockedValueBox(0)
+    /// While stopping: the requests sent for calls (BYEs) not yet answered, so the stop can wait for them.
+    var stoppingSends: Set<TransactionKey> = []
 
     init(loop: any EventLoop, transport: SIPTransport, configuration: SIPEndpointConfiguration, store: Store, node: NodeConfiguration,
          nonceSecret: [UInt8], accounting: CallAccounting, callIDMarker: String? = nil, logger: Logger) {
@@ -133,15 +139,39 @@ public final class TrunkCallLoop: SIPFront, @unchecked Sendable {
         }
     }
 
-    func stop() {
-        loop.execute {
+    /// The node is stopping: new calls are refused from now on.
+    func beginStopping() {
+        loop.execute { self.core.stopping = true }
+    }
+
+    func callsInProgress() async -> Int {
+        (try? await loop.submit { self.core.callsInProgress }.get()) ?? 0
+    }
+
+    /// The drain period is over: the calls still up are cleared (`TrunkCallCore.clearAll`).
+    func clearAll(_ why: CallRejection) {
+        loop.execute { self.perform(self.core.clearAll(why, at: .now())) }
+    }
+
+    /// No call left here, and every request sent for them answered or given up.
+    func isQuiet() async -> Bool {
+        (try? await loop.submit { self.core.callsInProgress == 0 && self.stoppingSends.isEmpty && self.relays.isEmpty }.get()) ?? true
+    }
+
+    /// Stops taking datagrams, hands what is gathered for the store over now
+    /// (not at the end of the window), and returns once the store has it all.
+    func stop() async {
+        try? await loop.submit {
             self.active = false
-            // What is gathered for the store goes now, not at the end of the window.
             if self.storeHandOverScheduled { self.handOverToStore() }
             self.layerTimer?.task.cancel()
             self.layerTimer = nil
             self.callTimer?.cancel()
             self.callTimer = nil
+        }.get()
+        let by = ContinuousClock.now + .seconds(30)
+        while storeWritesInFlight.withLockedValue({ $0 }) > 0, ContinuousClock.now < by {
+            try? await Task.sleep(for: .milliseconds(10))
         }
     }
 
@@ -194,6 +224,8 @@ public final class TrunkCallLoop: SIPFront, @unchecked Sendable {
                     perform(core.bResponse(response, callID: callID, at: .now()))
                 } else if let relay = relays.removeValue(forKey: key) {
                     perform(relay.answered(response))
+                } else if core.stopping {
+                    stoppingSends.remove(key)
                 }
             case .failRequest(let error, let key):
                 if let callID = bInvites.removeValue(forKey: key) {
@@ -202,6 +234,8 @@ public final class TrunkCallLoop: SIPFront, @unchecked Sendable {
                     }
                 } else if let relay = relays.removeValue(forKey: key) {
                     perform(relay.answered(nil))
+                } else if core.stopping {
+                    stoppingSends.remove(key)
                 }
             case .sendCancel(let cancel, let destination):
                 _ = startClient(cancel, method: .cancel, to: destination, addVia: false)
@@ -232,7 +266,8 @@ public final class TrunkCallLoop: SIPFront, @unchecked Sendable {
                 SIPEndpoint.stamp(&ack, via: via, userAgent: nil)
                 perform(layer.sendACK(ack, to: destination, now: NIODeadline.now().uptimeNanoseconds))
             case .send(let request, let destination):
-                _ = startClient(request, method: request.method ?? .bye, to: destination)
+                let key = startClient(request, method: request.method ?? .bye, to: destination)
+                if core.stopping, let key { stoppingSends.insert(key) }
             case .relay(let relay):
                 if let key = startClient(relay.request, method: relay.request.method ?? .info, to: relay.destination) {
                     relays[key] = relay
@@ -288,9 +323,11 @@ public final class TrunkCallLoop: SIPFront, @unchecked Sendable {
         let work = storeDue
         storeDue = StoreWork()
         guard !work.isEmpty else { return }
-        let writes = self.writes, loop = self.loop
+        let writes = self.writes, loop = self.loop, inFlight = storeWritesInFlight
+        inFlight.withLockedValue { $0 += 1 }
         // One task for the pass, one wait per kind of write (`GroupCommit.submitAll`).
         Task {
+            defer { inFlight.withLockedValue { $0 -= 1 } }
             async let cdrs: Void = work.cdrs.isEmpty ? () : writes.record(work.cdrs)
             async let answers: Void = work.answers.isEmpty ? () : writes.recordAnswers(work.answers)
             if !work.admissions.isEmpty {
@@ -434,5 +471,20 @@ public final class TrunkCallLoops: SIPFront, Sendable {
         for l in loops { l.clearOutOfMoney(callIDs) }
     }
 
-    func stop() { for l in loops { l.stop() } }
+    func beginStopping() { for l in loops { l.beginStopping() } }
+
+    func callsInProgress() async -> Int {
+        var n = 0
+        for l in loops { n += await l.callsInProgress() }
+        return n
+    }
+
+    func clearAll(_ why: CallRejection) { for l in loops { l.clearAll(why) } }
+
+    func isQuiet() async -> Bool {
+        for l in loops where !(await l.isQuiet()) { return false }
+        return true
+    }
+
+    func stop() async { for l in loops { await l.stop() } }
 }

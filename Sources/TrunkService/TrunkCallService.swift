@@ -48,6 +48,11 @@ public actor TrunkCallService {
     var mobileCoreDestination: SIPDestination?
     var customerServers: [String: (destinations: [SIPDestination], until: Double)] = [:]
     let dialPlan: HandsetDialPlan
+    /// In-dialog requests sent (BYEs) whose answers are awaited, and store
+    /// writes under way: a stop waits for both.
+    var sendsInFlight = 0
+    var storeWritesInFlight = 0
+    var clearRequested = false
 
     public init(store: Store, node: NodeConfiguration, nonceSecret: [UInt8], logger: Logger) {
         self.store = store; self.node = node; self.logger = logger
@@ -147,9 +152,76 @@ public actor TrunkCallService {
         }
     }
 
+    // MARK: Stopping
+
+    /// What a stop did, for the log.
+    public struct StopReport: Sendable, Equatable {
+        /// Calls up (or being set up) when the stop began.
+        public var live: Int
+        /// Of those, still up at the end of the drain period and cleared by the platform.
+        public var cleared: Int
+        /// Whether every clearing BYE (and relayed request) was answered before the endpoint closed.
+        public var answered: Bool
+    }
+
+    /// Stops the service as an operator's SIGTERM asks: new calls are refused
+    /// at once (503, `X-Reason: Node Shutting Down`, Retry-After); the live
+    /// calls have `drain` to end on their own; any still up then are cleared
+    /// (`TrunkCallCore.clearAll`) and their BYEs given up to `answersWithin`
+    /// to be answered; finally every CDR and live-call row still on its way
+    /// is written before this returns, so the store can be closed after it.
+    /// `clearNow()` (a second signal) cuts the drain short.
+    public func stop(drainingFor drain: Duration, answersWithin grace: Duration = .seconds(4)) async -> StopReport {
+        core.stopping = true
+        loopCalls?.beginStopping()
+        let live = await callsInProgress()
+        var left = live
+        let drainEnds = ContinuousClock.now + drain
+        if live > 0 {
+            logger.notice("stopping: new calls are refused; waiting for the live calls to end",
+                          metadata: ["calls": "\(live)", "drain_seconds": "\(drain.components.seconds)"])
+        }
+        while left > 0, !clearRequested, ContinuousClock.now < drainEnds {
+            try? await Task.sleep(for: .milliseconds(100))
+            left = await callsInProgress()
+        }
+        var answered = true
+        if left > 0 {
+            logger.notice("stopping: clearing the calls still up", metadata: ["calls": "\(left)", "reason": "\(CallRejection.nodeStopping.reasonText)"])
+            await perform(core.clearAll(.nodeStopping, at: .now()))
+            loopCalls?.clearAll(.nodeStopping)
+            let answersBy = ContinuousClock.now + grace
+            while !(await isQuiet()) {
+                guard ContinuousClock.now < answersBy else { answered = false; break }
+                try? await Task.sleep(for: .milliseconds(20))
+            }
+            if !answered { logger.warning("stopping: not every clearing BYE was answered in time; closing anyway") }
+        }
+        stop()
+        await loopCalls?.stop()
+        // The actor's own writes (CDRs, live-call rows) still on their way.
+        let writesBy = ContinuousClock.now + .seconds(30)
+        while storeWritesInFlight > 0, ContinuousClock.now < writesBy { try? await Task.sleep(for: .milliseconds(10)) }
+        return StopReport(live: live, cleared: left, answered: answered)
+    }
+
+    /// A second stop signal: the drain period ends now.
+    public func clearNow() { clearRequested = true }
+
+    func callsInProgress() async -> Int {
+        core.callsInProgress + (await loopCalls?.callsInProgress() ?? 0)
+    }
+
+    /// No call left, and every request sent for them answered (or given up).
+    func isQuiet() async -> Bool {
+        guard core.callsInProgress == 0, sendsInFlight == 0 else { return false }
+        return await loopCalls?.isQuiet() ?? true
+    }
+
+    /// Stops at once: no drain, nothing cleared (the live calls stay live in the
+    /// store and are recorded as interrupted on the next start).
     public func stop() {
         endpoint?.setFront(nil)
-        loopCalls?.stop()
         refreshTask?.cancel()
         spendTask?.cancel()
         armedCallTimer?.cancel()
@@ -160,6 +232,8 @@ public actor TrunkCallService {
         do {
             core.directory = try await TrunkDirectory.load(from: store)
             loopCalls?.update(directory: core.directory)
+        } catch is CancellationError {
+            // The node is stopping: the reload was cut short, nothing is wrong.
         } catch {
             logger.error("could not reload accounts and trunks from the store; keeping the last copy", metadata: ["error": "\(error)"])
         }
@@ -198,7 +272,9 @@ public actor TrunkCallService {
             case .respond(let request, let response):
                 await request.respond(response)
             case .admit(let live, let limits):
+                storeWritesInFlight += 1
                 let result = await writes.admit(live, limits: limits)
+                storeWritesInFlight -= 1
                 await perform(core.admissionAnswered(callID: live.callID, result, at: .now()))
             case .sendInvite(let request, let destination, let callID):
                 Task {
@@ -218,14 +294,20 @@ public actor TrunkCallService {
             case .sendACK(let request, let destination):
                 try? await endpoint.sendACK(request, to: destination)
             case .send(let request, let destination):
-                Task { _ = try? await endpoint.send(request, to: destination) }
+                sendsInFlight += 1
+                Task {
+                    _ = try? await endpoint.send(request, to: destination)
+                    self.sendAnswered()
+                }
             case .relay(let relay):
                 Task {
                     let response = try? await endpoint.send(relay.request, to: relay.destination)
                     await self.perform(relay.answered(response))
                 }
             case .recordCDR(let cdr, let refused):
+                storeWritesInFlight += 1
                 await writes.record(cdr, refused: refused)
+                storeWritesInFlight -= 1
             case .recordAnswer(let callID, let at, let rate):
                 let writes = self.writes
                 Task { await writes.recordAnswer(callID: callID, at: at, rate: rate) }
@@ -242,6 +324,8 @@ public actor TrunkCallService {
     func bEvent(_ feed: (inout Core) -> [Core.Action]) async {
         await perform(feed(&core))
     }
+
+    func sendAnswered() { sendsInFlight -= 1 }
 
     func missingACK(callID: String) async {
         await perform(core.missingACK(callID: callID, at: .now()))

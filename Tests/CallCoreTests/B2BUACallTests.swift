@@ -223,6 +223,36 @@ extension B2BUACall.Action {
         #expect(actions.compactMap(\.record).first?.durationSeconds == 45)
     }
 
+    /// The node is stopping and the drain period is over (`platformClear`).
+    @Test func stoppingNodeClearsAnAnsweredCallBothWaysWithItsReason() throws {
+        var call = newCall()
+        let b = try #require(call.start(now: 0).first?.bRequest)
+        _ = call.bLegResponse(gatewayResponse(200, to: b), now: 10)
+        let actions = call.platformClear(.nodeStopping, now: 25)
+        let toA = try #require(actions.compactMap(\.aRequest).first)
+        #expect(toA.method == .bye && toA.firstValue("X-Reason") == "Node Shutting Down")
+        #expect(toA.firstValue(.reason) == "SIP ;cause=503 ;text=\"Node Shutting Down\"")
+        let toB = try #require(actions.compactMap(\.bRequest).first)
+        #expect(toB.method == .bye && toB.toTag == "gwtag" && !toB.contains("X-Reason") && toB.contains(.reason))
+        let record = try #require(actions.compactMap(\.record).first)
+        #expect(record.finalStatus == 200 && record.reason == "Node Shutting Down" && record.clearedBy == .platform && record.durationSeconds == 15)
+        #expect(call.state == .ended && call.platformClear(.nodeStopping, now: 26).isEmpty)
+    }
+
+    @Test func stoppingNodeRefusesACallStillRingingAndCancelsItsBLeg() throws {
+        var call = newCall()
+        let b = try #require(call.start(now: 0).first?.bRequest)
+        _ = call.bLegResponse(gatewayResponse(180, to: b), now: 1)
+        let actions = call.platformClear(.nodeStopping, now: 3)
+        let cancel = try #require(actions.compactMap(\.bRequest).first)
+        #expect(cancel.method == .cancel && cancel.cseq == SIPCSeq(1, .cancel) && cancel.callID == "b-leg-1@switch")
+        let refusal = try #require(actions.compactMap(\.aResponse).first)
+        #expect(refusal.statusCode == 503 && refusal.firstValue("X-Reason") == "Node Shutting Down" && refusal.firstValue(.retryAfter) == "30")
+        #expect(actions.compactMap(\.record).first?.finalStatus == 503 && actions.compactMap(\.record).first?.reason == "Node Shutting Down")
+        // The gateway's answer crossing the CANCEL is acknowledged and hung up, as for the caller's CANCEL.
+        #expect(call.bLegResponse(gatewayResponse(200, to: b), now: 3.1).compactMap(\.bRequest).map(\.method) == [.ack, .bye])
+    }
+
     @Test func noGatewayMeans503() {
         var call = B2BUACall(invite: aInvite, gateways: [], bCallID: "b", bFromTag: "t", aToTag: "a", localContact: "h", maxDuration: nil, costCapSeconds: nil)
         #expect(call.start(now: 0).first?.aResponse?.statusCode == 503)

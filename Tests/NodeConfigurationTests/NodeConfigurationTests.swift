@@ -60,6 +60,18 @@ import Testing
         ])
     }
 
+    @Test func drainPeriodLoadsAndBadValuesNameTheKey() throws {
+        let path = NSTemporaryDirectory() + "node-\(UUID().uuidString).yaml"
+        try "node: { drain_seconds: 0 }\n".write(toFile: path, atomically: true, encoding: .utf8)
+        #expect(try NodeConfiguration.load(path: path, environment: [:]).drainSeconds == 0)
+        #expect(NodeConfiguration.defaults.drainSeconds == 30)
+        try expectEachRefusedNamingItsKey(path: path, [
+            ("node: { drain_seconds: -1 }\n", "node.drain_seconds"),
+            ("node: { drain_seconds: 3601 }\n", "node.drain_seconds"),
+            ("node: { drain_seconds: later }\n", "node.drain_seconds"),
+        ])
+    }
+
     @Test func textSettingsLoadAndBadValuesNameTheKey() throws {
         let path = NSTemporaryDirectory() + "texts-\(UUID().uuidString).yaml"
         try "texts: { retry_first_seconds: 1, retry_max_seconds: 60, give_up_hours: 2, max_segments: 3 }\n"

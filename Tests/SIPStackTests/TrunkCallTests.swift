@@ -46,13 +46,14 @@ struct RunningSwitch {
     /// `callsOnEventLoop`: UDP trunk calls on the event loop that reads them
     /// (two: `SWITCHBOARD_TRUNK_CALLS_ON_LOOP=2`), else all through the actor service.
     static func start(database: String, gateways: [(name: String, port: Int)], node: String? = nil,
-                      silentAfterSeconds: Int? = nil, callsOnEventLoop: Bool = true) async throws -> RunningSwitch {
+                      silentAfterSeconds: Int? = nil, drainSeconds: Int? = nil, callsOnEventLoop: Bool = true) async throws -> RunningSwitch {
         let port = freePort()
         let config = NSTemporaryDirectory() + "switch-\(UUID().uuidString).yaml"
         // SIPp 3.6 answers only the first digest challenge and knows only MD5.
         var yaml = "sip:\n  listen: [udp:127.0.0.1:\(port)]\n  digest_algorithms: [MD5, SHA-256]\n"
         if let node { yaml += "node:\n  name: \(node)\n" }
         if let silentAfterSeconds { yaml += (node == nil ? "node:\n" : "") + "  silent_after_seconds: \(silentAfterSeconds)\n" }
+        if let drainSeconds { yaml += (node == nil && silentAfterSeconds == nil ? "node:\n" : "") + "  drain_seconds: \(drainSeconds)\n" }
         let httpPort = freeTCPPort()
         yaml += "http:\n  listen: 127.0.0.1:\(httpPort)\n"
         yaml += "database:\n  url: \"\(database)\"\n"
@@ -651,6 +652,54 @@ struct TrunkCallPolicyTests {
         let interrupted = try #require(try await fetchCDRs(location, count: 1, query: CDRQuery(tagTerm: "LIVE")).first)
         #expect(interrupted.interrupted && interrupted.reason == "Interrupted" && interrupted.to == "447700900124")
         #expect(try await fetchCDRs(location, count: 2).count == 2)
+    }
+
+    /// A graceful stop (SIGTERM, as `systemctl stop` sends): a new call is
+    /// refused at once with 503 `Node Shutting Down` and Retry-After; a live
+    /// call that ends during the drain period ends as usual; one still up
+    /// when it is over is cleared, BYE with that X-Reason; the process exits
+    /// 0 with both CDRs written, and the next start finds nothing interrupted.
+    @Test(arguments: [(StoreBackend.sqlite, true), (StoreBackend.postgres, false), (StoreBackend.postgres, true)])
+    func sigtermRefusesNewCallsDrainsThenClearsTheLiveOnesAndWritesTheirCDRs(backend: StoreBackend, callsOnEventLoop: Bool) async throws {
+        let (url, location) = try await freshDatabase(backend)
+        try await seedTrunkCustomer(location)
+        let (gateway, gwPort) = try startGateway(["-sn", "uas", "-m", "2"])
+        defer { gateway.kill() }
+        let sw = try await RunningSwitch.start(database: url, gateways: [("carrier", gwPort)], drainSeconds: 4, callsOnEventLoop: callsOnEventLoop)
+        defer { sw.stop() }
+        let ends = try placeCallInBackground(uacScenario(number: "447700900123", headers: ["X-simwood-tag: ENDS"],
+                                                         plan: .hangUpAfter(milliseconds: 3000)), switchPort: sw.port, timeoutSeconds: 30)
+        defer { ends.stop() }
+        let cleared = try placeCallInBackground(uacScenario(number: "447700900124", headers: ["X-simwood-tag: CLEARED"],
+                                                            plan: .awaitBye(checks: ["X-Reason: Node Shutting Down"])),
+                                                switchPort: sw.port, timeoutSeconds: 30)
+        defer { cleared.stop() }
+        try await Task.sleep(for: .milliseconds(1500))  // both answered
+        #expect(kill(sw.process.pid, SIGTERM) == 0)
+        try await Task.sleep(for: .milliseconds(300))
+        let refused = try await placeCall(uacScenario(number: "447700900125", headers: ["X-simwood-tag: REFUSED"], plan: .refused(503),
+                                                      checks: ["X-Reason: Node Shutting Down", "Retry-After: 30"]), switchPort: sw.port)
+        #expect(refused.status == 0 && refused.successful == 1, "\(refused.output.suffix(2000))")
+        let (status, output, timedOut) = await sw.process.wait(timeout: .seconds(30))
+        #expect(status == 0 && !timedOut, "exit \(status): \(output.suffix(3000))")
+        #expect(output.contains("calls_at_stop=2 cleared=1 clearing_byes_answered=true"), "\(output.suffix(3000))")
+        for call in [ends, cleared] {
+            let (s, o, _) = await call.process.wait(timeout: .seconds(20))
+            #expect(s == 0, "\(o.suffix(2000))")
+        }
+        // The store was closed with both CDRs in it: read without starting the switch again.
+        let done = try #require(try await fetchCDRs(location, count: 1, query: CDRQuery(tagTerm: "ENDS")).first)
+        #expect(done.finalStatus == 200 && done.reason == nil && !done.interrupted && (2...4).contains(done.durationSeconds), "\(done)")
+        let cut = try #require(try await fetchCDRs(location, count: 1, query: CDRQuery(tagTerm: "CLEARED")).first)
+        #expect(cut.finalStatus == 200 && cut.reason == "Node Shutting Down" && !cut.interrupted && (3...6).contains(cut.durationSeconds), "\(cut)")
+        #expect(cut.cost > 0)
+        #expect(try await fetchCDRs(location, count: 0, query: CDRQuery(tagTerm: "REFUSED")).isEmpty)
+        // Nothing was left live: the next start records no call as interrupted.
+        let again = try await RunningSwitch.start(database: url, gateways: [("carrier", gwPort)])
+        defer { again.stop() }
+        try await Task.sleep(for: .milliseconds(500))
+        let all = try await fetchCDRs(location, count: 2)
+        #expect(all.count == 2 && all.allSatisfy { !$0.interrupted }, "\(all.map { ($0.tag ?? "", $0.reason ?? "") })")
     }
 
     /// T9 "correct across a cluster": two nodes on one PostgreSQL share the

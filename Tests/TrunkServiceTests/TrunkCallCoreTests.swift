@@ -272,6 +272,38 @@ func answeredCall(_ core: inout Core, callID: String = "a-1@pbx", maxdur: Int? =
     /// A CANCEL while the store is still recording the call (the endpoint has
     /// answered 200 and 487): the gateway is never called, the channel is given
     /// back, and the CDR says 487.
+    /// SIGTERM: new calls are refused at once; the calls up go on until the
+    /// drain period is over; then the answered one is cleared BYE both ways,
+    /// and one the store was still recording is refused once it has, its
+    /// CDR ending the live-call row; the channels are given back.
+    @Test func aStoppingNodeRefusesNewCallsThenClearsTheLiveOnesWithTheirCDRs() throws {
+        var core = try makeCore(trunkLimits: CallLimits(channels: 2))
+        let (b, _) = try answeredCall(&core, callID: "a-1@pbx")
+        _ = core.received(try invite(callID: "a-2@pbx"), contact: "", at: clock(6))  // waiting for the store
+        core.stopping = true
+        let refused = core.received(try invite(callID: "a-3@pbx"), contact: "", at: clock(7))
+        #expect(refused.codes == [503] && refused.count == 1)
+        let answer = try #require(refused.responses.first)
+        #expect(answer.firstValue(CallControlHeaders.reasonHeader) == "Node Shutting Down" && answer.firstValue(.retryAfter) == "30")
+        #expect(core.callsInProgress == 2)
+
+        let cleared = core.clearAll(.nodeStopping, at: clock(35))
+        let byes = cleared.compactMap(\.sent).map(\.0)
+        #expect(byes.map(\.method) == [.bye, .bye])
+        #expect(byes.contains { $0.callID == b.callID } && byes.contains { $0.callID == "a-1@pbx" && $0.firstValue(CallControlHeaders.reasonHeader) == "Node Shutting Down" })
+        let (cdr, wasRefused) = try #require(cleared.compactMap(\.cdr).first)
+        #expect(!wasRefused && cdr.callID == "a-1@pbx" && cdr.reason == "Node Shutting Down" && cdr.durationSeconds == 30 && cdr.finalStatus == 200)
+
+        let late = core.admitted(callID: "a-2@pbx", refusedAt: nil, at: clock(35.1))
+        #expect(late.codes == [503] && late.compactMap(\.bInvite).isEmpty)
+        #expect(late.compactMap(\.cdr).first.map { $0.0.callID == "a-2@pbx" && $0.0.reason == "Node Shutting Down" } == true)
+        #expect(core.callsInProgress == 0)
+        // Both channels are free: a core that stops stopping takes two calls again.
+        core.stopping = false
+        core.clearing = false
+        for id in ["a-4@pbx", "a-5@pbx"] { #expect(core.received(try invite(callID: id), contact: "", at: clock(36)).first?.live != nil) }
+    }
+
     @Test func cancelWhileTheStoreRecordsTheCallNeverReachesTheGateway() throws {
         var core = try makeCore(trunkLimits: CallLimits(channels: 1))
         _ = core.received(try invite(), contact: "", at: clock(0))
