@@ -138,6 +138,9 @@ public struct B2BUACall: Sendable {
 
     public var aCallID: String { aInvite.callID ?? "" }
     public var bLegCallID: String { bCallID }
+    /// Over, with its B leg's INVITE cancelled: the gateway's 2xx may still
+    /// cross the CANCEL and must then be ACKed and hung up (`bLegResponse`).
+    public var awaitsAnswerToCancel: Bool { state == .ended && cancelled }
     /// The gateway the B leg is on now (index into `gateways`).
     public var currentGateway: Int { attempt }
 

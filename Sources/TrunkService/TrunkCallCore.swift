@@ -204,6 +204,9 @@ public struct TrunkCallCore<Request: CallRequest>: ~Copyable {
     var calls: [String: Call] = [:]
     var pending: [String: Pending] = [:]
     var aCallIDOfB: [String: String] = [:]
+    /// Calls over whose B leg's INVITE was cancelled, until the gateway's final
+    /// answer to it: a 2xx crossing the CANCEL is ACKed and hung up (RFC 3261 §9.1, §15).
+    var cancelledCalls: [String: Call] = [:]
     var timers = TimerQueue<CallTimerID>()
     var armedTimer: UInt64?
     /// How many new calls are taken while the socket is (or lately was) behind; the rest are refused (`refuseOverloaded`).
@@ -228,6 +231,8 @@ public struct TrunkCallCore<Request: CallRequest>: ~Copyable {
     public var liveCallCount: Int { calls.count }
     /// Calls bridged or waiting for the store to record them as live.
     public var callsInProgress: Int { calls.count + pending.count }
+    /// Cancelled B legs whose INVITE has no final answer yet.
+    public var cancelledBLegsUnanswered: Int { cancelledCalls.count }
     public func hasCall(_ callID: String) -> Bool { calls[callID] != nil || pending[callID] != nil }
     /// Whether a Call-ID is one of this core's calls, either leg.
     public func knows(_ callID: String) -> Bool { hasCall(callID) || aCallIDOfB[callID] != nil }
@@ -496,7 +501,7 @@ public struct TrunkCallCore<Request: CallRequest>: ~Copyable {
 
     /// A response to the B leg's INVITE (`callID`: the A leg's).
     public mutating func bResponse(_ response: SIPMessage, callID: String, at clock: CallClock) -> [Action] {
-        guard let call = calls[callID] else { return [] }
+        guard let call = calls[callID] else { return answerToCancelledInvite(response, callID: callID, at: clock) }
         let wasAnswered = call.machine.state == .answered
         var out = event(callID, at: clock) { $0.bLegResponse(response, now: clock.wall) }
         // With a store shared by a cluster, an answered call is recorded there
@@ -509,14 +514,29 @@ public struct TrunkCallCore<Request: CallRequest>: ~Copyable {
         return out
     }
 
+    /// The final answer to a cancelled B leg's INVITE: a 487 ends the wait;
+    /// a 2xx that crossed the CANCEL is ACKed and the gateway's dialog hung up
+    /// (else the gateway would hold the call up until its own ACK timeout).
+    mutating func answerToCancelledInvite(_ response: SIPMessage, callID: String, at clock: CallClock) -> [Action] {
+        guard let call = cancelledCalls[callID], let code = response.statusCode, code >= 200 else { return [] }
+        cancelledCalls[callID] = nil
+        var out: [Action] = []
+        perform(call.machine.bLegResponse(response, now: clock.wall), call, callID: callID, at: clock, into: &out)
+        return out
+    }
+
     /// The B leg's INVITE had no final response in time (Timer B).
     public mutating func bTimeout(callID: String, at clock: CallClock) -> [Action] {
-        event(callID, at: clock) { $0.bLegTimeout(now: clock.wall) }
+        cancelledCalls[callID] = nil
+        return event(callID, at: clock) { $0.bLegTimeout(now: clock.wall) }
     }
 
     /// The gateway cannot be reached: treated as 503, so the next one is tried.
     public mutating func bUnreachable(callID: String, at clock: CallClock) -> [Action] {
-        guard let bCallID = calls[callID]?.machine.bLegCallID else { return [] }
+        guard let bCallID = calls[callID]?.machine.bLegCallID else {
+            cancelledCalls[callID] = nil
+            return []
+        }
         var r = SIPMessage(response: 503, reasonPhrase: "Service Unavailable")
         r.append(.callID, bCallID)
         return bResponse(r, callID: callID, at: clock)
@@ -622,6 +642,7 @@ public struct TrunkCallCore<Request: CallRequest>: ~Copyable {
         guard let call = calls.removeValue(forKey: callID) else { return nil }
         for timer in CallTimer.allCases { _ = timers.cancel(CallTimerID(callID: callID, timer: timer)) }
         aCallIDOfB[call.machine.bLegCallID] = nil
+        if call.machine.awaitsAnswerToCancel { cancelledCalls[callID] = call }
         release(call.admission, account: call.attempt.account.id)
         let cdr = call.attempt.cdr(callID: callID, record: record, onTrunk: call.simICCID == nil)
         directory.debit(account: cdr.accountID, cdr.cost)

@@ -155,7 +155,8 @@ public final class TrunkCallLoop: SIPFront, @unchecked Sendable {
 
     /// No call left here, and every request sent for them answered or given up.
     func isQuiet() async -> Bool {
-        (try? await loop.submit { self.core.callsInProgress == 0 && self.stoppingSends.isEmpty && self.relays.isEmpty }.get()) ?? true
+        (try? await loop.submit { self.core.callsInProgress == 0 && self.core.cancelledBLegsUnanswered == 0
+                && self.stoppingSends.isEmpty && self.relays.isEmpty }.get()) ?? true
     }
 
     /// Stops taking datagrams, hands what is gathered for the store over now

@@ -212,9 +212,10 @@ public actor TrunkCallService {
         core.callsInProgress + (await loopCalls?.callsInProgress() ?? 0)
     }
 
-    /// No call left, and every request sent for them answered (or given up).
+    /// No call left, every request sent for them answered (or given up), and
+    /// every cancelled B leg's INVITE answered (a 2xx crossing the CANCEL is hung up).
     func isQuiet() async -> Bool {
-        guard core.callsInProgress == 0, sendsInFlight == 0 else { return false }
+        guard core.callsInProgress == 0, core.cancelledBLegsUnanswered == 0, sendsInFlight == 0 else { return false }
         return await loopCalls?.isQuiet() ?? true
     }
 

@@ -571,6 +571,22 @@ struct TrunkCallTests {
         #expect(cdr.finalStatus == 487 && cdr.cost == 0 && cdr.answerAt == nil)
     }
 
+    /// The gateway's 200 crosses the caller's CANCEL: the caller gets its 487
+    /// and the CDR says 487, and the gateway's answered dialog is ACKed and
+    /// hung up with BYE, not left up until the gateway gives up on its ACK.
+    @Test(arguments: [true, false])
+    func anAnswerCrossingTheCancelIsACKedAndHungUp(callsOnEventLoop: Bool) async throws {
+        let bed = try await TrunkTestbed.start(.sqlite, gateway: ["-sf", fixture("sipp/gw_answer_crossing_cancel.xml"), "-m", "1"],
+                                               callsOnEventLoop: callsOnEventLoop)
+        defer { bed.stop() }
+        let result = try await placeCall(uacScenario(number: "447700900123", plan: .cancelAfterRinging(milliseconds: 500)), switchPort: bed.sw.port)
+        #expect(result.status == 0 && result.successful == 1, "\(result.output.suffix(2000))")
+        let (gs, go, _) = await bed.gateway.wait(timeout: .seconds(20))
+        #expect(gs == 0, "gateway: \(go.suffix(1500))")
+        let cdr = try #require(try await fetchCDRs(bed.location, count: 1).first)
+        #expect(cdr.finalStatus == 487 && cdr.cost == 0 && cdr.answerAt == nil)
+    }
+
     @Test(arguments: StoreBackend.allCases)
     func byeFromTheGatewayReachesTheCaller(backend: StoreBackend) async throws {
         let bed = try await TrunkTestbed.start(backend, gateway: ["-sf", fixture("sipp/gw_answer_then_bye.xml"), "-m", "1"])

@@ -266,7 +266,30 @@ func answeredCall(_ core: inout Core, callID: String = "a-1@pbx", maxdur: Int? =
         #expect(!ended)
         // The gateway's 487 to the cancelled INVITE changes nothing.
         let late = core.bResponse(answer(487, to: b), callID: "a-1@pbx", at: clock(2.1))
-        #expect(late.isEmpty)
+        #expect(late.isEmpty && core.cancelledBLegsUnanswered == 0)
+    }
+
+    /// The gateway answered 200 as the caller's CANCEL crossed it (RFC 3261 §9.1):
+    /// the call is over for the caller (487, CDR), but the gateway's dialog is
+    /// up and would stay up until its own ACK timeout, billing: it is ACKed and hung up.
+    @Test func aGatewaysAnswerCrossingTheCancelIsACKedAndHungUp() throws {
+        var core = try makeCore()
+        _ = core.received(try invite(), contact: "", at: clock(0))
+        let b = try #require(core.admitted(callID: "a-1@pbx", refusedAt: nil, at: clock(0)).compactMap(\.bInvite).first).0
+        _ = core.bResponse(answer(180, to: b), callID: "a-1@pbx", at: clock(1))
+        let inviteText = String(decoding: try invite().message.serialized(), as: UTF8.self)
+        let cancel = try SIPMessage(parsing: inviteText.replacingOccurrences(of: "INVITE sip:", with: "CANCEL sip:")
+            .replacingOccurrences(of: "CSeq: 10 INVITE", with: "CSeq: 10 CANCEL"))
+        let cancelling = core.received(TestRequest(message: cancel, source: try SocketAddress(ipAddress: pbx, port: 5060)), contact: "", at: clock(2))
+        #expect(cancelling.compactMap(\.cdr).first?.0.finalStatus == 487 && core.cancelledBLegsUnanswered == 1)
+        let crossed = core.bResponse(answer(200, to: b), callID: "a-1@pbx", at: clock(2.05))
+        let ack = try #require(crossed.compactMap(\.ack).first)
+        #expect(ack.callID == b.callID && ack.toTag == "gwtag")
+        let bye = try #require(crossed.compactMap(\.sent).first)
+        #expect(bye.0.method == .bye && bye.0.callID == b.callID && bye.1.address.ipAddress == "198.51.100.1")
+        #expect(crossed.responses.isEmpty && crossed.compactMap(\.cdr).isEmpty)  // the caller has its 487, the call its CDR
+        #expect(core.cancelledBLegsUnanswered == 0)
+        #expect(core.bResponse(answer(200, to: b), callID: "a-1@pbx", at: clock(2.1)).isEmpty)
     }
 
     /// A CANCEL while the store is still recording the call (the endpoint has
