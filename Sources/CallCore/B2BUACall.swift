@@ -252,12 +252,9 @@ public struct B2BUACall: Sendable {
     /// and end the call; the endpoint has already answered 200/487 on the A leg.
     public mutating func aLegCancel(now: Double) -> [Action] {
         guard state == .routing || state == .early, let bInvite else { return [] }
-        var cancel = SIPMessage(request: .cancel, uri: bInvite.requestURI ?? "")
-        for h: SIPHeaderName in [.from, .to, .callID] { if let v = bInvite.firstValue(h) { cancel.append(h, v) } }
-        cancel.append(.cseq, "\(bCSeq) CANCEL")
         state = .ended
         cancelled = true
-        return [.sendToB(cancel, gateway: attempt),
+        return [.sendToB(cancelRequest(for: bInvite), gateway: attempt),
                 .writeRecord(record(status: 487, reason: nil, clearedBy: .caller, now: now))]
     }
 
@@ -324,14 +321,19 @@ public struct B2BUACall: Sendable {
         case .routing, .early:
             var actions: [Action] = []
             if let bInvite {
-                var cancel = SIPMessage(request: .cancel, uri: bInvite.requestURI ?? "")
-                for h: SIPHeaderName in [.from, .to, .callID] { if let v = bInvite.firstValue(h) { cancel.append(h, v) } }
-                cancel.append(.cseq, "\(bCSeq) CANCEL")
-                actions.append(.sendToB(cancel, gateway: attempt))
+                actions.append(.sendToB(cancelRequest(for: bInvite), gateway: attempt))
                 cancelled = true
             }
             return actions + endBeforeAnswer(why.statusCode, reason: why, now: now)
         }
+    }
+
+    /// The CANCEL of the B leg's INVITE (RFC 3261 §9.1: its Request-URI, From, To, Call-ID and CSeq number).
+    func cancelRequest(for bInvite: SIPMessage) -> SIPMessage {
+        var cancel = SIPMessage(request: .cancel, uri: bInvite.requestURI ?? "")
+        for h: SIPHeaderName in [.from, .to, .callID] { if let v = bInvite.firstValue(h) { cancel.append(h, v) } }
+        cancel.append(.cseq, "\(bCSeq) CANCEL")
+        return cancel
     }
 
     /// BYE to both legs with the platform's reason (X-Reason to the caller, Reason to both).

@@ -177,7 +177,7 @@ public actor TrunkCallService {
         let live = await callsInProgress()
         var left = live
         let drainEnds = ContinuousClock.now + drain
-        if live > 0 {
+        if live > 0, drain > .zero {
             logger.notice("stopping: new calls are refused; waiting for the live calls to end",
                           metadata: ["calls": "\(live)", "drain_seconds": "\(drain.components.seconds)"])
         }
