@@ -223,7 +223,7 @@ public struct TrunkCallCore<Request: CallRequest>: ~Copyable {
                               algorithms: node.digestAlgorithms.compactMap { DigestAlgorithm(token: $0) })
     }
 
-    /// The node is stopping: new calls are refused (`refuseStopping`).
+    /// The node is stopping: new calls are refused (`refuseNewCall`).
     public var stopping = false
     /// The drain period is over: calls the store records as live from now on are refused, not bridged.
     var clearing = false
@@ -386,15 +386,12 @@ public struct TrunkCallCore<Request: CallRequest>: ~Copyable {
             let record = CallRecord(aLegCallID: callID, setupAt: p.startAt, endedAt: cancelledAt, finalStatus: 487, clearedBy: .caller)
             return [.recordCDR(call.attempt.cdr(callID: callID, record: record, onTrunk: call.simICCID == nil), refused: false)]
         }
-        if clearing {
-            // Recorded as live after the drain period: refused, its CDR ends the live-call row.
+        // Refused by a limit the store found full, or recorded as live after a
+        // stop's drain period; either way its CDR ends the live-call row.
+        let refusal = clearing ? CallRejection.nodeStopping : refusedAt.flatMap { $0 < p.checks.count ? p.checks[$0].rejection : nil }
+        if let refusal {
             release(call.admission, account: call.attempt.account.id)
-            return reject(call.request, .nodeStopping, account: call.attempt.account.id, trunk: call.simICCID == nil ? call.attempt.trunk.id : nil,
-                          controls: call.attempt.controls, now: clock.wall, attempt: call.attempt)
-        }
-        if let i = refusedAt, i < p.checks.count {
-            release(call.admission, account: call.attempt.account.id)
-            return reject(call.request, p.checks[i].rejection, account: call.attempt.account.id, trunk: call.simICCID == nil ? call.attempt.trunk.id : nil,
+            return reject(call.request, refusal, account: call.attempt.account.id, trunk: call.simICCID == nil ? call.attempt.trunk.id : nil,
                           controls: call.attempt.controls, now: clock.wall, attempt: call.attempt)
         }
         aCallIDOfB[call.machine.bLegCallID] = callID
