@@ -490,11 +490,18 @@ public struct SIMRegistrationSettings: Sendable, Equatable {
     public var reloadSeconds: Int = 10
     /// Whether this node registers SIMs not placed on any node (a single node does).
     public var takesUnplaced = true
+    /// Whether a stopping node removes its own Contact of each SIM from the
+    /// SIM's registrar (RFC 3261 §10.2.2), so that the customer's server
+    /// stops sending calls to a node that is gone instead of waiting out the
+    /// binding. Off keeps the bindings across a quick restart (the node's
+    /// address answers again before they expire; re-registering thousands of
+    /// SIMs at `per_second` takes longer).
+    public var deregistersOnStop = true
 
     public init() {}
 
     init(parsing m: [String: Any]) throws(ConfigurationError) {
-        let known = ["contact_host", "expires", "per_second", "reload_seconds", "takes_unplaced"]
+        let known = ["contact_host", "deregister_on_stop", "expires", "per_second", "reload_seconds", "takes_unplaced"]
         for key in m.keys.sorted() where !known.contains(key) {
             throw ConfigurationError("sims.registration.\(key)", "unknown key (known: \(known.joined(separator: ", ")))")
         }
@@ -517,6 +524,10 @@ public struct SIMRegistrationSettings: Sendable, Equatable {
         if let v = m["takes_unplaced"] {
             guard let b = v as? Bool else { throw ConfigurationError("sims.registration.takes_unplaced", "must be true or false") }
             takesUnplaced = b
+        }
+        if let v = m["deregister_on_stop"] {
+            guard let b = v as? Bool else { throw ConfigurationError("sims.registration.deregister_on_stop", "must be true or false") }
+            deregistersOnStop = b
         }
     }
 }

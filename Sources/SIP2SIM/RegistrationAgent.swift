@@ -146,11 +146,20 @@ public actor RegistrationAgent {
         }
     }
 
+    /// What a stop's de-registration did: of the SIMs this node had, how
+    /// many were still being de-registered when the time was up.
+    public struct Deregistration: Sendable, Equatable {
+        public var sims: Int
+        public var unconfirmed: Int
+    }
+
     /// De-registers every SIM (our Contacts only) and waits, at most `timeout`
-    /// seconds, for the registrars to confirm.
-    public func deregisterAll(timeout: Double = 10) async {
+    /// seconds, for the registrars to confirm. From here on nothing registers.
+    @discardableResult
+    public func deregisterAll(timeout: Double = 10) async -> Deregistration {
         stopping = true
         let now = Self.now()
+        let sims = machines.count
         for iccid in Array(machines.keys) { event(.stop(now: now), for: iccid) }
         let end = now + timeout
         while !machines.isEmpty, Self.now() < end {
@@ -158,6 +167,7 @@ public actor RegistrationAgent {
             try? await Task.sleep(for: .milliseconds(20))
         }
         await flushStatus()
+        return Deregistration(sims: sims, unconfirmed: machines.count)
     }
 
     public func status(of iccid: ICCID) -> RegistrationStatus? { statuses[iccid] }

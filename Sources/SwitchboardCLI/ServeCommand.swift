@@ -154,18 +154,19 @@ struct Serve: AsyncParsableCommand {
         let registrationTask = Task { await registrations.run() }
 
         // The REST API (http.listen); it shares the store and the SIP realm.
-        var api: Task<Void, Never>?
+        var api: (service: WebAPIService, task: Task<Void, Never>)?
         if let http = node.httpListen {
             let server = WebAPIServer(store: store, realm: node.sipRealm, host: http.host, port: http.port, logger: logger,
                                       simPasswordCipher: simCipher,
                                       textGateway: TextGatewaySettings(maxSegments: node.textMaxSegments,
                                                                        mobileCoreConfigured: node.mobileCore != nil,
                                                                        accepted: { texts.wakeUp() }))
-            api = Task {
-                do { try await server.run() } catch {
+            let service = server.makeService()
+            api = (service, Task {
+                do { try await service.run() } catch {
                     logger.critical("the REST API stopped", metadata: ["error": "\(error)"])
                 }
-            }
+            })
             logger.info("REST API listening", metadata: ["address": "\(http.host):\(http.port)"])
         }
         // Run until SIGTERM (systemctl stop) or SIGINT (Ctrl-C); a second one cuts the drain short.
@@ -184,13 +185,35 @@ struct Serve: AsyncParsableCommand {
             logger.notice("stopping", metadata: ["signal": "\(signal)", "drain_seconds": "\(Int(node.drainSeconds))"])
             break
         }
+        // Meanwhile this node's Contact of each SIM is removed from the SIM's
+        // registrar (RFC 3261 §10.2.2; only ours, never `*`, as in S9), so that
+        // the customer's server stops sending calls to a node that is going.
+        registrationTask.cancel()
+        let deregistration: Task<RegistrationAgent.Deregistration?, Never> = Task { [agent, deregisters = r.deregistersOnStop] in
+            guard deregisters else { return nil }
+            return await agent.deregisterAll(timeout: 10)
+        }
         // New calls are refused from here; live calls drain, then are cleared;
         // their CDRs are written before the store closes.
         let report = await calls.stop(drainingFor: .milliseconds(Int(node.drainSeconds * 1000)))
+        if let removed = await deregistration.value {
+            if removed.unconfirmed == 0 {
+                logger.notice("SIM registrations removed", metadata: ["sims": "\(removed.sims)"])
+            } else {
+                logger.warning("some SIM registrars did not confirm the removal within 10 s: their bindings expire on their own",
+                               metadata: ["sims": "\(removed.sims)", "unconfirmed": "\(removed.unconfirmed)"])
+            }
+        }
+        // The API stays up through the drain (live calls can be watched);
+        // now it takes no new connection, and requests in flight get 10 s to be answered.
+        if let api {
+            await api.service.stop()
+            let cutOff = Task { try? await Task.sleep(for: .seconds(10)); api.task.cancel() }
+            await api.task.value
+            cutOff.cancel()
+        }
         signalWatch.cancel()
-        api?.cancel()
         membership.cancel()
-        registrationTask.cancel()
         agentTask.cancel()
         await texts.stop()
         await endpoint.shutdown()

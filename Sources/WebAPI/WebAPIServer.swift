@@ -6,6 +6,7 @@ import Logging
 import NIOCore
 import Provisioning
 import Rating
+import ServiceLifecycle
 import SIMs
 import Store
 
@@ -111,6 +112,28 @@ public struct WebAPIServer: Sendable {
     public func run() async throws {
         try await makeApplication().run()
     }
+
+    /// The API as a service that can be stopped gracefully (a node's stop).
+    public func makeService() -> WebAPIService { WebAPIService(makeApplication(), logger: logger) }
+}
+
+/// The REST API running in its own service group, so that a stopping node
+/// can stop it gracefully: no new connections, and each request already
+/// being read or handled is answered before its connection closes, where
+/// cancelling would cut it off (a provisioning request would get no answer
+/// whether or not it was stored).
+public final class WebAPIService: Sendable {
+    let group: ServiceGroup
+
+    init(_ application: some ApplicationProtocol, logger: Logger) {
+        group = ServiceGroup(configuration: ServiceGroupConfiguration(services: [application], logger: logger))
+    }
+
+    /// Serves until `stop` (or cancellation).
+    public func run() async throws { try await group.run() }
+
+    /// Stops taking connections and lets requests in flight finish; `run` returns once they have.
+    public func stop() async { await group.triggerGracefulShutdown() }
 }
 
 /// Authenticates (except for the OpenAPI document), turns every error into

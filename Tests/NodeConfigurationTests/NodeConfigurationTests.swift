@@ -29,16 +29,18 @@ import Testing
 
     @Test func simRegistrationSettingsLoadAndBadValuesNameTheKey() throws {
         let path = NSTemporaryDirectory() + "reg-\(UUID().uuidString).yaml"
-        try "sims:\n  registration: { contact_host: 192.0.2.7, expires: 600, per_second: 50, reload_seconds: 5, takes_unplaced: false }\n"
+        try "sims:\n  registration: { contact_host: 192.0.2.7, expires: 600, per_second: 50, reload_seconds: 5, takes_unplaced: false, deregister_on_stop: false }\n"
             .write(toFile: path, atomically: true, encoding: .utf8)
         let r = try NodeConfiguration.load(path: path, environment: [:]).simRegistration
         #expect(r.contactHost == "192.0.2.7" && r.expires == 600 && r.perSecond == 50 && r.reloadSeconds == 5 && !r.takesUnplaced)
+        #expect(!r.deregistersOnStop && NodeConfiguration.defaults.simRegistration.deregistersOnStop)
         #expect(NodeConfiguration.defaults.simRegistration.reloadSeconds <= 60)  // S1: changes within a minute
 
         for (yaml, key) in [
             ("sims:\n  registration: { reload_seconds: 120 }\n", "sims.registration.reload_seconds"),
             ("sims:\n  registration: { expires: 10 }\n", "sims.registration.expires"),
             ("sims:\n  registration: { takes_unplaced: maybe }\n", "sims.registration.takes_unplaced"),
+            ("sims:\n  registration: { deregister_on_stop: sometimes }\n", "sims.registration.deregister_on_stop"),
             ("sims:\n  registration: { per_minute: 5 }\n", "sims.registration.per_minute"),
         ] {
             try yaml.write(toFile: path, atomically: true, encoding: .utf8)

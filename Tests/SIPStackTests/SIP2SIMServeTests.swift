@@ -29,7 +29,8 @@ struct SIP2SIMServeTests {
         return Set(response.contacts.compactMap { $0.address?.uri.description })
     }
 
-    static func nodeConfig(name: String, host: String, port: Int, database: String, takesUnplaced: Bool) throws -> String {
+    static func nodeConfig(name: String, host: String, port: Int, database: String, takesUnplaced: Bool,
+                           deregistersOnStop: Bool = true) throws -> String {
         let path = NSTemporaryDirectory() + "switch-\(name)-\(UUID().uuidString).yaml"
         let yaml = """
             node: { name: \(name) }
@@ -41,7 +42,7 @@ struct SIP2SIMServeTests {
               url: "\(database)"
             sims:
               password_key: "\(Data(repeating: 5, count: 32).base64EncodedString())"
-              registration: { expires: 120, reload_seconds: 1, takes_unplaced: \(takesUnplaced) }
+              registration: { expires: 120, reload_seconds: 1, takes_unplaced: \(takesUnplaced), deregister_on_stop: \(deregistersOnStop) }
             """
         try yaml.write(toFile: path, atomically: true, encoding: .utf8)
         return path
@@ -130,5 +131,37 @@ extension SIP2SIMServeTests {
             return new == [contact] && old.isEmpty
         }
         #expect(moved, "within 60 s the SIM is bound as 7002 only")
+    }
+}
+
+extension SIP2SIMServeTests {
+    /// A stopping node (SIGTERM, as `systemctl stop` sends) removes its own
+    /// Contact of each SIM from the registrar before it exits, so the
+    /// customer's server stops sending calls to it (RFC 3261 §10.2.2); with
+    /// `deregister_on_stop: false` the binding is left to outlive a restart.
+    @Test(arguments: [true, false])
+    func aStoppingNodeRemovesItsSIMBindingsUnlessToldNotTo(deregisters: Bool) async throws {
+        let registrar = try await KamailioRegistrar(users: [("7001", "sim-pw")])
+        let (database, _) = try await freshDatabase(.sqlite)
+        let port = freePort()
+        let config = try Self.nodeConfig(name: "a", host: "127.0.0.2", port: port, database: database, takesUnplaced: true,
+                                         deregistersOnStop: deregisters)
+        try await Self.provisionSIM(at: registrar, username: "7001", password: "sim-pw", config: config)
+        let serve = try ExternalProcess(try switchboardBinary(), ["serve", "--config", config])
+        defer { serve.kill() }
+        let contact = "sip:\(Self.iccid)@127.0.0.2:\(port)"
+        #expect(try await Self.bound(registrar, user: "7001", password: "sim-pw", to: [contact]), "the SIM did not register")
+
+        #expect(kill(serve.pid, SIGTERM) == 0)
+        let (status, output, timedOut) = await serve.wait(timeout: .seconds(30))
+        #expect(status == 0 && !timedOut, "exit \(status): \(output.suffix(3000))")
+        let left = try await Self.bindings(registrar, user: "7001", password: "sim-pw")
+        if deregisters {
+            #expect(left.isEmpty, "the stopped node's Contact is still bound: \(left)")
+            #expect(output.contains("SIM registrations removed") && output.contains("sims=1"), "\(output.suffix(3000))")
+        } else {
+            #expect(left == [contact], "the binding should outlive the stop: \(left)")
+            #expect(!output.contains("SIM registrations removed"), "\(output.suffix(3000))")
+        }
     }
 }

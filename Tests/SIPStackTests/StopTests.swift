@@ -1,0 +1,80 @@
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+import Store
+import Testing
+import TestSupport
+
+/// What a stopping node does with its REST API: a request already in flight
+/// when the stop signal comes is answered, and what it asked for is stored,
+/// before the process exits; only then does the API close.
+@Suite("Stopping switchboard serve", .serialized)
+struct StopTests {
+    /// One HTTP/1.1 exchange on a plain TCP connection, sent in two parts:
+    /// `first`, then after `between()` has run, `rest`. Returns everything
+    /// the server sent until it closed the connection (at most 15 s).
+    static func exchangeInTwoParts(port: Int, first: String, rest: String, between: () async throws -> Void) async throws -> String {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        try #require(fd >= 0)
+        defer { close(fd) }
+        var timeout = timeval(tv_sec: 15, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        try #require(connected == 0, "could not connect to the REST API on \(port)")
+        func sendAll(_ text: String) {
+            let bytes = Array(text.utf8)
+            var sent = 0
+            while sent < bytes.count {
+                let n = bytes[sent...].withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+                if n <= 0 { return }
+                sent += n
+            }
+        }
+        sendAll(first)
+        try await between()
+        sendAll(rest)
+        var received: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 4096)
+        while true {
+            let n = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+            if n <= 0 { break }
+            received += chunk[0..<n]
+        }
+        return String(decoding: received, as: UTF8.self)
+    }
+
+    /// SIGTERM while an operator's PUT of an account is still being read:
+    /// the request is answered 201 and the account is in the store after
+    /// the exit, instead of the connection being cut with nothing said.
+    @Test func aRequestInFlightWhenTheNodeStopsIsAnsweredAndStored() async throws {
+        let (url, location) = try await freshDatabase(.sqlite)
+        let sw = try await RunningSwitch.start(database: url, gateways: [("carrier", freePort())], drainSeconds: 0)
+        defer { sw.stop() }
+        let key = try await sw.createAPIKey()
+        try #require(key.hasPrefix("sbk_"))
+        let body = #"{"name": "Late Arrival Ltd", "currency": "GBP", "balance": "12.50"}"#
+        let split = body.index(body.startIndex, offsetBy: 20)
+        let head = "PUT /api/v1/accounts/930100 HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer \(key)\r\n"
+            + "Content-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\n\r\n"
+        let answer = try await Self.exchangeInTwoParts(port: sw.httpPort, first: head + body[..<split], rest: String(body[split...])) {
+            try await Task.sleep(for: .milliseconds(300))
+            #expect(kill(sw.process.pid, SIGTERM) == 0)
+            // With no live call and drain_seconds 0 the stop reaches the API at once.
+            try await Task.sleep(for: .seconds(1))
+        }
+        #expect(answer.hasPrefix("HTTP/1.1 201"), "the request in flight got: \(answer.prefix(500))")
+        let (status, output, timedOut) = await sw.process.wait(timeout: .seconds(30))
+        #expect(status == 0 && !timedOut, "exit \(status): \(output.suffix(3000))")
+        let store = try await Store.open(location)
+        let account = try await store.account(id: "930100")
+        try await store.close()
+        #expect(account?.name == "Late Arrival Ltd" && account?.balance == Decimal(string: "12.50"), "\(String(describing: account))")
+    }
+}
