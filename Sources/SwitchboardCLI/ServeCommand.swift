@@ -196,7 +196,7 @@ struct Serve: AsyncParsableCommand {
         // New calls are refused from here; live calls drain, then are cleared;
         // their CDRs are written before the store closes.
         let report = await calls.stop(drainingFor: .milliseconds(Int(node.drainSeconds * 1000)))
-        if let removed = await deregistration.value {
+        if let removed = await deregistration.value, removed.sims > 0 {
             if removed.unconfirmed == 0 {
                 logger.notice("SIM registrations removed", metadata: ["sims": "\(removed.sims)"])
             } else {
