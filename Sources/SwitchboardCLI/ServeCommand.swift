@@ -207,6 +207,7 @@ struct Serve: AsyncParsableCommand {
         // The API stays up through the drain (live calls can be watched);
         // now it takes no new connection, and requests in flight get 10 s to be answered.
         if let api {
+            logger.notice("REST API stopping: no new connections; requests in flight are answered first")
             await api.service.stop()
             let cutOff = Task { try? await Task.sleep(for: .seconds(10)); api.task.cancel() }
             await api.task.value

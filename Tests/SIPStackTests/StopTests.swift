@@ -66,8 +66,10 @@ struct StopTests {
         let answer = try await Self.exchangeInTwoParts(port: sw.httpPort, first: head + body[..<split], rest: String(body[split...])) {
             try await Task.sleep(for: .milliseconds(300))
             #expect(kill(sw.process.pid, SIGTERM) == 0)
-            // With no live call and drain_seconds 0 the stop reaches the API at once.
-            try await Task.sleep(for: .seconds(1))
+            // The rest of the body goes only once the API is being stopped.
+            #expect(await eventually(timeout: .seconds(15)) { sw.process.outputSoFar.contains("REST API stopping") },
+                    "the stop never reached the REST API: \(sw.process.outputSoFar.suffix(2000))")
+            try await Task.sleep(for: .milliseconds(300))
         }
         #expect(answer.hasPrefix("HTTP/1.1 201"), "the request in flight got: \(answer.prefix(500))")
         let (status, output, timedOut) = await sw.process.wait(timeout: .seconds(30))

@@ -77,6 +77,9 @@ public final class ExternalProcess: @unchecked Sendable {
 
     public var isRunning: Bool { poll() == nil }
 
+    /// What it has printed so far, while it runs.
+    public var outputSoFar: String { ExternalProcess.read(outputPath) }
+
     /// Waits up to `timeout` for the process to exit; kills it if it does not.
     /// Returns the exit status and everything it printed.
     public func wait(timeout: Duration) async -> (status: Int32, output: String, timedOut: Bool) {
