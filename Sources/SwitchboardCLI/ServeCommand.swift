@@ -189,19 +189,18 @@ struct Serve: AsyncParsableCommand {
         // registrar (RFC 3261 §10.2.2; only ours, never `*`, as in S9), so that
         // the customer's server stops sending calls to a node that is going.
         registrationTask.cancel()
-        let deregistration: Task<RegistrationAgent.Deregistration?, Never> = Task { [agent, deregisters = r.deregistersOnStop] in
-            guard deregisters else { return nil }
-            return await agent.deregisterAll(timeout: 10)
-        }
+        let deregisterFor = 10.0
+        let deregistration = r.deregistersOnStop ? Task { [agent] in await agent.deregisterAll(timeout: deregisterFor) } : nil
         // New calls are refused from here; live calls drain, then are cleared;
         // their CDRs are written before the store closes.
         let report = await calls.stop(drainingFor: .milliseconds(Int(node.drainSeconds * 1000)))
-        if let removed = await deregistration.value, removed.sims > 0 {
+        if let removed = await deregistration?.value, removed.sims > 0 {
             if removed.unconfirmed == 0 {
                 logger.notice("SIM registrations removed", metadata: ["sims": "\(removed.sims)"])
             } else {
-                logger.warning("some SIM registrars did not confirm the removal within 10 s: their bindings expire on their own",
-                               metadata: ["sims": "\(removed.sims)", "unconfirmed": "\(removed.unconfirmed)"])
+                logger.warning("some SIM registrars did not confirm the removal in time: their bindings expire on their own",
+                               metadata: ["sims": "\(removed.sims)", "unconfirmed": "\(removed.unconfirmed)",
+                                          "waited_seconds": "\(Int(deregisterFor))"])
             }
         }
         // The API stays up through the drain (live calls can be watched);

@@ -27,7 +27,8 @@ public struct APIRequestContext: RequestContext {
 /// document served at `/api/v1/openapi.yaml`.
 ///
 ///     let server = WebAPIServer(store: store, realm: "switchboard", host: "127.0.0.1", port: 8080, logger: logger)
-///     try await server.run()                       // until cancelled or SIGTERM/SIGINT handling of the caller
+///     let api = server.makeService()
+///     try await api.run()                          // until `api.stop()` (graceful) or cancellation
 ///     // or, in a ServiceGroup with other services:
 ///     let app = server.makeApplication()           // a ServiceLifecycle Service
 public struct WebAPIServer: Sendable {
@@ -106,11 +107,6 @@ public struct WebAPIServer: Sendable {
                 await onServerRunning(bound)
             },
             logger: logger)
-    }
-
-    /// Serves until the task is cancelled.
-    public func run() async throws {
-        try await makeApplication().run()
     }
 
     /// The API as a service that can be stopped gracefully (a node's stop).

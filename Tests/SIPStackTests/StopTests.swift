@@ -1,7 +1,4 @@
 import Foundation
-#if canImport(Glibc)
-import Glibc
-#endif
 import Store
 import Testing
 import TestSupport
@@ -11,42 +8,17 @@ import TestSupport
 /// before the process exits; only then does the API close.
 @Suite("Stopping switchboard serve", .serialized)
 struct StopTests {
-    /// One HTTP/1.1 exchange on a plain TCP connection, sent in two parts:
-    /// `first`, then after `between()` has run, `rest`. Returns everything
-    /// the server sent until it closed the connection (at most 15 s).
+    /// One HTTP/1.1 exchange on a plain TCP connection (`RawSocket`), sent in
+    /// two parts: `first`, then after `between()` has run, `rest`. Returns
+    /// everything the server sent until it closed the connection (or 15 s passed with nothing).
     static func exchangeInTwoParts(port: Int, first: String, rest: String, between: () async throws -> Void) async throws -> String {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        try #require(fd >= 0)
-        defer { close(fd) }
-        var timeout = timeval(tv_sec: 15, tv_usec: 0)
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = in_port_t(UInt16(port).bigEndian)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        let connected = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        try #require(connected == 0, "could not connect to the REST API on \(port)")
-        func sendAll(_ text: String) {
-            let bytes = Array(text.utf8)
-            var sent = 0
-            while sent < bytes.count {
-                let n = bytes[sent...].withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
-                if n <= 0 { return }
-                sent += n
-            }
-        }
-        sendAll(first)
+        let connection = RawSocket(udp: false)
+        try #require(connection.connect(port: port), "could not connect to the REST API on \(port)")
+        connection.write(Array(first.utf8))
         try await between()
-        sendAll(rest)
+        connection.write(Array(rest.utf8))
         var received: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 4096)
-        while true {
-            let n = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
-            if n <= 0 { break }
-            received += chunk[0..<n]
-        }
+        while let chunk = await connection.receive(timeout: .seconds(15)) { received += chunk }
         return String(decoding: received, as: UTF8.self)
     }
 
